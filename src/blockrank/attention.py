@@ -1,0 +1,256 @@
+"""Structured sparse attention over a packed BlockRank prompt.
+
+The prompt is packed into one sequence: block 0, the document blocks, the last (tail) block.
+Document blocks see block 0 and themselves (causally); the tail sees everything; block 0 sees
+itself. Every document block starts at position ``len(block 0)``, so document order does not
+matter, and the tail starts after the longest document.
+
+The attention is plugged into the stock HF decoder layers as the attention implementation
+``"blockrank"``; the block structure rides along in the forward kwargs (``block_layout``), so the
+layers, projections, norms and MLPs are the model's own and any Llama-family model works.
+Three modes share one layout:
+
+* ``sparse``: the efficient path. Block 0's keys/values are computed once and read by every
+  document without being copied, documents run in length-sorted micro-batches, the tail attends to
+  all keys through a fused kernel. Cost is linear in the number of documents.
+* ``dense``: the reference. The stock sdpa kernel with an explicit additive 4D mask; quadratic.
+* ``causal``: ordinary full causal attention with sequential positions (the standard ICR baseline).
+
+A :class:`LayerProbe` records the signal tokens' attention logits toward document tokens at one
+layer and may stop the forward right there, so the layers above never run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface
+
+from .prompt import PromptBlocks
+
+Mode = Literal["sparse", "dense", "causal"]
+MODES: tuple[str, ...] = ("sparse", "dense", "causal")
+ATTN_IMPLEMENTATION = "blockrank"
+
+
+@dataclass
+class BlockLayout:
+    """Geometry of one packed prompt: positions, micro-batches and the token -> document map."""
+
+    mode: Mode
+    prefix_len: int
+    tail_len: int
+    num_docs: int
+    position_ids: torch.Tensor  # [T]
+    doc_positions: torch.Tensor  # [T_docs] packed index of every document token
+    doc_of_token: torch.Tensor  # [T_docs] which document each of those tokens belongs to
+    signal_positions: torch.Tensor  # [S]
+    # sparse mode only: micro-batches of documents (packed index [B, L], valid [B, L], key bias [B, L, L0 + L])
+    batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    inverse_order: torch.Tensor | None = None  # sparse outputs come out batch by batch; this restores packing
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.position_ids.numel())
+
+    def to(self, device: torch.device | str) -> BlockLayout:
+        def move(t):
+            return None if t is None else t.to(device)
+
+        return BlockLayout(
+            mode=self.mode,
+            prefix_len=self.prefix_len,
+            tail_len=self.tail_len,
+            num_docs=self.num_docs,
+            position_ids=move(self.position_ids),
+            doc_positions=move(self.doc_positions),
+            doc_of_token=move(self.doc_of_token),
+            signal_positions=move(self.signal_positions),
+            batches=[tuple(map(move, b)) for b in self.batches],
+            inverse_order=move(self.inverse_order),
+        )
+
+
+def pack(
+    blocks: PromptBlocks,
+    mode: Mode = "sparse",
+    tail_position: int | None = None,
+    batch_tokens: int = 4096,
+) -> tuple[torch.Tensor, BlockLayout]:
+    """Pack blocks into ``input_ids [1, T]`` and describe them.
+
+    ``tail_position`` fixes where the tail starts (a large constant makes positions independent of
+    the document lengths); by default it starts right after the longest document.
+    ``batch_tokens`` bounds each document micro-batch (documents x padded length).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown attention mode {mode!r}; choose one of {', '.join(MODES)}")
+    if not blocks.docs:
+        raise ValueError("no documents to pack")
+    if len(blocks.tail) < blocks.n_signal:
+        raise ValueError("the last block is shorter than the number of signal tokens")
+    L0, Lt = len(blocks.prefix), len(blocks.tail)
+    lens = torch.tensor([len(d) for d in blocks.docs])
+    if (lens == 0).any():
+        raise ValueError("a document block is empty")
+    starts = L0 + torch.cat([torch.zeros(1, dtype=torch.long), lens.cumsum(0)[:-1]])
+    T = L0 + int(lens.sum()) + Lt
+    input_ids = torch.tensor([blocks.prefix + [t for d in blocks.docs for t in d] + blocks.tail])
+
+    doc_of_token = torch.repeat_interleave(torch.arange(len(lens)), lens)
+    doc_positions = torch.arange(L0, T - Lt)
+    offset_in_doc = doc_positions - starts[doc_of_token]
+    signal_positions = torch.arange(T - blocks.n_signal, T)
+
+    if mode == "causal":
+        position_ids = torch.arange(T)
+    else:
+        longest = int(lens.max())
+        tail_start = L0 + longest if tail_position is None else tail_position
+        if tail_start < L0 + longest:
+            raise ValueError(f"tail_position {tail_position} is inside the document blocks (< {L0 + longest})")
+        position_ids = torch.cat([torch.arange(L0), L0 + offset_in_doc, tail_start + torch.arange(Lt)])
+
+    layout = BlockLayout(
+        mode=mode,
+        prefix_len=L0,
+        tail_len=Lt,
+        num_docs=len(lens),
+        position_ids=position_ids,
+        doc_positions=doc_positions,
+        doc_of_token=doc_of_token,
+        signal_positions=signal_positions,
+    )
+    if mode == "sparse":
+        _plan_micro_batches(layout, starts, lens, batch_tokens)
+    return input_ids, layout
+
+
+def _plan_micro_batches(layout: BlockLayout, starts: torch.Tensor, lens: torch.Tensor, batch_tokens: int) -> None:
+    """Group length-sorted documents so each micro-batch holds at most ``batch_tokens`` padded tokens."""
+    L0, T = layout.prefix_len, layout.num_tokens
+    order = [torch.arange(L0)]
+    by_length = torch.argsort(lens, descending=True, stable=True).tolist()
+    i = 0
+    while i < len(by_length):
+        width = int(lens[by_length[i]])  # the longest of this micro-batch
+        group = by_length[i : i + max(1, batch_tokens // width)]
+        i += len(group)
+        j = torch.arange(width)
+        glens = lens[group]
+        valid = j[None, :] < glens[:, None]  # [B, L]
+        idx = torch.where(valid, starts[group][:, None] + j[None, :], 0)
+        causal = j[None, :] <= j[:, None]  # [L(query), L(key)]
+        own = causal[None] & valid[:, None, :]
+        allowed = torch.cat([torch.ones(len(group), width, L0, dtype=torch.bool), own], dim=-1)
+        bias = torch.zeros(allowed.shape).masked_fill_(~allowed, float("-inf"))
+        layout.batches.append((idx, valid, bias))
+        order.append(idx[valid])
+    order.append(torch.arange(T - layout.tail_len, T))
+    layout.inverse_order = torch.argsort(torch.cat(order))
+
+
+def dense_mask(layout: BlockLayout, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The block-sparse pattern as an additive ``[1, 1, T, T]`` mask (0 = allowed, dtype min = blocked)."""
+    T, L0 = layout.num_tokens, layout.prefix_len
+    block = torch.zeros(T, dtype=torch.long)  # 0 = block 0, d + 1 = document d, N + 1 = tail
+    block[layout.doc_positions] = layout.doc_of_token + 1
+    block[T - layout.tail_len :] = layout.num_docs + 1
+    q, k = block[:, None], block[None, :]
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    allowed = causal & ((q == k) | (k == 0) | (q == layout.num_docs + 1))
+    return torch.zeros(1, 1, T, T, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+
+
+class StopForward(Exception):
+    """Raised by a stopping probe once its layer's scores are recorded."""
+
+
+class LayerProbe:
+    """Records, at one decoder layer, the pre-softmax attention logits of the signal tokens toward
+    every document token (``logits [heads, signal, T_docs]``, scaled as the attention scales them)."""
+
+    def __init__(self, layer: int, stop: bool = True):
+        self.layer = layer
+        self.stop = stop
+        self.logits: torch.Tensor | None = None
+
+    def record(self, query: torch.Tensor, key: torch.Tensor, layout: BlockLayout, scaling: float) -> None:
+        heads, kv_heads, dim = query.shape[1], key.shape[1], query.shape[-1]
+        q = query[0][:, layout.signal_positions].reshape(kv_heads, heads // kv_heads, -1, dim)
+        k = key[0][:, layout.doc_positions]
+        logits = torch.einsum("hgsd,htd->hgst", q, k) * scaling
+        self.logits = logits.reshape(heads, q.shape[2], -1).float()
+        if self.stop:
+            raise StopForward
+
+
+def block_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    block_layout: BlockLayout | None = None,
+    block_probe: LayerProbe | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """HF attention function for ``attn_implementation="blockrank"`` (tensors are ``[B, heads, T, d]``)."""
+    scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    if block_probe is not None and block_layout is not None and module.layer_idx == block_probe.layer:
+        block_probe.record(query, key, block_layout, scaling)
+    if block_layout is None or block_layout.mode != "sparse":
+        # decode steps (no layout: the new token sees everything), the dense reference and full causal attention
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    if query.shape[0] != 1 or query.shape[2] != block_layout.num_tokens or key.shape[2] != query.shape[2]:
+        raise ValueError("sparse block attention takes one packed prompt at a time, without a cache prefix")
+    if dropout:
+        raise ValueError("sparse block attention does not implement attention dropout")
+    return _sparse_attention(query[0], key[0], value[0], block_layout, scaling).unsqueeze(0), None
+
+
+def _sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: BlockLayout, scaling: float):
+    """``q [h, T, d]``, ``k, v [kv_h, T, d]`` -> output ``[T, h, d]`` under the block pattern."""
+    heads, T, dim = q.shape
+    kv_heads, L0, Lt = k.shape[0], layout.prefix_len, layout.tail_len
+    q5 = q.view(kv_heads, heads // kv_heads, T, dim)
+    k0, v0 = k[:, :L0], v[:, :L0]  # block 0, shared by every document (einsum broadcasts, no copies)
+
+    pieces = [_sdpa(q[:, :L0], k0, v0, scaling, is_causal=True)]
+    for idx, valid, bias in layout.batches:
+        qb, kb, vb = q5[:, :, idx], k[:, idx], v[:, idx]  # [kv_h, g, B, L, d], [kv_h, B, L, d]
+        scores = torch.cat(
+            [torch.einsum("hgbld,hmd->hgblm", qb, k0), torch.einsum("hgbld,hbmd->hgblm", qb, kb)], dim=-1
+        )
+        p = torch.softmax(scores.float() * scaling + bias, dim=-1).to(v.dtype)
+        out = torch.einsum("hgblm,hmd->hgbld", p[..., :L0], v0) + torch.einsum("hgblm,hbmd->hgbld", p[..., L0:], vb)
+        pieces.append(out.reshape(heads, -1, dim)[:, valid.reshape(-1)])
+
+    tail_bias = torch.zeros(Lt, T, dtype=q.dtype, device=q.device)
+    tail_bias[:, T - Lt :] = torch.full((Lt, Lt), float("-inf"), device=q.device).triu(1)
+    pieces.append(_sdpa(q[:, T - Lt :], k, v, scaling, mask=tail_bias))
+    return torch.cat(pieces, dim=1)[:, layout.inverse_order].transpose(0, 1)
+
+
+def _sdpa(q, k, v, scaling, is_causal=False, mask=None):
+    out = F.scaled_dot_product_attention(
+        q[None], k[None], v[None], attn_mask=mask, is_causal=is_causal, scale=scaling, enable_gqa=True
+    )
+    return out[0]
+
+
+def _no_mask(*args, **kwargs) -> None:
+    """Mask factory for the ``blockrank`` implementation: the layout carries the structure, and a
+    dense mask (reference mode) is passed ready-made, so nothing needs building."""
+    return None
+
+
+AttentionInterface.register(ATTN_IMPLEMENTATION, block_attention)
+AttentionMaskInterface.register(ATTN_IMPLEMENTATION, _no_mask)

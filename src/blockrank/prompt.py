@@ -1,0 +1,146 @@
+"""Prompt layout: (query, documents) -> token blocks.
+
+Block 0 is the instruction, which already states the query; blocks 1..N hold one document each,
+labelled ``[i]`` so the model can name it; the last block repeats the query and ends with the
+answer opener (``Relevant documents: [``). Each block is tokenized on its own so documents can be
+moved, dropped or batched without re-tokenizing the rest.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+INSTRUCTION = (
+    "You are a search engine. Below are {n} candidate documents, each labelled with an id in square "
+    "brackets. Find the documents that are relevant to this query.\nQuery: {query}\n\n"
+)
+QUESTION = (
+    "\nQuery: {query}\nWhich of the {n} documents above are relevant to the query? "
+    "Answer with their ids in brackets, most relevant first."
+)
+ANSWER_OPENER = "Relevant documents: ["
+_SENTINEL = "\u2063BLOCKRANK_DOCUMENTS\u2063"
+
+
+class TruncationWarning(UserWarning):
+    """A document was cut to the token budget."""
+
+
+class DocumentTooLongError(ValueError):
+    """A document exceeds the token budget and truncation is off."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """One candidate document; ``id`` is the caller's identifier (defaults to its index)."""
+
+    id: str
+    text: str
+    title: str = ""
+
+    @property
+    def content(self) -> str:
+        return f"{self.title.rstrip('.')}. {self.text}" if self.title else self.text
+
+
+def as_documents(documents: Sequence[str | Mapping[str, Any] | Document]) -> list[Document]:
+    """Normalise strings, ``{id, title, text}`` dicts or Documents; raises on anything else."""
+    if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
+        raise TypeError("documents must be a list of strings or {id, title, text} dicts")
+    if len(documents) == 0:
+        raise ValueError("documents is empty: give at least one document to rerank")
+    out = []
+    for i, doc in enumerate(documents):
+        if isinstance(doc, Document):
+            out.append(doc)
+        elif isinstance(doc, str):
+            out.append(Document(id=str(i), text=doc))
+        elif isinstance(doc, Mapping):
+            text = doc.get("text")
+            if not isinstance(text, str):
+                raise TypeError(f"document {i}: a dict document needs a string 'text' field")
+            doc_id = doc.get("id", doc.get("doc_id", doc.get("_id", i)))
+            out.append(Document(id=str(doc_id), text=text, title=str(doc.get("title") or "")))
+        else:
+            raise TypeError(f"document {i} is a {type(doc).__name__}; expected a string or a dict with 'text'")
+    return out
+
+
+@dataclass
+class PromptBlocks:
+    """Token ids of one ICR prompt, block by block.
+
+    ``docs[i]`` is the block of the caller's document ``i``; ``truncated`` lists the documents that
+    were cut to the budget. The last ``n_signal`` tokens of ``tail`` are the signal tokens whose
+    attention scores the documents.
+    """
+
+    prefix: list[int]
+    docs: list[list[int]]
+    tail: list[int]
+    truncated: list[int] = field(default_factory=list)
+    n_signal: int = 2
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.prefix) + sum(map(len, self.docs)) + len(self.tail)
+
+
+class PromptBuilder:
+    """Turns a query and documents into :class:`PromptBlocks` for one tokenizer."""
+
+    def __init__(self, tokenizer, max_doc_tokens: int = 160, truncate: bool = True):
+        if max_doc_tokens <= 0:
+            raise ValueError("max_doc_tokens must be positive")
+        self.tokenizer = tokenizer
+        self.max_doc_tokens = max_doc_tokens
+        self.truncate = truncate
+        self._newline = self._encode("\n")
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def _frame(self, query: str, n: int) -> tuple[str, str]:
+        """Text before and after the documents, through the chat template when there is one."""
+        user = INSTRUCTION.format(n=n, query=query) + _SENTINEL + QUESTION.format(n=n, query=query)
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
+            )
+        else:
+            text = user + "\n"
+        before, after = text.split(_SENTINEL)
+        return before, after + ANSWER_OPENER
+
+    def document_block(self, label: int, doc: Document) -> tuple[list[int], bool]:
+        """Tokens of one document block and whether its content was truncated."""
+        body = self._encode(" " + doc.content.strip())
+        cut = len(body) > self.max_doc_tokens
+        if cut and not self.truncate:
+            raise DocumentTooLongError(
+                f"document {doc.id!r} has {len(body)} tokens, over the budget of {self.max_doc_tokens} "
+                "(raise max_doc_tokens or allow truncation)"
+            )
+        return self._encode(f"[{label}]") + body[: self.max_doc_tokens] + self._newline, cut
+
+    def build(self, query: str, documents: Sequence[str | Mapping[str, Any] | Document]) -> PromptBlocks:
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError("query is empty: give a non-empty query string")
+        docs = as_documents(documents)
+        before, after = self._frame(query.strip(), len(docs))
+        blocks, truncated = [], []
+        for i, doc in enumerate(docs):
+            ids, cut = self.document_block(i + 1, doc)
+            blocks.append(ids)
+            if cut:
+                truncated.append(i)
+        if truncated:
+            warnings.warn(
+                f"{len(truncated)} of {len(docs)} documents were truncated to {self.max_doc_tokens} tokens",
+                TruncationWarning,
+                stacklevel=2,
+            )
+        return PromptBlocks(prefix=self._encode(before), docs=blocks, tail=self._encode(after), truncated=truncated)

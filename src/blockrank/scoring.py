@@ -1,0 +1,115 @@
+"""Scoring documents: attention mass at layer l* (no decoding) or a decoded answer list."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from transformers import DynamicCache, PreTrainedModel
+
+from .attention import BlockLayout, LayerProbe, Mode, StopForward, dense_mask, pack
+from .prompt import PromptBlocks
+
+
+def document_mass(logits: torch.Tensor, doc_of_token: torch.Tensor, num_docs: int) -> torch.Tensor:
+    """Per-document attention mass from signal-token logits ``[heads, signal, T_docs]``.
+
+    Softmax over all document tokens, mean over heads and signal tokens, sum per document.
+    The result sums to 1 over documents.
+    """
+    probs = torch.softmax(logits.float(), dim=-1).mean(dim=(0, 1))
+    return torch.zeros(num_docs, dtype=probs.dtype, device=probs.device).index_add(0, doc_of_token, probs)
+
+
+def forward_blocks(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    layout: BlockLayout,
+    probe: LayerProbe | None = None,
+    **kwargs,
+):
+    """Run ``model`` on a packed prompt under ``layout``; returns its output, or None if ``probe`` stopped it."""
+    device = model.device
+    layout = layout.to(device)
+    if layout.mode == "dense":
+        kwargs["attention_mask"] = dense_mask(layout, dtype=model.dtype).to(device)
+    try:
+        return model(
+            input_ids.to(device),
+            position_ids=layout.position_ids[None],
+            block_layout=layout,
+            block_probe=probe,
+            **kwargs,
+        )
+    except StopForward:
+        return None
+
+
+@torch.inference_mode()
+def attention_scores(
+    model: PreTrainedModel,
+    blocks: PromptBlocks,
+    layer: int,
+    mode: Mode = "sparse",
+    **pack_kwargs,
+) -> torch.Tensor:
+    """Document scores ``[N]`` from layer ``layer``'s attention; layers above it never run."""
+    if not 0 <= layer < model.config.num_hidden_layers:
+        raise ValueError(f"layer {layer} is outside the model's {model.config.num_hidden_layers} layers")
+    input_ids, layout = pack(blocks, mode=mode, **pack_kwargs)
+    probe = LayerProbe(layer, stop=True)
+    forward_blocks(model, input_ids, layout, probe)
+    return document_mass(probe.logits, layout.doc_of_token.to(probe.logits.device), layout.num_docs).cpu()
+
+
+@torch.inference_mode()
+def decode_answer(
+    model: PreTrainedModel,
+    tokenizer,
+    blocks: PromptBlocks,
+    mode: Mode = "sparse",
+    max_new_tokens: int = 64,
+    **pack_kwargs,
+) -> str:
+    """Greedily decode the answer list that follows the prompt's ``[`` opener (e.g. ``"3, 7]"``)."""
+    input_ids, layout = pack(blocks, mode=mode, **pack_kwargs)
+    cache = DynamicCache(config=model.config)
+    out = forward_blocks(model, input_ids, layout, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    position = int(layout.position_ids[-1]) + 1
+    generated: list[int] = []
+    for _ in range(max_new_tokens):
+        token = int(out.logits[0, -1].argmax())
+        if token == tokenizer.eos_token_id:
+            break
+        generated.append(token)
+        if "]" in tokenizer.decode([token]):
+            break
+        out = model(
+            torch.tensor([[token]], device=model.device),
+            position_ids=torch.tensor([[position]], device=model.device),
+            past_key_values=cache,
+            use_cache=True,
+        )
+        position += 1
+    return tokenizer.decode(generated, skip_special_tokens=True)
+
+
+def parse_ranking(answer: str, num_docs: int) -> list[int]:
+    """0-based document indices named in an answer like ``"3, 7, 1]"``, in order, deduplicated.
+
+    Ids outside ``1..num_docs`` and anything after the closing bracket are ignored.
+    """
+    ranking: list[int] = []
+    for match in re.findall(r"\d+", answer.split("]")[0]):
+        i = int(match) - 1
+        if 0 <= i < num_docs and i not in ranking:
+            ranking.append(i)
+    return ranking
+
+
+def ranking_scores(ranking: list[int], num_docs: int) -> torch.Tensor:
+    """Scores for a decoded ranking: named documents ``1 / (1 + rank)``, the rest 0."""
+    scores = torch.zeros(num_docs)
+    for rank, i in enumerate(ranking):
+        scores[i] = 1.0 / (1 + rank)
+    return scores

@@ -1,0 +1,61 @@
+"""``blockrank rerank`` end to end on a tiny random model."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from blockrank.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_rerank_json_from_arguments(capsys, tiny_model_dir):
+    code, out, _ = run(capsys, "rerank", "-q", "rain", "clouds", "sun", "snow", "--model", str(tiny_model_dir), "--layer", "1", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    assert sorted(r["text"] for r in rows) == ["clouds", "snow", "sun"]
+
+
+def test_rerank_file_and_table(capsys, tiny_model_dir, tmp_path):
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps({"query": "rain", "documents": [{"id": "a", "text": "clouds"}, {"id": "b", "text": "sun"}]}))
+    code, out, _ = run(capsys, "rerank", "-f", str(path), "--model", str(tiny_model_dir), "--layer", "1", "-k", "1")
+    assert code == 0
+    assert "Query: rain" in out and "rank" in out
+
+
+def test_rerank_jsonl_from_stdin(capsys, monkeypatch, tiny_model_dir):
+    monkeypatch.setattr("sys.stdin", io.StringIO('"clouds"\n{"id": "x", "text": "sun"}\n'))
+    code, out, _ = run(capsys, "rerank", "-q", "rain", "-f", "-", "--model", str(tiny_model_dir), "--layer", "1", "--json")
+    assert code == 0 and {r["id"] for r in json.loads(out)} == {"0", "x"}
+
+
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        ('"a"\n{broken\n', "line 2: not valid JSON"),
+        ('{"query": "q"}', "needs a 'documents' list"),
+        ("", "is empty"),
+    ],
+)
+def test_malformed_files(capsys, tmp_path, content, match):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    code, _, err = run(capsys, "rerank", "-q", "q", "-f", str(path))
+    assert code == 2 and match in err
+
+
+def test_errors_before_loading(capsys):
+    assert run(capsys, "rerank", "-q", " ", "a")[0] == 2
+    code, _, err = run(capsys, "rerank", "-q", "q")
+    assert code == 2 and "no documents" in err
+    code, _, err = run(capsys, "rerank", "-q", "q", "a", "--model", "./missing-model")
+    assert code == 2 and "does not exist" in err

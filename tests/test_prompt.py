@@ -1,0 +1,53 @@
+"""Prompt layout with the default model's tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+
+from blockrank.prompt import ANSWER_OPENER, DocumentTooLongError, PromptBuilder, TruncationWarning, as_documents
+
+
+def test_blocks_follow_the_layout(tokenizer):
+    blocks = PromptBuilder(tokenizer).build("what causes rain?", ["Clouds condense.", {"id": "b", "title": "Sun", "text": "It is hot."}])
+    prefix = tokenizer.decode(blocks.prefix)
+    assert prefix.startswith("<|im_start|>")  # the chat template is used
+    assert "Query: what causes rain?" in prefix  # block 0 states the query
+    assert tokenizer.decode(blocks.docs[0]) == "[1] Clouds condense.\n"
+    assert tokenizer.decode(blocks.docs[1]) == "[2] Sun. It is hot.\n"
+    tail = tokenizer.decode(blocks.tail)
+    assert "Query: what causes rain?" in tail and tail.endswith(ANSWER_OPENER)
+    assert "<|im_start|>assistant" in tail
+    assert blocks.truncated == []
+    assert blocks.num_tokens == len(blocks.prefix) + len(blocks.docs[0]) + len(blocks.docs[1]) + len(blocks.tail)
+
+
+def test_truncation_is_reported(tokenizer):
+    long_doc = "word " * 400
+    with pytest.warns(TruncationWarning, match="1 of 2 documents were truncated to 32 tokens"):
+        blocks = PromptBuilder(tokenizer, max_doc_tokens=32).build("q", ["short", long_doc])
+    assert blocks.truncated == [1]
+    label, newline = len(tokenizer.encode("[2]")), 1
+    assert len(blocks.docs[1]) == label + 32 + newline
+    with pytest.raises(DocumentTooLongError, match="over the budget of 32"):
+        PromptBuilder(tokenizer, max_doc_tokens=32, truncate=False).build("q", ["short", long_doc])
+
+
+@pytest.mark.parametrize(
+    "query,docs,error,match",
+    [
+        ("", ["a"], ValueError, "query is empty"),
+        ("   ", ["a"], ValueError, "query is empty"),
+        ("q", [], ValueError, "documents is empty"),
+        ("q", "just a string", TypeError, "list of strings"),
+        ("q", ["a", 3], TypeError, "document 1 is a int"),
+        ("q", [{"title": "no text"}], TypeError, "needs a string 'text'"),
+    ],
+)
+def test_bad_input(tokenizer, query, docs, error, match):
+    with pytest.raises(error, match=match):
+        PromptBuilder(tokenizer).build(query, docs)
+
+
+def test_document_ids():
+    docs = as_documents(["x", {"id": 7, "text": "y"}, {"_id": "d3", "text": "z"}])
+    assert [d.id for d in docs] == ["0", "7", "d3"]
