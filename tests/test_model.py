@@ -23,7 +23,7 @@ def test_missing_path():
 
 
 def test_directory_without_config(tmp_path):
-    with pytest.raises(ModelLoadError, match="no config.json"):
+    with pytest.raises(ModelLoadError, match="no config.json or adapter_config.json"):
         load_model(tmp_path)
 
 

@@ -94,18 +94,19 @@ def pack(
         raise ValueError("no documents to pack")
     if len(blocks.tail) < blocks.n_signal:
         raise ValueError("the last block is shorter than the number of signal tokens")
-    L0, Lt = len(blocks.prefix), len(blocks.tail)
+    L0, Lt = len(blocks.prefix), len(blocks.tail) + len(blocks.answer)  # the answer extends the last block
     lens = torch.tensor([len(d) for d in blocks.docs])
     if (lens == 0).any():
         raise ValueError("a document block is empty")
     starts = L0 + torch.cat([torch.zeros(1, dtype=torch.long), lens.cumsum(0)[:-1]])
     T = L0 + int(lens.sum()) + Lt
-    input_ids = torch.tensor([blocks.prefix + [t for d in blocks.docs for t in d] + blocks.tail])
+    input_ids = torch.tensor([blocks.prefix + [t for d in blocks.docs for t in d] + blocks.tail + blocks.answer])
 
     doc_of_token = torch.repeat_interleave(torch.arange(len(lens)), lens)
     doc_positions = torch.arange(L0, T - Lt)
     offset_in_doc = doc_positions - starts[doc_of_token]
-    signal_positions = torch.arange(T - blocks.n_signal, T)
+    signal_end = T - len(blocks.answer)
+    signal_positions = torch.arange(signal_end - blocks.n_signal, signal_end)
 
     if mode == "causal":
         position_ids = torch.arange(T)

@@ -10,10 +10,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .data import DataFormatError
 from .model import DEFAULT_MODEL, ModelLoadError, UnsupportedModelError
 from .prompt import DocumentTooLongError, TruncationWarning, as_documents
 
-USER_ERRORS = (ValueError, TypeError, KeyError, OSError, ModelLoadError, UnsupportedModelError, DocumentTooLongError)
+USER_ERRORS = (DataFormatError, ValueError, TypeError, KeyError, OSError, ModelLoadError, UnsupportedModelError, DocumentTooLongError)
 
 
 def demo_example() -> dict[str, Any]:
@@ -115,6 +116,169 @@ def cmd_rerank(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import benchmark
+
+    console = Console()
+    reranker = load_reranker(args)
+    demo = demo_example()
+    texts = [f"{d['title']}. {d['text']}" for d in demo["documents"]]
+    ns = [int(n) for n in args.ns.split(",")]
+    configs = args.configs.split(",")
+    unknown = set(configs) - set(benchmark.CONFIGS)
+    if unknown:
+        raise ValueError(f"unknown configs {sorted(unknown)}; choose from {', '.join(benchmark.CONFIGS)}")
+    report = benchmark.run(reranker, demo["query"], texts, ns, configs=configs, repeats=args.repeats,
+                           max_seconds=args.max_seconds, progress=lambda msg: console.log(msg))
+    report["command"] = "blockrank " + " ".join(sys.argv[1:]) if args.command_line is None else args.command_line
+    json_path, png_path = benchmark.write_report(report, Path(args.out), args.name or f"speed-{report['dtype']}")
+    m = report["machine"]
+    console.print(f"machine: {m['cpu']}, {m['threads']} threads, {m['device']}; model {report['model']} "
+                  f"{report['dtype']}, l*={report['layer']}; dense matmul {report['matmul_gflops']:.0f} GFLOP/s")
+    table = Table()
+    for col in ("N", "tokens", "(a) sparse s", "(b) dense s", "(c) causal s", "(c)/(a)", "ms/doc (a)",
+                "tok/s (a)", "GFLOP/s (a)", "% matmul", "peak MB (a/b/c)"):
+        table.add_column(col, justify="right")
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    for r in report["summary"]:
+        mems = "/".join(fmt(r[f"{c}_mem_mb"], ".0f") for c in benchmark.CONFIGS)
+        table.add_row(str(r["n_docs"]), str(r["tokens"]), fmt(r["sparse_s"], ".2f"),
+                      fmt(r["dense_s"], ".2f") if r["dense_s"] else (r["dense_note"] or "-"),
+                      fmt(r["causal_s"], ".2f") if r["causal_s"] else (r["causal_note"] or "-"),
+                      fmt(r.get("causal_over_sparse"), ".2f"), fmt(r.get("ms_per_doc"), ".1f"),
+                      fmt(r.get("tokens_per_s"), ".0f"), fmt(r.get("gflops"), ".0f"),
+                      fmt(100 * r["fraction_of_matmul"] if "fraction_of_matmul" in r else None, ".0f"), mems)
+    Console(width=max(console.width, 160)).print(table)
+    diffs = [r["dense_max_score_diff"] for r in report["summary"] if r.get("dense_max_score_diff") is not None]
+    if diffs:
+        console.print(f"max |score(a) - score(b)| over all N: {max(diffs):.2e}")
+    console.print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .service import Limits, create_app
+
+    limits = Limits(max_documents=args.max_documents, max_document_chars=args.max_document_chars,
+                    max_body_bytes=args.max_body_bytes, request_timeout_s=args.timeout, max_queue=args.max_queue,
+                    max_tokens_per_doc=max(args.max_tokens_per_doc, args.max_doc_tokens))
+    app = create_app(load_reranker(args), limits)
+    uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=int(args.timeout) + 5)
+    return 0
+
+
+def cmd_rerank_run(args: argparse.Namespace) -> int:
+    from . import batch, data
+
+    if args.candidates:
+        candidates = data.read_candidates(args.candidates)
+        for c in candidates:
+            c.documents = c.documents[: args.top_k]
+    else:
+        if not (args.run and args.corpus):
+            raise ValueError("give --run and --corpus, or --candidates")
+        corpus_dir = Path(args.corpus)
+        queries = data.read_queries(args.queries or corpus_dir / "queries.jsonl")
+        corpus = data.read_corpus(corpus_dir / "corpus.jsonl" if corpus_dir.is_dir() else corpus_dir)
+        candidates = data.candidates_from_run(data.read_run(args.run), queries, corpus, args.top_k)
+    kwargs = dict(dtype=args.dtype, device=args.device, layer=args.layer, method=args.method,
+                  attention=args.attention, max_doc_tokens=args.max_doc_tokens)
+    if args.ray:
+        done = batch.rerank_run_ray(args.model, candidates, args.out, args.tag, args.replicas, kwargs)
+    else:
+        from .reranker import Reranker
+
+        done = batch.rerank_run(Reranker.from_pretrained(args.model, **kwargs), candidates, args.out, args.tag)
+    print(f"reranked {done} queries ({len(candidates) - done} already done) -> {args.out}", file=sys.stderr)
+    return 0
+
+
+RERANKERS = ("bm25", "dense", "blockrank", "blockrank-decode", "full", "sliding", "first")
+
+
+def make_scorers(names: list[str], args: argparse.Namespace) -> list:
+    """One scorer per name; the LM-based ones share one loaded model."""
+    from . import baselines
+    from .model import load_model
+    from .reranker import Reranker
+
+    unknown = [n for n in names if n not in RERANKERS]
+    if unknown:
+        raise ValueError(f"unknown rerankers {unknown}; choose from {', '.join(RERANKERS)}")
+    lm = None
+    scorers = []
+    for name in names:
+        if name == "bm25":
+            scorers.append(baselines.FirstStage(args.first_stage if args.first_stage != "dense" else "dense-retrieval"))
+            continue
+        if name == "dense":
+            scorers.append(baselines.DenseReranker())
+            continue
+        lm = lm or load_model(args.model, dtype=args.dtype, device=args.device)
+
+        def reranker(**kw):
+            return Reranker(*lm, layer=args.layer, max_doc_tokens=args.max_doc_tokens, **kw)
+
+        scorers.append({
+            "blockrank": lambda: baselines.BlockRankScorer(reranker(), "blockrank"),
+            "blockrank-decode": lambda: baselines.BlockRankScorer(reranker(method="decode"), "blockrank-decode"),
+            "full": lambda: baselines.BlockRankScorer(reranker(attention="causal"), "full"),
+            "sliding": lambda: baselines.SlidingWindow(reranker()),
+            "first": lambda: baselines.FirstToken(reranker()),
+        }[name]())
+    return scorers
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import evaluation
+
+    names = args.rerankers.split(",")
+    evalset = evaluation.load_eval_set(args.data, qrels=args.qrels, first_stage=args.first_stage, top_k=args.top_k,
+                                       split=args.split, run=args.run, limit=args.limit)
+    scorers = make_scorers(names, args)
+    config = {k: v for k, v in vars(args).items() if k != "func"}
+    report = evaluation.evaluate(scorers, evalset, args.out, config)
+    if args.latency_ns:
+        ns = [int(n) for n in args.latency_ns.split(",")]
+        sweep = evaluation.latency_sweep(scorers, evalset.candidates[0], ns)
+        report["latency_sweep"] = sweep
+        evaluation.plot_latency(sweep, Path(args.out) / "latency.png", f"{evalset.name}: latency vs documents")
+        evaluation._write_json(Path(args.out) / "summary.json", report)
+    table = Table(title=f"{evalset.name}: {report['queries']} queries, top-{args.top_k}, relevant = grade >= {evalset.rel}")
+    metric_names = list(next(iter(report["rerankers"].values()))["metrics"])
+    for col in ["reranker", *metric_names, "s/query (mean)", "p95 s", "tokens/query"]:
+        table.add_column(col, justify="right")
+    for name, r in report["rerankers"].items():
+        table.add_row(name, *(f"{r['metrics'][m]:.4f}" for m in metric_names), f"{r['latency_s']['mean']:.3f}",
+                      f"{r['latency_s']['p95']:.3f}", f"{r['tokens_per_query']:.0f}")
+    Console(width=200).print(table)
+    print(f"wrote {args.out}/summary.json, run files and plots", file=sys.stderr)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training import Trainer, load_config
+
+    cfg = load_config(args.config, args.overrides)
+    trainer = Trainer(cfg, resume=args.resume)
+    print(f"{len(trainer.examples)} training examples, {trainer.total_steps} optimizer steps -> {cfg.out_dir}", file=sys.stderr)
+    try:
+        final = trainer.train()
+    except KeyboardInterrupt:
+        print(f"stopped; resume with: blockrank train {args.config or ''} --resume", file=sys.stderr)
+        return 130
+    print(f"saved {final}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blockrank", description="BlockRank in-context reranking")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +292,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_model_args(p)
     p.set_defaults(func=cmd_rerank)
+
+    p = sub.add_parser("rerank-run", help="rerank a TREC run file (or candidate lists) offline, resumably")
+    p.add_argument("--run", help="first-stage TREC run file (qid Q0 docid rank score tag)")
+    p.add_argument("--corpus", help="BEIR directory (corpus.jsonl, queries.jsonl) or a corpus.jsonl")
+    p.add_argument("--queries", help="queries.jsonl (default: CORPUS/queries.jsonl)")
+    p.add_argument("--candidates", help="instead of --run/--corpus: candidate-list JSONL {qid, query, candidates}")
+    p.add_argument("--out", required=True, help="output TREC run; finished queries in it are skipped")
+    p.add_argument("--top-k", type=int, default=100, help="rerank the first k candidates of each query")
+    p.add_argument("--tag", default="blockrank")
+    p.add_argument("--ray", action="store_true", help="fan out over a Ray cluster (local if none is running)")
+    p.add_argument("--replicas", type=int, default=1, help="model replicas (Ray actors) with --ray")
+    add_model_args(p)
+    p.set_defaults(func=cmd_rerank_run)
+
+    p = sub.add_parser("eval", help="evaluate rerankers on BEIR / TREC DL with standard metrics")
+    p.add_argument("--data", required=True, help="BEIR directory, or candidate-list JSONL (with --qrels)")
+    p.add_argument("--qrels", help="qrels file (BEIR TSV or TREC); default: the BEIR directory's split")
+    p.add_argument("--run", help="first-stage TREC run over the BEIR corpus, instead of computing one")
+    p.add_argument("--split", default="test")
+    p.add_argument("--first-stage", choices=["bm25", "dense"], default="bm25", help="for BEIR directories")
+    p.add_argument("--rerankers", default="bm25,blockrank", help=f"comma-separated from: {', '.join(RERANKERS)}")
+    p.add_argument("--top-k", type=int, default=100, help="candidates reranked per query")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries")
+    p.add_argument("--latency-ns", default=None, help="also time each reranker at these list sizes (e.g. 10,20,50)")
+    p.add_argument("--out", required=True, help="output directory (resumes if it holds a partial run)")
+    add_model_args(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", help="fine-tune a BlockRank model (LM loss + auxiliary attention loss)")
+    p.add_argument("config", nargs="?", help="YAML/TOML recipe (see configs/)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. lora.r=8 max_steps=10")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in out_dir")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("serve", help="HTTP service: Cohere/TEI-compatible POST /rerank")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--max-documents", type=int, default=1000, help="documents per request")
+    p.add_argument("--max-document-chars", type=int, default=20_000, help="characters per document")
+    p.add_argument("--max-body-bytes", type=int, default=10 * 2**20)
+    p.add_argument("--max-tokens-per-doc", type=int, default=512, help="cap on a request's max_tokens_per_doc")
+    p.add_argument("--max-queue", type=int, default=32, help="queued requests before answering 503")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before answering 504")
+    add_model_args(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("bench", help="speed: sparse vs dense reference vs full causal attention")
+    p.add_argument("--ns", default="10,20,50,100,200,500", help="numbers of documents, comma-separated")
+    p.add_argument("--configs", default="sparse,dense,causal")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--max-seconds", type=float, default=300.0, help="skip a config predicted to take longer")
+    p.add_argument("--out", default="bench/results")
+    p.add_argument("--name", default=None, help="file stem of the JSON and PNG (default: speed-DTYPE)")
+    p.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
+    add_model_args(p)
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -7,6 +7,7 @@ It is dequantized once and cached as safetensors under :func:`cache_dir` (``$BLO
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -85,8 +86,8 @@ def resolve(name_or_path: str | os.PathLike | None) -> tuple[str, dict]:
             raise ModelLoadError(f"GGUF file {str(path)!r} does not exist")
         return str(path.parent), {"gguf_file": path.name}
     if path.exists():
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(f"{str(path)!r} is not a model directory (no config.json)")
+        if not any((path / f).is_file() for f in ("config.json", "adapter_config.json")):
+            raise ModelLoadError(f"{str(path)!r} is not a model directory (no config.json or adapter_config.json)")
         return str(path), {}
     if str(name_or_path).count("/") == 1 and not str(name_or_path).startswith((".", "/", "~")):
         return str(name_or_path), {}  # a hub id
@@ -105,6 +106,8 @@ def load_model(
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = parse_dtype(dtype) if dtype is not None else (torch.bfloat16 if device.type == "cuda" else torch.float32)
     source, extra = resolve(name_or_path)
+    if (Path(source) / "adapter_config.json").is_file():
+        return _load_adapter(Path(source), dtype, device)
     try:
         config = AutoConfig.from_pretrained(source, **extra)
     except (OSError, ValueError) as err:
@@ -117,6 +120,26 @@ def load_model(
         source, dtype=dtype, attn_implementation=ATTN_IMPLEMENTATION, **extra
     )
     return model.to(device).eval(), tokenizer
+
+
+def _load_adapter(path: Path, dtype: torch.dtype, device: torch.device) -> tuple[PreTrainedModel, object]:
+    """A LoRA adapter trained by ``blockrank train``: load its base model, merge the adapter in."""
+    from peft import PeftModel
+
+    base = recipe(path).get("base_model")
+    model, tokenizer = load_model(base, dtype=torch.float32, device="cpu")
+    model = PeftModel.from_pretrained(model, path).merge_and_unload()
+    if (path / "tokenizer_config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    return model.to(device=device, dtype=dtype).eval(), tokenizer
+
+
+def recipe(name_or_path: str | os.PathLike | None) -> dict:
+    """Scoring settings saved next to a trained model (``blockrank.json``: layer, max_doc_tokens), if any."""
+    if name_or_path is None:
+        return {}
+    path = Path(name_or_path).expanduser() / "blockrank.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def parse_dtype(dtype: torch.dtype | str) -> torch.dtype:

@@ -75,7 +75,8 @@ class PromptBlocks:
 
     ``docs[i]`` is the block of the caller's document ``i``; ``truncated`` lists the documents that
     were cut to the budget. The last ``n_signal`` tokens of ``tail`` are the signal tokens whose
-    attention scores the documents.
+    attention scores the documents. ``answer`` (training only) is the target answer, appended to the
+    last block for teacher forcing.
     """
 
     prefix: list[int]
@@ -83,10 +84,11 @@ class PromptBlocks:
     tail: list[int]
     truncated: list[int] = field(default_factory=list)
     n_signal: int = 2
+    answer: list[int] = field(default_factory=list)
 
     @property
     def num_tokens(self) -> int:
-        return len(self.prefix) + sum(map(len, self.docs)) + len(self.tail)
+        return len(self.prefix) + sum(map(len, self.docs)) + len(self.tail) + len(self.answer)
 
 
 class PromptBuilder:
@@ -114,6 +116,10 @@ class PromptBuilder:
             text = user + "\n"
         before, after = text.split(_SENTINEL)
         return before, after + ANSWER_OPENER
+
+    def answer(self, positives: list[int]) -> list[int]:
+        """Target tokens after the ``[`` opener for 0-based positive documents, e.g. ``3, 7]``."""
+        return self._encode(", ".join(str(i + 1) for i in positives) + "]")
 
     def document_block(self, label: int, doc: Document) -> tuple[list[int], bool]:
         """Tokens of one document block and whether its content was truncated."""

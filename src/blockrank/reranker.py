@@ -11,7 +11,7 @@ import torch
 from transformers import PreTrainedModel
 
 from .attention import MODES, Mode
-from .model import default_layer, load_model
+from .model import default_layer, load_model, recipe
 from .prompt import Document, PromptBlocks, PromptBuilder, as_documents
 from .scoring import attention_scores, decode_answer, parse_ranking, ranking_scores
 
@@ -27,6 +27,15 @@ class Result:
     id: str
     score: float
     document: Document
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Results best first, with the indices of documents cut to the token budget and the prompt's length."""
+
+    results: list[Result]
+    truncated: list[int]
+    num_tokens: int
 
 
 class Reranker:
@@ -73,12 +82,28 @@ class Reranker:
         device: torch.device | str | None = None,
         **kwargs,
     ) -> Reranker:
-        """Load a model (``None``: the embedded default) and wrap it; ``kwargs`` go to :class:`Reranker`."""
-        model, tokenizer = load_model(name_or_path, dtype=dtype, device=device)
-        return cls(model, tokenizer, **kwargs)
+        """Load a model (``None``: the embedded default) and wrap it; ``kwargs`` go to :class:`Reranker`.
 
-    def prompt(self, query: str, documents: Sequence[DocumentLike]) -> PromptBlocks:
-        return self.builder.build(query, documents)
+        A model trained by ``blockrank train`` brings its own ``layer`` and ``max_doc_tokens`` defaults.
+        """
+        model, tokenizer = load_model(name_or_path, dtype=dtype, device=device)
+        trained = {k: v for k, v in recipe(name_or_path).items() if k in ("layer", "max_doc_tokens")}
+        return cls(model, tokenizer, **(trained | {k: v for k, v in kwargs.items() if v is not None}))
+
+    def prompt(
+        self,
+        query: str,
+        documents: Sequence[DocumentLike],
+        max_doc_tokens: int | None = None,
+        truncate: bool | None = None,
+    ) -> PromptBlocks:
+        """Build the prompt; ``max_doc_tokens`` and ``truncate`` override the reranker's for this call."""
+        builder = self.builder
+        budget = builder.max_doc_tokens if max_doc_tokens is None else max_doc_tokens
+        cut = builder.truncate if truncate is None else truncate
+        if (budget, cut) != (builder.max_doc_tokens, builder.truncate):
+            builder = PromptBuilder(self.tokenizer, max_doc_tokens=budget, truncate=cut)
+        return builder.build(query, documents)
 
     def score_blocks(self, blocks: PromptBlocks) -> torch.Tensor:
         """Scores ``[N]`` for an already built prompt, in document order (higher is more relevant)."""
@@ -93,12 +118,25 @@ class Reranker:
 
     def rerank(self, query: str, documents: Sequence[DocumentLike], top_k: int | None = None) -> list[Result]:
         """Documents best first (ties keep the input order); ``top_k`` keeps only the best ``k``."""
-        if top_k is not None and (not isinstance(top_k, int) or top_k <= 0):
+        return self.rank(query, documents, top_k=top_k).results
+
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[DocumentLike],
+        top_k: int | None = None,
+        max_doc_tokens: int | None = None,
+        truncate: bool | None = None,
+    ) -> Ranking:
+        """:meth:`rerank` plus what the prompt looked like (truncated documents, token count)."""
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
         docs = as_documents(documents)
-        scores = self.score_blocks(self.prompt(query, docs))
+        blocks = self.prompt(query, docs, max_doc_tokens=max_doc_tokens, truncate=truncate)
+        scores = self.score_blocks(blocks)
         order = sorted(range(len(docs)), key=lambda i: -float(scores[i]))
-        return [Result(i, docs[i].id, float(scores[i]), docs[i]) for i in order[:top_k]]
+        results = [Result(i, docs[i].id, float(scores[i]), docs[i]) for i in order[:top_k]]
+        return Ranking(results=results, truncated=blocks.truncated, num_tokens=blocks.num_tokens)
 
     def rerank_batch(
         self, queries: Sequence[str], documents: Sequence[Sequence[DocumentLike]], top_k: int | None = None

@@ -1,0 +1,273 @@
+"""Speed benchmark: BlockRank's sparse path against the dense reference and full causal attention.
+
+For each number of documents N (fixed length, real text) it times, interleaved and repeated:
+(a) the sparse path in attention mode, (b) the dense-mask reference, (c) ordinary full causal
+attention (stock sdpa) in one pass. All three read scores at layer l* and stop there, so they differ
+only in attention. A configuration is skipped, with the reason, where it would exceed the memory or
+time limit. It also measures dense matmul GFLOP/s on the same machine to put (a)'s throughput in
+context.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .attention import pack
+from .prompt import PromptBlocks
+from .reranker import Reranker
+from .scoring import attention_scores
+
+CONFIGS = {"sparse": "(a) BlockRank sparse", "dense": "(b) dense-mask reference", "causal": "(c) full causal sdpa"}
+
+
+@dataclass
+class Measurement:
+    config: str
+    n_docs: int
+    tokens: int
+    seconds: list[float] = field(default_factory=list)
+    peak_mem_mb: float | None = None
+    gflop: float | None = None
+    max_score_diff: float | None = None  # against (a)'s scores on the same prompt
+    skipped: str | None = None
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.seconds) if self.seconds else None
+
+
+def machine_info(device: torch.device) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def matmul_gflops(dtype: torch.dtype, device: torch.device, size: int = 2048, repeats: int = 10) -> float:
+    """Measured dense matmul throughput of this machine (the practical ceiling for (a))."""
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+    _sync(device)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def sparse_gflop(config, blocks: PromptBlocks, layer: int) -> float:
+    """Useful FLOPs of the sparse path up to layer ``layer``: projections, MLP and attention."""
+    h, kv = config.num_attention_heads, config.num_key_value_heads
+    d = getattr(config, "head_dim", None) or config.hidden_size // h
+    hidden, inter = config.hidden_size, config.intermediate_size
+    linear = hidden * (2 * h * d + 2 * kv * d) + 3 * hidden * inter  # q, o, k, v, gate/up/down
+    L0, T = len(blocks.prefix), blocks.num_tokens
+    keys_seen = L0 * (L0 + 1) / 2  # block 0, causal
+    keys_seen += sum(n * L0 + n * (n + 1) / 2 for n in map(len, blocks.docs))
+    keys_seen += sum(T - len(blocks.tail) + i + 1 for i in range(len(blocks.tail)))
+    per_layer = 2 * T * linear + 4 * h * d * keys_seen
+    probe = 2 * T * kv * d + 2 * blocks.n_signal * hidden * h * d  # layer l*'s key and signal query projections
+    return (layer * per_layer + probe) / 1e9
+
+
+class PeakMemory:
+    """Peak memory during a call: CUDA allocator peak, or sampled process RSS above the starting point."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+        else:
+            self.base = self.peak = _rss()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, _rss())
+        self.mb = (self.peak - self.base) / 2**20
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def fixed_length_blocks(reranker: Reranker, query: str, texts: list[str], n_docs: int) -> PromptBlocks:
+    """N documents cut to exactly the reranker's token budget (texts are cycled; all must be long enough)."""
+    docs = [texts[i % len(texts)] for i in range(n_docs)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        blocks = reranker.prompt(query, docs)
+    if len(blocks.truncated) != n_docs:
+        raise ValueError("benchmark texts must all exceed max_doc_tokens so every document has the same length")
+    return blocks
+
+
+def _predict(previous: Measurement | None, tokens: int, quadratic: bool) -> float | None:
+    if previous is None or previous.median is None:
+        return None
+    return previous.median * (tokens / previous.tokens) ** (2 if quadratic else 1)
+
+
+def run(
+    reranker: Reranker,
+    query: str,
+    texts: list[str],
+    ns: list[int],
+    configs: list[str] = list(CONFIGS),
+    repeats: int = 3,
+    max_seconds: float = 300.0,
+    max_memory_fraction: float = 0.5,
+    progress=None,
+) -> dict:
+    """Benchmark and return a JSON-able report."""
+    model, device = reranker.model, reranker.model.device
+    total_memory = (
+        torch.cuda.get_device_properties(device).total_memory if device.type == "cuda"
+        else os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    )
+    ceiling = matmul_gflops(model.dtype, device)
+    results: list[Measurement] = []
+    last: dict[str, Measurement] = {}
+    for n in ns:
+        blocks = fixed_length_blocks(reranker, query, texts, n)
+        tokens = blocks.num_tokens
+        row = {c: Measurement(c, n, tokens) for c in configs}
+        for c, m in row.items():
+            predicted = _predict(last.get(c), tokens, quadratic=c != "sparse")
+            if predicted is not None and predicted > max_seconds:
+                m.skipped = f"predicted {predicted:.0f} s > {max_seconds:.0f} s limit"
+            elif c == "dense" and tokens**2 * model.dtype.itemsize > max_memory_fraction * total_memory:
+                m.skipped = f"the {tokens}x{tokens} mask would exceed {max_memory_fraction:.0%} of memory"
+        attention_scores(model, fixed_length_blocks(reranker, query, texts, 2), reranker.layer)  # warm-up
+        scores = {}
+        for _ in range(repeats):
+            for c, m in row.items():
+                if m.skipped:
+                    continue
+                _sync(device)
+                with PeakMemory(device) as mem:
+                    start = time.perf_counter()
+                    scores[c] = attention_scores(model, blocks, reranker.layer, mode=c, **reranker.pack_kwargs)
+                    _sync(device)
+                    m.seconds.append(time.perf_counter() - start)
+                m.peak_mem_mb = max(m.peak_mem_mb or 0.0, mem.mb)
+                if progress:
+                    progress(f"N={n} {c}: {m.seconds[-1]:.2f} s")
+                if m.seconds[-1] > max_seconds:
+                    m.skipped = f"one run took {m.seconds[-1]:.0f} s > {max_seconds:.0f} s limit; not repeated"
+        row["sparse"].gflop = sparse_gflop(model.config, blocks, reranker.layer) if "sparse" in row else None
+        for c, m in row.items():
+            if c != "sparse" and c in scores and "sparse" in scores:
+                m.max_score_diff = float((scores[c] - scores["sparse"]).abs().max())
+            if m.seconds:
+                last[c] = m
+            results.append(m)
+    return {
+        "machine": machine_info(device),
+        "model": model.config.name_or_path,
+        "dtype": str(model.dtype).replace("torch.", ""),
+        "layer": reranker.layer,
+        "doc_tokens": reranker.builder.max_doc_tokens,
+        "repeats": repeats,
+        "matmul_gflops": ceiling,
+        "configs": CONFIGS,
+        "results": [asdict(m) | {"median_s": m.median} for m in results],
+    }
+
+
+def summary_rows(report: dict) -> list[dict]:
+    """One row per N: medians, ratio (c)/(a), sparse throughput and efficiency."""
+    by_n: dict[int, dict] = {}
+    for r in report["results"]:
+        by_n.setdefault(r["n_docs"], {"n_docs": r["n_docs"], "tokens": r["tokens"]})[r["config"]] = r
+    rows = []
+    for n, row in sorted(by_n.items()):
+        a, c = row.get("sparse"), row.get("causal")
+        out = {"n_docs": n, "tokens": row["tokens"]}
+        for name in CONFIGS:
+            r = row.get(name)
+            out[f"{name}_s"] = r["median_s"] if r else None
+            out[f"{name}_mem_mb"] = r["peak_mem_mb"] if r else None
+            out[f"{name}_note"] = r["skipped"] if r and r["median_s"] is None else None
+        if row.get("dense"):
+            out["dense_max_score_diff"] = row["dense"]["max_score_diff"]
+        if a and a["median_s"]:
+            out["ms_per_doc"] = 1000 * a["median_s"] / n
+            out["tokens_per_s"] = row["tokens"] / a["median_s"]
+            out["gflops"] = a["gflop"] / a["median_s"]
+            out["fraction_of_matmul"] = out["gflops"] / report["matmul_gflops"]
+            if c and c["median_s"]:
+                out["causal_over_sparse"] = c["median_s"] / a["median_s"]
+        rows.append(out)
+    return rows
+
+
+def write_report(report: dict, out_dir: Path, stem: str) -> tuple[Path, Path]:
+    """Write ``stem.json`` (atomically) and ``stem.png`` (latency vs N)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report["summary"] = summary_rows(report)
+    path = out_dir / f"{stem}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    os.replace(tmp, path)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, label in CONFIGS.items():
+        pts = [(r["n_docs"], r[f"{name}_s"]) for r in report["summary"] if r.get(f"{name}_s")]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=label)
+    ax.set(xscale="log", yscale="log", xlabel="documents per query (N)", ylabel="seconds per query (median)",
+           title=f"{Path(report['model']).name} {report['dtype']}, l*={report['layer']}, {report['machine']['device']}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    png = out_dir / f"{stem}.png"
+    fig.savefig(png, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path, png

@@ -1,0 +1,219 @@
+"""Evaluation harness: first stage, rerankers, standard metrics (ir-measures), run files, JSON and plots.
+
+Each reranker's run file and per-query latencies are appended query by query, so an interrupted
+evaluation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import ir_measures
+from tqdm import tqdm
+
+from .batch import finished_queries
+from .data import Candidates, DataFormatError, Qrels, candidates_from_run, format_run, read_beir, read_candidates, read_qrels, read_run
+from .retrieval import bm25_candidates, dense_candidates
+
+
+@dataclass
+class EvalSet:
+    name: str
+    candidates: list[Candidates]
+    qrels: Qrels
+    rel: int  # minimum grade that counts as relevant for binary measures
+
+
+def measures(rel: int) -> list:
+    return [ir_measures.parse_measure(m) for m in
+            ("nDCG@10", f"RR(rel={rel})@10", f"R(rel={rel})@10", f"R(rel={rel})@20", f"R(rel={rel})@100")]
+
+
+def load_eval_set(
+    data: str | os.PathLike,
+    qrels: str | os.PathLike | None = None,
+    first_stage: str = "bm25",
+    top_k: int = 100,
+    split: str = "test",
+    run: str | os.PathLike | None = None,
+    rel: int | None = None,
+    limit: int | None = None,
+) -> EvalSet:
+    """A BEIR directory (first stage computed here), a candidate-list JSONL, or a TREC run over a BEIR corpus.
+
+    Queries without judgements are dropped with a warning; an empty result is an error.
+    """
+    data = Path(data)
+    if data.is_dir():
+        ds = read_beir(data, split)
+        judged = read_qrels(qrels) if qrels else ds.qrels
+        queries = {q: t for q, t in ds.queries.items() if q in judged}
+        if limit:
+            queries = dict(list(queries.items())[:limit])
+        if run:
+            candidates = candidates_from_run(read_run(run), queries, ds.corpus, top_k)
+            candidates = [c for c in candidates if c.qid in queries]
+        elif first_stage == "bm25":
+            candidates = bm25_candidates(ds.corpus, queries, top_k)
+        elif first_stage == "dense":
+            candidates = dense_candidates(ds.corpus, queries, top_k)
+        else:
+            raise ValueError(f"unknown first stage {first_stage!r}; choose bm25 or dense")
+        name = data.name
+    else:
+        if qrels is None:
+            raise ValueError(f"{data} is a candidate file: give its qrels with --qrels")
+        judged = read_qrels(qrels)
+        candidates = read_candidates(data)
+        for c in candidates:
+            c.documents, c.scores = c.documents[:top_k], c.scores[:top_k]
+        name = data.stem
+    unjudged = [c.qid for c in candidates if c.qid not in judged]
+    if unjudged:
+        warnings.warn(f"{len(unjudged)} of {len(candidates)} queries have no judgements and are skipped", stacklevel=2)
+    candidates = [c for c in candidates if c.qid in judged]
+    empty = [c.qid for c in candidates if not c.documents]
+    if empty:
+        raise DataFormatError(f"{len(empty)} queries have an empty candidate list (e.g. {empty[0]!r})")
+    if limit:
+        candidates = candidates[:limit]
+    if not candidates:
+        raise DataFormatError("no query has both candidates and judgements: the qrels ids match no query")
+    if rel is None:  # TREC DL grades 0-3 count 2 and 3 as relevant; BEIR's are binary
+        rel = 2 if max(g for q in judged.values() for g in q.values()) >= 3 else 1
+    return EvalSet(name, candidates, {c.qid: judged[c.qid] for c in candidates}, rel)
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def run_scorer(scorer, evalset: EvalSet, out_dir: Path) -> tuple[dict, list[dict]]:
+    """Rerank every query with ``scorer`` (resuming), returning the run and per-query timing rows."""
+    run_path = out_dir / f"{scorer.name}.trec"
+    timing_path = out_dir / f"{scorer.name}.timing.jsonl"
+    expected = {c.qid: len(c.documents) for c in evalset.candidates}
+    timings = {}
+    if timing_path.exists():
+        for line in timing_path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                timings[row["qid"]] = row
+    done = finished_queries(run_path, expected) & set(timings)
+    todo = [c for c in evalset.candidates if c.qid not in done]
+    with run_path.open("a") as run_f, timing_path.open("a") as time_f, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # truncation to the token budget is expected here
+        for c in tqdm(todo, desc=scorer.name, unit="query"):
+            start = time.perf_counter()
+            scores = scorer.scores(c.query, c.documents, c.scores)
+            seconds = time.perf_counter() - start
+            ranked = sorted(zip((d.id for d in c.documents), scores), key=lambda x: -x[1])
+            row = {"qid": c.qid, "seconds": seconds, "tokens": scorer.tokens, "n_docs": len(c.documents)}
+            for f, text in ((run_f, format_run(c.qid, ranked, scorer.name)), (time_f, json.dumps(row) + "\n")):
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            timings[c.qid] = row
+    run = {q: {d: s for d, s in ranked} for q, ranked in read_run(run_path).items() if q in expected}
+    return run, [timings[c.qid] for c in evalset.candidates]
+
+
+def evaluate(scorers: list, evalset: EvalSet, out_dir: str | os.PathLike, config: dict | None = None) -> dict:
+    """Run every scorer, compute metrics, write run files, ``summary.json`` and ``ndcg.png``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ms = measures(evalset.rel)
+    report = {"dataset": evalset.name, "queries": len(evalset.candidates), "relevance_threshold": evalset.rel,
+              "git_commit": _git_commit(), "config": config or {}, "rerankers": {}}
+    for scorer in scorers:
+        run, timings = run_scorer(scorer, evalset, out_dir)
+        aggregate = ir_measures.calc_aggregate(ms, evalset.qrels, run)
+        per_query: dict[str, dict] = {}
+        for m in ir_measures.iter_calc(ms, evalset.qrels, run):
+            per_query.setdefault(m.query_id, {})[str(m.measure)] = m.value
+        seconds = [t["seconds"] for t in timings]
+        report["rerankers"][scorer.name] = {
+            "metrics": {str(m): aggregate[m] for m in ms},
+            "latency_s": {"mean": statistics.mean(seconds), "p50": statistics.median(seconds),
+                          "p95": _percentile(seconds, 95)},
+            "tokens_per_query": statistics.mean(t["tokens"] for t in timings),
+            "per_query": {q: per_query.get(q, {}) | {"seconds": t["seconds"]} for q, t in
+                          zip((c.qid for c in evalset.candidates), timings)},
+        }
+    _write_json(out_dir / "summary.json", report)
+    plot_ndcg(report, out_dir / "ndcg.png")
+    return report
+
+
+def latency_sweep(scorers: list, candidates: Candidates, ns: list[int]) -> dict[str, list[tuple[int, float]]]:
+    """Seconds per query of each scorer on the first ``n`` candidates of one query, for each ``n``."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for scorer in scorers:
+            for n in ns:
+                docs = candidates.documents[:n]
+                if len(docs) < n:
+                    break
+                start = time.perf_counter()
+                scorer.scores(candidates.query, docs, candidates.scores[:n])
+                out.setdefault(scorer.name, []).append((n, time.perf_counter() - start))
+    return out
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_ndcg(report: dict, path: Path) -> None:
+    plt = _pyplot()
+    names = list(report["rerankers"])
+    values = [report["rerankers"][n]["metrics"]["nDCG@10"] for n in names]
+    fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(names)), 3.6))
+    ax.bar(names, values, color="tab:blue")
+    for i, v in enumerate(values):
+        ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
+    ax.set(ylabel="nDCG@10", title=f"{report['dataset']} ({report['queries']} queries)")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_latency(sweep: dict[str, list[tuple[int, float]]], path: Path, title: str) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, points in sweep.items():
+        ax.plot(*zip(*points), marker="o", label=name)
+    ax.set(xlabel="documents per query", ylabel="seconds per query", xscale="log", yscale="log", title=title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""Thin adapters that put a :class:`blockrank.Reranker` inside RAG frameworks (optional extras)."""

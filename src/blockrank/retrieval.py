@@ -1,0 +1,36 @@
+"""First-stage retrieval over a corpus: BM25 (bm25s) and exact dense retrieval (all-MiniLM-L6-v2)."""
+
+from __future__ import annotations
+
+from .data import Candidates
+from .prompt import Document
+
+
+def bm25_candidates(corpus: dict[str, Document], queries: dict[str, str], top_k: int) -> list[Candidates]:
+    """BM25 (bm25s, English stopwords) over title + text."""
+    import bm25s
+
+    ids = list(corpus)
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize([corpus[i].content for i in ids], stopwords="en", show_progress=False),
+                    show_progress=False)
+    qids = list(queries)
+    hits, scores = retriever.retrieve(bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False),
+                                      k=min(top_k, len(ids)), show_progress=False)
+    return [Candidates(q, queries[q], [corpus[ids[j]] for j in hits[n]], scores[n].tolist()) for n, q in enumerate(qids)]
+
+
+def dense_candidates(corpus: dict[str, Document], queries: dict[str, str], top_k: int) -> list[Candidates]:
+    """Exact dense retrieval with all-MiniLM-L6-v2 (cosine)."""
+    import torch
+
+    from .baselines import DenseReranker
+
+    encoder = DenseReranker()
+    ids = list(corpus)
+    doc_emb = encoder.encode([corpus[i].content for i in ids])
+    qids = list(queries)
+    sims = encoder.encode([queries[q] for q in qids]) @ doc_emb.T
+    top = torch.topk(sims, k=min(top_k, len(ids)), dim=1)
+    return [Candidates(q, queries[q], [corpus[ids[j]] for j in top.indices[n].tolist()], top.values[n].tolist())
+            for n, q in enumerate(qids)]

@@ -1,0 +1,246 @@
+"""HTTP reranking service: Cohere-style ``POST /rerank`` (and ``/v1/rerank``), TEI's shape too.
+
+One worker thread owns the model, so concurrent requests never interleave inside it. Requests
+wait in a bounded queue; when it is full the service answers 503 with ``Retry-After`` instead of
+growing. Every invalid request gets a 4xx JSON error that names the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from .prompt import DocumentTooLongError
+from .reranker import Ranking, Reranker
+
+
+@dataclass
+class Limits:
+    """Per-request and capacity limits of the service."""
+
+    max_documents: int = 1000
+    max_document_chars: int = 20_000
+    max_body_bytes: int = 10 * 2**20
+    request_timeout_s: float = 120.0
+    max_queue: int = 32
+    max_tokens_per_doc: int = 512
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None, headers: dict | None = None):
+        self.status, self.message, self.field, self.headers = status, message, field, headers
+
+
+class CohereRequest(BaseModel):
+    query: str
+    documents: list[str | dict[str, Any]]
+    top_n: int | None = Field(default=None, gt=0)
+    return_documents: bool = False
+    max_tokens_per_doc: int | None = Field(default=None, gt=0)
+    model: str | None = None
+
+
+class TeiRequest(BaseModel):
+    query: str
+    texts: list[str]
+    raw_scores: bool = False
+    return_text: bool = False
+    truncate: bool = True
+
+
+def _validate(query: str, texts: list[str], field: str, limits: Limits) -> None:
+    if not query.strip():
+        raise ApiError(422, "query is empty", "query")
+    if not texts:
+        raise ApiError(422, f"{field} is empty: give at least one document", field)
+    if len(texts) > limits.max_documents:
+        raise ApiError(422, f"{len(texts)} documents exceed the limit of {limits.max_documents}", field)
+    for i, text in enumerate(texts):
+        if len(text) > limits.max_document_chars:
+            raise ApiError(422, f"document has {len(text)} characters, over the limit of {limits.max_document_chars}",
+                           f"{field}[{i}]")
+
+
+def _doc_text(doc: str | dict[str, Any], i: int) -> str:
+    if isinstance(doc, str):
+        return doc
+    text = doc.get("text")
+    if not isinstance(text, str):
+        raise ApiError(422, "a document object needs a string 'text' field", f"documents[{i}].text")
+    return text
+
+
+class Service:
+    """The app's state: the reranker, its single worker thread and the queue count."""
+
+    def __init__(self, reranker: Reranker, limits: Limits):
+        self.reranker, self.limits = reranker, limits
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blockrank-worker")
+        self.waiting = 0  # requests accepted and not yet answered
+
+    async def run(self, query: str, documents: list, top_n: int | None, max_tokens: int | None,
+                  truncate: bool = True) -> Ranking:
+        if self.waiting >= self.limits.max_queue:
+            raise ApiError(503, f"server busy: {self.waiting} requests queued", headers={"Retry-After": "1"})
+        self.waiting += 1
+        try:
+            future = asyncio.get_running_loop().run_in_executor(
+                self.pool, self._rank, query, documents, top_n, max_tokens, truncate
+            )
+            return await asyncio.wait_for(future, timeout=self.limits.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(504, f"request took longer than {self.limits.request_timeout_s:.0f} s") from None
+        finally:
+            self.waiting -= 1
+
+    def _rank(self, query, documents, top_n, max_tokens, truncate) -> Ranking:
+        budget = min(max_tokens or self.reranker.builder.max_doc_tokens, self.limits.max_tokens_per_doc)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # truncation is reported in the response instead
+            return self.reranker.rank(query, documents, top_k=top_n, max_doc_tokens=budget, truncate=truncate)
+
+    def info(self) -> dict:
+        r = self.reranker
+        return {
+            "model": r.model.config.name_or_path,
+            "model_type": r.model.config.model_type,
+            "layer": r.layer,
+            "num_layers": r.model.config.num_hidden_layers,
+            "method": r.method,
+            "attention": r.attention,
+            "dtype": str(r.model.dtype).replace("torch.", ""),
+            "device": str(r.model.device),
+            "max_tokens_per_doc_default": r.builder.max_doc_tokens,
+            "limits": asdict(self.limits),
+        }
+
+
+def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
+    """The FastAPI app serving ``reranker``."""
+    service = Service(reranker, limits or Limits())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        service.pool.shutdown(wait=True)  # finish in-flight work on shutdown
+
+    app = FastAPI(title="BlockRank", version="0.1.0", lifespan=lifespan,
+                  description="In-context reranking with structured sparse attention (Cohere- and TEI-compatible).")
+    app.state.service = service
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > service.limits.max_body_bytes:
+            return _error(413, f"body of {length} bytes exceeds {service.limits.max_body_bytes}", "body")
+        return await call_next(request)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, err: ApiError):
+        return _error(err.status, err.message, err.field, err.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError):
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
+        return _error(422, f"{loc}: {first['msg']}", loc)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, err: Exception):
+        return _error(500, f"internal error: {type(err).__name__}: {err}")
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/info")
+    async def info() -> dict:
+        return service.info()
+
+    async def cohere(body: CohereRequest) -> dict:
+        texts = [_doc_text(d, i) for i, d in enumerate(body.documents)]
+        _validate(body.query, texts, "documents", service.limits)
+        start = time.perf_counter()
+        ranking = await _ranked(service, body.query, body.documents, body.top_n, body.max_tokens_per_doc)
+        results = []
+        for r in ranking.results:
+            item = {"index": r.index, "relevance_score": r.score}
+            if body.return_documents:
+                item["document"] = body.documents[r.index] if isinstance(body.documents[r.index], dict) else {"text": texts[r.index]}
+            results.append(item)
+        return {
+            "id": str(uuid.uuid4()),
+            "results": results,
+            "meta": {
+                "api_version": {"version": "2"},
+                "billed_units": {"search_units": 1},
+                "model": service.info()["model"],
+                "tokens": ranking.num_tokens,
+                "truncated_documents": ranking.truncated,
+                "latency_ms": round(1000 * (time.perf_counter() - start), 1),
+            },
+        }
+
+    async def tei(body: TeiRequest) -> list[dict]:
+        _validate(body.query, body.texts, "texts", service.limits)
+        ranking = await _ranked(service, body.query, body.texts, None, None, truncate=body.truncate)
+        out = []
+        for r in ranking.results:
+            item = {"index": r.index, "score": math.log(max(r.score, 1e-30)) if body.raw_scores else r.score}
+            if body.return_text:
+                item["text"] = body.texts[r.index]
+            out.append(item)
+        return out
+
+    @app.post("/rerank", summary="Rerank documents (Cohere body, or TEI body when 'texts' is given)")
+    async def rerank(request: Request):
+        try:
+            payload = await request.json()
+        except ValueError:
+            raise ApiError(400, "body is not valid JSON", "body") from None
+        if not isinstance(payload, dict):
+            raise ApiError(422, "body must be a JSON object", "body")
+        if "texts" in payload:
+            return await tei(_parse(TeiRequest, payload))
+        return await cohere(_parse(CohereRequest, payload))
+
+    @app.post("/v1/rerank", summary="Cohere-compatible alias of /rerank")
+    async def rerank_v1(body: CohereRequest) -> dict:
+        return await cohere(body)
+
+    return app
+
+
+async def _ranked(service: Service, query, documents, top_n, max_tokens, truncate: bool = True) -> Ranking:
+    try:
+        return await service.run(query, documents, top_n, max_tokens, truncate)
+    except DocumentTooLongError as err:
+        raise ApiError(413, str(err), "texts") from None
+    except (ValueError, TypeError) as err:
+        raise ApiError(422, str(err)) from None
+
+
+def _parse(model: type[BaseModel], payload: dict) -> BaseModel:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(payload)
+    except ValidationError as err:
+        raise RequestValidationError(err.errors()) from None
+
+
+def _error(status: int, message: str, field: str | None = None, headers: dict | None = None) -> JSONResponse:
+    body = {"error": message} | ({"field": field} if field else {})
+    return JSONResponse(status_code=status, content=body, headers=headers)

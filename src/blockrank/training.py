@@ -1,0 +1,319 @@
+"""Fine-tuning with ``L = L_lm + lambda * L_aux`` through the block-sparse path.
+
+Built on accelerate, so ``accelerate launch -m blockrank.cli train CONFIG`` runs the same code with
+DDP/FSDP on several GPUs. Full fine-tuning or LoRA (peft), AdamW, warm-up + cosine schedule,
+gradient accumulation, optional gradient checkpointing and bf16. Checkpoints are written atomically
+(temp dir + rename) every ``save_every`` steps and on Ctrl-C; ``resume=True`` continues from the
+latest one with the same example order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from .attention import LayerProbe, pack
+from .data import read_beir, read_candidates, read_qrels
+from .examples import ICRExample, pools_from_beir, pools_from_candidates, pools_from_titles, read_icr_jsonl, sample_examples
+from .losses import blockrank_loss
+from .model import default_layer, load_model
+from .prompt import PromptBuilder
+from .scoring import attention_scores, forward_blocks
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class TrainConfig:
+    """One training recipe (YAML/TOML file plus ``key=value`` overrides)."""
+
+    model: str | None = None
+    out_dir: str = "runs/blockrank"
+    data: list[dict[str, Any]] = field(default_factory=list)  # sources, see build_examples
+    dev: dict[str, Any] | None = None  # a source for periodic evaluation
+    n_docs: int = 20
+    max_doc_tokens: int = 96
+    max_positives: int = 3
+    epochs: int = 1
+    max_steps: int | None = None  # optimizer steps; default: all examples once per epoch
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.05
+    grad_accum: int = 4
+    aux_weight: float = 0.1
+    temperature: float = 0.05
+    layer: int | None = None
+    attention: str = "sparse"  # "causal" trains with full attention (ablation)
+    lora: dict[str, Any] | None = field(default_factory=lambda: {"r": 16, "alpha": 32, "dropout": 0.05})
+    gradient_checkpointing: bool = False
+    bf16: bool = False
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 100
+    save_every: int = 50
+    dev_examples: int = 32
+    keep_checkpoints: int = 2
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> TrainConfig:
+    """Read a YAML or TOML recipe and apply ``key=value`` overrides (``lora.r=8``; values parsed as YAML)."""
+    import yaml
+
+    raw: dict[str, Any] = {}
+    if path:
+        text = Path(path).read_text()
+        if str(path).endswith(".toml"):
+            import tomllib
+
+            raw = tomllib.loads(text)
+        else:
+            raw = yaml.safe_load(text) or {}
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value")
+        key, value = item.split("=", 1)
+        target = raw
+        *parents, leaf = key.split(".")
+        for p in parents:
+            if not isinstance(target.get(p), dict):
+                target[p] = {}
+            target = target[p]
+        target[leaf] = yaml.safe_load(value)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+    return TrainConfig(**raw)
+
+
+def build_examples(sources: list[dict[str, Any]], cfg: TrainConfig, seed: int) -> list[ICRExample]:
+    """Examples from every source. Source types:
+
+    * ``{type: beir, path, split, top_k}``: BM25 hard negatives over a BEIR corpus
+    * ``{type: candidates, path, qrels, min_grade}``: candidate lists with (graded) qrels
+    * ``{type: titles, path, n}``: weak supervision, titles of a BEIR corpus as queries
+    * ``{type: icr, path}``: ready examples in the ICR JSONL format
+    """
+    examples: list[ICRExample] = []
+    for i, src in enumerate(sources):
+        kind = src.get("type")
+        if kind == "icr":
+            examples += read_icr_jsonl(src["path"])
+            continue
+        if kind == "beir":
+            ds = read_beir(src["path"], src.get("split", "train"))
+            pools = pools_from_beir(ds.corpus, ds.queries, ds.qrels, src.get("top_k", 100), src.get("min_grade", 1))
+        elif kind == "candidates":
+            pools = pools_from_candidates(read_candidates(src["path"]), read_qrels(src["qrels"]), src.get("min_grade", 2))
+        elif kind == "titles":
+            ds = read_beir(src["path"], src.get("split", "train"))
+            pools = pools_from_titles(ds.corpus, src.get("n", 1000), seed + i)
+        else:
+            raise ValueError(f"data source {i}: unknown type {kind!r} (beir, candidates, titles, icr)")
+        examples += sample_examples(pools[: src.get("limit")], cfg.n_docs, seed + i, src.get("epochs", 1),
+                                    max_positives=cfg.max_positives)
+    random.Random(seed).shuffle(examples)
+    return examples
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        from accelerate import Accelerator
+
+        self.cfg = cfg
+        self.out = Path(cfg.out_dir)
+        self.accelerator = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no",
+                                       gradient_accumulation_steps=cfg.grad_accum)
+        torch.manual_seed(cfg.seed)
+        model, self.tokenizer = load_model(cfg.model, dtype=torch.float32, device=self.accelerator.device)
+        self.layer = default_layer(model.config) if cfg.layer is None else cfg.layer
+        self.builder = PromptBuilder(self.tokenizer, max_doc_tokens=cfg.max_doc_tokens)
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.config.use_cache = False
+        if cfg.lora is not None:
+            from peft import LoraConfig, get_peft_model
+
+            lora = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": LORA_TARGETS} | cfg.lora
+            model = get_peft_model(model, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                                                     target_modules=lora["target_modules"], task_type="CAUSAL_LM"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.examples = build_examples(cfg.data, cfg, cfg.seed)
+            self.dev = build_examples([cfg.dev], cfg, cfg.seed + 1000)[: cfg.dev_examples] if cfg.dev else []
+        if not self.examples:
+            raise ValueError("no training examples: check the data sources")
+        per_epoch = math.ceil(len(self.examples) / cfg.grad_accum)
+        self.total_steps = cfg.max_steps or per_epoch * cfg.epochs
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        from transformers import get_cosine_schedule_with_warmup
+
+        scheduler = get_cosine_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * self.total_steps), self.total_steps)
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        self.step = 0
+        if resume:
+            self._resume()
+
+    # -- one example -------------------------------------------------------------------------
+    def loss(self, ex: ICRExample):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            blocks = self.builder.build(ex.query, ex.documents)
+        blocks.answer = self.builder.answer(sorted(ex.positives))
+        input_ids, layout = pack(blocks, mode=self.cfg.attention)
+        probe = LayerProbe(self.layer, stop=False)
+        out = forward_blocks(self.model, input_ids, layout, probe, logits_to_keep=len(blocks.answer) + 1)
+        answer = torch.tensor(blocks.answer, device=out.logits.device)
+        return blockrank_loss(out.logits[0], answer, probe.logits, layout.doc_of_token, layout.num_docs,
+                              ex.positives, self.cfg.aux_weight, self.cfg.temperature)
+
+    # -- loop --------------------------------------------------------------------------------
+    def train(self) -> Path:
+        cfg, acc = self.cfg, self.accelerator
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+        log = (self.out / "log.jsonl").open("a")
+        stream = self._example_stream()
+        bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not acc.is_main_process)
+        window: list[tuple[float, float, bool]] = []
+        started = time.perf_counter()
+        try:
+            self.model.train()
+            while self.step < self.total_steps:
+                for _ in range(cfg.grad_accum):
+                    with acc.accumulate(self.model):
+                        parts = self.loss(next(stream))
+                        acc.backward(parts.loss)
+                        if acc.sync_gradients:
+                            acc.clip_grad_norm_(self.model.parameters(), 1.0)
+                        self.optimizer.step()
+                        self.scheduler.step()
+                        self.optimizer.zero_grad()
+                    window.append((float(parts.lm), float(parts.aux), parts.top1))
+                self.step += 1
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                    row = {"step": self.step, "lm_loss": _mean(w[0] for w in window), "aux_loss": _mean(w[1] for w in window),
+                           "attn_top1": _mean(w[2] for w in window), "lr": self.scheduler.get_last_lr()[0],
+                           "elapsed_s": time.perf_counter() - started}
+                    window.clear()
+                    if self.dev and (self.step % cfg.eval_every == 0 or self.step == self.total_steps):
+                        row |= self.evaluate()
+                    bar.set_postfix({k: round(v, 3) for k, v in row.items() if k in ("lm_loss", "aux_loss", "attn_top1", "dev_mrr")})
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
+                if self.step % cfg.save_every == 0:
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            bar.write(f"interrupted: saving a checkpoint at step {self.step}")
+            self.save_checkpoint()
+            raise
+        finally:
+            bar.close()
+            log.close()
+        self.save_checkpoint()
+        return self.save_final()
+
+    def _example_stream(self):
+        """Examples in a fixed order; a resumed run skips the ones already used."""
+        used = self.step * self.cfg.grad_accum
+        i = used
+        while True:
+            yield self.examples[i % len(self.examples)]
+            i += 1
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Attention-mode ranking on the dev examples: top-1 accuracy and MRR of the first positive."""
+        self.model.eval()
+        model = self.accelerator.unwrap_model(self.model)
+        top1, rr = [], []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for ex in self.dev:
+                scores = attention_scores(model, self.builder.build(ex.query, ex.documents), self.layer, mode=self.cfg.attention)
+                order = scores.argsort(descending=True).tolist()
+                first = min(order.index(p) for p in ex.positives)
+                top1.append(first == 0)
+                rr.append(1 / (first + 1))
+        self.model.train()
+        return {"dev_top1": _mean(top1), "dev_mrr": _mean(rr)}
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path | None:
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        if not acc.is_main_process:
+            return None
+        target = self.out / f"checkpoint-{self.step}"
+        tmp = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=self.out))
+        acc.unwrap_model(self.model).save_pretrained(tmp)
+        torch.save({"step": self.step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        _write_atomic(self.out / "latest", target.name)
+        for old in sorted(self.out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[: -self.cfg.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        return target
+
+    def _resume(self) -> None:
+        pointer = self.out / "latest"
+        if not pointer.exists():
+            return
+        ckpt = self.out / pointer.read_text().strip()
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+        model = self.accelerator.unwrap_model(self.model)
+        if self.cfg.lora is not None:
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            set_peft_model_state_dict(model, load_file(ckpt / "adapter_model.safetensors"))
+        else:
+            from safetensors.torch import load_file
+
+            model.load_state_dict(load_file(ckpt / "model.safetensors"), strict=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = state["step"]
+
+    def save_final(self) -> Path:
+        """The trained weights (LoRA adapter, or the full model) in bf16 safetensors, with the tokenizer."""
+        target = self.out / "final"
+        tmp = Path(tempfile.mkdtemp(prefix=".final-", dir=self.out))
+        model = self.accelerator.unwrap_model(self.model)
+        model.save_pretrained(tmp, state_dict={k: v.to(torch.bfloat16) for k, v in model.state_dict().items()})
+        self.tokenizer.save_pretrained(tmp)
+        (tmp / "blockrank.json").write_text(json.dumps({"layer": self.layer, "max_doc_tokens": self.cfg.max_doc_tokens,
+                                                        "base_model": self.cfg.model, "steps": self.step}))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        return target
+
+
+def _mean(values) -> float:
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

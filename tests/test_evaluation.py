@@ -1,0 +1,105 @@
+"""Evaluation harness: metric plumbing against hand-computed values, and every reranker end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from blockrank.cli import RERANKERS, main
+from blockrank.data import Candidates, DataFormatError
+from blockrank.evaluation import EvalSet, evaluate, load_eval_set
+from blockrank.baselines import FirstStage
+from blockrank.prompt import Document
+
+
+def toy_set(rel: int = 1) -> EvalSet:
+    docs = {k: Document(k, f"text of {k}") for k in "abcde"}
+    candidates = [
+        Candidates("q1", "first query", [docs["b"], docs["a"]], [2.0, 1.0]),
+        Candidates("q2", "second query", [docs["c"], docs["d"], docs["e"]], [3.0, 2.0, 1.0]),
+    ]
+    return EvalSet("toy", candidates, {"q1": {"a": 1}, "q2": {"c": 2, "d": 1, "e": 0}}, rel)
+
+
+def test_metrics_match_hand_computed_values(tmp_path):
+    report = evaluate([FirstStage("bm25")], toy_set(), tmp_path)
+    m = report["rerankers"]["bm25"]["metrics"]
+    # q1: the relevant document at rank 2 -> nDCG 1/log2(3), RR 1/2; q2: ideal order -> 1, 1
+    assert m["nDCG@10"] == pytest.approx((1 / math.log2(3) + 1) / 2)
+    assert m["RR@10"] == pytest.approx(0.75)
+    assert m["R@10"] == pytest.approx(1.0)
+    per_query = report["rerankers"]["bm25"]["per_query"]
+    assert per_query["q1"]["nDCG@10"] == pytest.approx(1 / math.log2(3))
+    assert (tmp_path / "bm25.trec").read_text().splitlines()[0] == "q1 Q0 b 1 2.000000 bm25"
+    assert json.loads((tmp_path / "summary.json").read_text())["queries"] == 2
+    assert (tmp_path / "ndcg.png").stat().st_size > 0
+
+
+def test_graded_threshold(tmp_path):
+    m = evaluate([FirstStage("bm25")], toy_set(rel=2), tmp_path)["rerankers"]["bm25"]["metrics"]
+    # with rel >= 2 only c counts for q2 and q1 has no relevant document for binary measures
+    assert m["RR(rel=2)@10"] == pytest.approx(0.5)
+
+
+def test_resume_skips_finished_queries(tmp_path):
+    class Counting(FirstStage):
+        calls = 0
+
+        def scores(self, *args):
+            Counting.calls += 1
+            return super().scores(*args)
+
+    evaluate([Counting("bm25")], toy_set(), tmp_path)
+    evaluate([Counting("bm25")], toy_set(), tmp_path)
+    assert Counting.calls == 2
+
+
+def _write_beir(root, qrels="query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n"):
+    (root / "qrels").mkdir(parents=True)
+    texts = {"d1": "the moon orbits the earth", "d2": "bananas are yellow fruit", "d3": "paris is in france",
+             "d4": "the earth orbits the sun"}
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in texts.items()))
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "what orbits the earth"}) + "\n"
+                                        + json.dumps({"_id": "q2", "text": "where is paris"}) + "\n")
+    (root / "qrels" / "test.tsv").write_text(qrels)
+
+
+def test_all_rerankers_end_to_end(tmp_path, tiny_model_dir, capsys):
+    _write_beir(tmp_path / "beir")
+    code = main(["eval", "--data", str(tmp_path / "beir"), "--rerankers", ",".join(RERANKERS), "--top-k", "3",
+                 "--out", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--layer", "1", "--latency-ns", "2,3"])
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(summary["rerankers"]) == {"bm25", *RERANKERS[1:]}
+    bm25 = summary["rerankers"]["bm25"]["metrics"]
+    assert bm25["nDCG@10"] == pytest.approx(1.0)  # BM25 finds both on this toy corpus
+    for name in RERANKERS:
+        assert (tmp_path / "out" / f"{name}.trec").is_file()
+    assert (tmp_path / "out" / "latency.png").is_file()
+    assert "nDCG@10" in capsys.readouterr().out
+
+
+def test_qrels_matching_no_query(tmp_path):
+    _write_beir(tmp_path, qrels="query-id\tcorpus-id\tscore\nzz\td1\t1\n")
+    with pytest.raises(DataFormatError, match="qrels ids match no query"):
+        load_eval_set(tmp_path)
+
+
+def test_candidate_file_needs_qrels(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"qid": "1", "query": "q", "candidates": [{"docid": "a", "text": "x"}]}) + "\n")
+    with pytest.raises(ValueError, match="give its qrels"):
+        load_eval_set(path)
+    (tmp_path / "q.txt").write_text("1 0 a 3\n2 0 b 1\n")
+    evalset = load_eval_set(path, qrels=tmp_path / "q.txt")
+    assert evalset.rel == 2 and len(evalset.candidates) == 1
+
+
+def test_empty_candidate_list(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"qid": "1", "query": "q", "candidates": []}) + "\n")
+    (tmp_path / "q.txt").write_text("1 0 a 1\n")
+    with pytest.raises(DataFormatError, match="1 queries have an empty candidate list"):
+        load_eval_set(path, qrels=tmp_path / "q.txt")

@@ -1,0 +1,41 @@
+"""LangChain and LlamaIndex adapters, with the real packages (skipped with a reason when absent)."""
+
+from __future__ import annotations
+
+import pytest
+
+from blockrank import Reranker
+
+DOCS = ["Paris is the capital of France.", "Bananas are yellow.", "The Eiffel tower is in Paris."]
+
+
+@pytest.fixture(scope="module")
+def reranker(tiny_model_dir):
+    return Reranker.from_pretrained(tiny_model_dir, layer=1)
+
+
+def test_langchain_compressor(reranker):
+    pytest.importorskip("langchain_core", reason="langchain-core is not installed (pip install blockrank[integrations])")
+    from langchain_core.documents import Document
+
+    from blockrank.integrations.langchain import BlockRankCompressor
+
+    docs = [Document(page_content=t, metadata={"n": i}) for i, t in enumerate(DOCS)]
+    out = BlockRankCompressor(reranker=reranker, top_n=2).compress_documents(docs, "capital of France")
+    expected = reranker.rerank("capital of France", DOCS, top_k=2)
+    assert [d.metadata["n"] for d in out] == [r.index for r in expected]
+    assert [d.metadata["relevance_score"] for d in out] == [r.score for r in expected]
+    assert BlockRankCompressor(reranker=reranker).compress_documents([], "q") == []
+
+
+def test_llamaindex_postprocessor(reranker):
+    pytest.importorskip("llama_index.core", reason="llama-index-core is not installed (pip install blockrank[integrations])")
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    from blockrank.integrations.llamaindex import BlockRankPostprocessor
+
+    nodes = [NodeWithScore(node=TextNode(text=t, id_=f"n{i}"), score=0.0) for i, t in enumerate(DOCS)]
+    out = BlockRankPostprocessor(reranker=reranker, top_n=2).postprocess_nodes(nodes, query_str="capital of France")
+    expected = reranker.rerank("capital of France", DOCS, top_k=2)
+    assert [n.node.id_ for n in out] == [f"n{r.index}" for r in expected]
+    assert [n.score for n in out] == [r.score for r in expected]

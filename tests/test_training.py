@@ -1,0 +1,132 @@
+"""Training data sampling, the ICR JSONL format, and short training runs on a tiny random model."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from blockrank.data import Candidates, DataFormatError
+from blockrank.examples import (
+    ICRExample, Pool, pools_from_candidates, read_icr_jsonl, sample_example, sample_examples, write_icr_jsonl,
+)
+from blockrank.prompt import Document
+
+
+def pool(n_pos=2, n_neg=30, qid="q"):
+    return Pool(qid, f"query {qid}", [Document(f"p{i}", f"pos {i}") for i in range(n_pos)],
+                [Document(f"n{i}", f"neg {i}") for i in range(n_neg)])
+
+
+def test_sampling_has_positives_hard_negatives_and_shuffles():
+    ex = sample_example(pool(), n_docs=10, rng=random.Random(0))
+    assert len(ex.documents) == 10
+    assert sorted(ex.documents[i].id for i in ex.positives) == ["p0", "p1"]
+    negatives = [d.id for i, d in enumerate(ex.documents) if i not in ex.positives]
+    assert {"n0", "n1", "n2", "n3"} <= set(negatives)  # the hardest half is always there
+    assert ex.positives != [0, 1]  # shuffled (for this seed)
+    again = sample_example(pool(), n_docs=10, rng=random.Random(0))
+    assert [d.id for d in again.documents] == [d.id for d in ex.documents]  # seeded
+
+
+def test_sample_examples_counts_and_caps():
+    examples = sample_examples([pool(n_pos=6, qid="a"), pool(qid="b")], n_docs=8, seed=1, epochs=3, max_positives=3)
+    assert len(examples) == 6
+    assert all(1 <= len(e.positives) <= 3 and len(e.documents) == 8 for e in examples)
+
+
+def test_pools_skip_queries_without_positive():
+    docs = [Document("a", "x"), Document("b", "y")]
+    cands = [Candidates("1", "q1", docs), Candidates("2", "q2", docs)]
+    with pytest.warns(UserWarning, match="1 of 2 queries have no positive"):
+        pools = pools_from_candidates(cands, {"1": {"a": 3, "b": 1}, "2": {"a": 1}}, min_grade=2)
+    assert len(pools) == 1 and [d.id for d in pools[0].positives] == ["a"]
+
+
+def test_icr_jsonl_round_trip_and_errors(tmp_path):
+    ex = ICRExample("q1", "query", [Document("d1", "t1", "T"), Document("d2", "t2")], [1])
+    path = tmp_path / "icr.jsonl"
+    write_icr_jsonl(path, [ex])
+    row = json.loads(path.read_text())
+    assert row["answer_ids"] == [2] and row["documents"][0] == {"doc_id": "d1", "title": "T", "text": "t1"}
+    assert read_icr_jsonl(path) == [ex]
+    row["answer_ids"] = [3]
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(DataFormatError, match=r"example 1: answer ids \[3\] out of range 1..2"):
+        read_icr_jsonl(path)
+    row["answer_ids"] = []
+    path.write_text(json.dumps(row) + "\n" + "{bad\n")
+    with pytest.raises(DataFormatError, match="line 2: not valid JSON"):
+        read_icr_jsonl(path)
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.warns(UserWarning, match="1 examples without any positive skipped"):
+        assert read_icr_jsonl(path) == []
+
+
+@pytest.fixture
+def icr_file(tmp_path):
+    rng = random.Random(0)
+    examples = [sample_example(pool(qid=str(i)), n_docs=4, rng=rng) for i in range(6)]
+    path = tmp_path / "train.jsonl"
+    write_icr_jsonl(path, examples)
+    return path
+
+
+def test_two_step_lora_run_checkpoints_and_resumes(tmp_path, tiny_model_dir, icr_file):
+    from blockrank.reranker import Reranker
+    from blockrank.training import Trainer, load_config
+
+    overrides = [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "max_steps=2", "grad_accum=2",
+                 "lora.r=4", "max_doc_tokens=16", "save_every=1", "log_every=1", "eval_every=1", "dev_examples=2"]
+    cfg = load_config(None, overrides)
+    cfg.data = [{"type": "icr", "path": str(icr_file)}]
+    cfg.dev = {"type": "icr", "path": str(icr_file)}
+    final = Trainer(cfg).train()
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2]
+    assert all(r["lm_loss"] > 0 and r["aux_loss"] > 0 and 0 <= r["dev_mrr"] <= 1 for r in log)
+    assert (tmp_path / "run" / "latest").read_text() == "checkpoint-2"
+    assert (final / "adapter_model.safetensors").is_file()
+
+    cfg.max_steps = 3
+    resumed = Trainer(cfg, resume=True)
+    assert resumed.step == 2
+    resumed.train()
+    assert json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])["step"] == 3
+
+    r = Reranker.from_pretrained(final)  # base + adapter, merged; layer comes from the recipe
+    assert r.layer == 1 and r.builder.max_doc_tokens == 16
+    assert len(r.rerank("q", ["a", "b"])) == 2
+
+
+def test_ctrl_c_saves_a_checkpoint(tmp_path, tiny_model_dir, icr_file, monkeypatch):
+    from blockrank.training import Trainer, load_config
+
+    cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "max_steps=5",
+                             "grad_accum=1", "lora=null", "max_doc_tokens=16", "save_every=100"])
+    cfg.data = [{"type": "icr", "path": str(icr_file)}]
+    trainer = Trainer(cfg)
+    real, calls = trainer.loss, []
+
+    def interrupted(ex):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(ex)
+
+    monkeypatch.setattr(trainer, "loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert (tmp_path / "run" / "latest").read_text() == "checkpoint-2"
+    assert (tmp_path / "run" / "checkpoint-2" / "model.safetensors").is_file()
+
+
+def test_config_errors():
+    from blockrank.training import load_config
+
+    with pytest.raises(ValueError, match="unknown config keys: bogus"):
+        load_config(None, ["bogus=1"])
+    with pytest.raises(ValueError, match="not key=value"):
+        load_config(None, ["lr"])
+    assert load_config(None, ["lora.r=8"]).lora == {"r": 8}
