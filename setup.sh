@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 extras=""
-[ "${1:-}" = "dev" ] && extras="[serve,eval,train,dev]"
+[ "${1:-}" = "dev" ] && extras="[serve,eval,train,integrations,ray,dev]"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"

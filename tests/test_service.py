@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 
 from blockrank import Reranker
+from blockrank.service import BackgroundServer as LiveServer
 from blockrank.service import Limits, create_app
-
-
-class LiveServer:
-    """uvicorn in a background thread on a free 127.0.0.1 port."""
-
-    def __init__(self, app):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -139,30 +114,48 @@ def test_concurrent_requests_do_not_interfere(url, reranker):
     assert results == expected
 
 
+class Slow:
+    """A reranker whose every call waits ``seconds`` first."""
+
+    def __init__(self, reranker, seconds):
+        self.reranker, self.seconds = reranker, seconds
+
+    def __getattr__(self, name):
+        return getattr(self.reranker, name)
+
+    def rank(self, *args, **kwargs):
+        time.sleep(self.seconds)
+        return self.reranker.rank(*args, **kwargs)
+
+
+def test_request_timeout_answers_504(reranker):
+    with LiveServer(create_app(Slow(reranker, 1.0), Limits(request_timeout_s=0.2))) as base:
+        r = httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}, timeout=30)
+    assert r.status_code == 504 and "longer than" in r.json()["error"]
+
+
+def test_graceful_shutdown_finishes_in_flight_requests(reranker):
+    server = LiveServer(create_app(Slow(reranker, 1.0)))
+    answers = []
+    with server as base:
+        t = threading.Thread(target=lambda: answers.append(
+            httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}, timeout=30).status_code))
+        t.start()
+        time.sleep(0.3)  # the request is in flight when shutdown begins
+    t.join()
+    assert answers == [200]
+
+
 def test_full_queue_answers_503(reranker):
-    slow = threading.Event()
-
-    class Blocking:
-        """Wraps the reranker so the worker stays busy until released."""
-
-        def __getattr__(self, name):
-            return getattr(reranker, name)
-
-        def rank(self, *args, **kwargs):
-            slow.wait(10)
-            return reranker.rank(*args, **kwargs)
-
-    with LiveServer(create_app(Blocking(), Limits(max_queue=2))) as base:
-        with httpx.Client(timeout=30) as client:
-            statuses = []
-            threads = [threading.Thread(target=lambda: statuses.append(
-                client.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}).status_code)) for _ in range(2)]
-            for t in threads:
-                t.start()
-            time.sleep(0.5)
-            busy = client.post(f"{base}/rerank", json={"query": "q", "documents": DOCS})
-            slow.set()
-            for t in threads:
-                t.join()
+    with LiveServer(create_app(Slow(reranker, 1.5), Limits(max_queue=2))) as base:
+        statuses = []
+        threads = [threading.Thread(target=lambda: statuses.append(
+            httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}, timeout=30).status_code)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)  # both are queued or running now
+        busy = httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}, timeout=30)
+        for t in threads:
+            t.join()
     assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
     assert statuses == [200, 200]

@@ -50,9 +50,9 @@ class BlockLayout:
     doc_positions: torch.Tensor  # [T_docs] packed index of every document token
     doc_of_token: torch.Tensor  # [T_docs] which document each of those tokens belongs to
     signal_positions: torch.Tensor  # [S]
-    # sparse mode only: micro-batches of documents (packed index [B, L], valid [B, L], key bias [B, L, L0 + L])
-    batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
-    inverse_order: torch.Tensor | None = None  # sparse outputs come out batch by batch; this restores packing
+    # sparse mode only: micro-batches of documents (packed index [B, L], valid [B, L]), length-sorted
+    batches: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    doc_order: torch.Tensor | None = None  # document tokens come out batch by batch; this restores packing
 
     @property
     def num_tokens(self) -> int:
@@ -72,7 +72,7 @@ class BlockLayout:
             doc_of_token=move(self.doc_of_token),
             signal_positions=move(self.signal_positions),
             batches=[tuple(map(move, b)) for b in self.batches],
-            inverse_order=move(self.inverse_order),
+            doc_order=move(self.doc_order),
         )
 
 
@@ -134,8 +134,8 @@ def pack(
 
 def _plan_micro_batches(layout: BlockLayout, starts: torch.Tensor, lens: torch.Tensor, batch_tokens: int) -> None:
     """Group length-sorted documents so each micro-batch holds at most ``batch_tokens`` padded tokens."""
-    L0, T = layout.prefix_len, layout.num_tokens
-    order = [torch.arange(L0)]
+    L0 = layout.prefix_len
+    order = []
     by_length = torch.argsort(lens, descending=True, stable=True).tolist()
     i = 0
     while i < len(by_length):
@@ -143,17 +143,11 @@ def _plan_micro_batches(layout: BlockLayout, starts: torch.Tensor, lens: torch.T
         group = by_length[i : i + max(1, batch_tokens // width)]
         i += len(group)
         j = torch.arange(width)
-        glens = lens[group]
-        valid = j[None, :] < glens[:, None]  # [B, L]
+        valid = j[None, :] < lens[group][:, None]  # [B, L]
         idx = torch.where(valid, starts[group][:, None] + j[None, :], 0)
-        causal = j[None, :] <= j[:, None]  # [L(query), L(key)]
-        own = causal[None] & valid[:, None, :]
-        allowed = torch.cat([torch.ones(len(group), width, L0, dtype=torch.bool), own], dim=-1)
-        bias = torch.zeros(allowed.shape).masked_fill_(~allowed, float("-inf"))
-        layout.batches.append((idx, valid, bias))
-        order.append(idx[valid])
-    order.append(torch.arange(T - layout.tail_len, T))
-    layout.inverse_order = torch.argsort(torch.cat(order))
+        layout.batches.append((idx, valid))
+        order.append(idx[valid] - L0)
+    layout.doc_order = torch.argsort(torch.cat(order))
 
 
 def dense_mask(layout: BlockLayout, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -218,26 +212,52 @@ def block_attention(
 
 
 def _sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: BlockLayout, scaling: float):
-    """``q [h, T, d]``, ``k, v [kv_h, T, d]`` -> output ``[T, h, d]`` under the block pattern."""
-    heads, T, dim = q.shape
-    kv_heads, L0, Lt = k.shape[0], layout.prefix_len, layout.tail_len
-    q5 = q.view(kv_heads, heads // kv_heads, T, dim)
-    k0, v0 = k[:, :L0], v[:, :L0]  # block 0, shared by every document (einsum broadcasts, no copies)
+    """``q [h, T, d]``, ``k, v [kv_h, T, d]`` -> output ``[T, h, d]`` under the block pattern.
 
-    pieces = [_sdpa(q[:, :L0], k0, v0, scaling, is_causal=True)]
-    for idx, valid, bias in layout.batches:
-        qb, kb, vb = q5[:, :, idx], k[:, idx], v[:, idx]  # [kv_h, g, B, L, d], [kv_h, B, L, d]
-        scores = torch.cat(
-            [torch.einsum("hgbld,hmd->hgblm", qb, k0), torch.einsum("hgbld,hbmd->hgblm", qb, kb)], dim=-1
-        )
-        p = torch.softmax(scores.float() * scaling + bias, dim=-1).to(v.dtype)
-        out = torch.einsum("hgblm,hmd->hgbld", p[..., :L0], v0) + torch.einsum("hgblm,hbmd->hgbld", p[..., L0:], vb)
-        pieces.append(out.reshape(heads, -1, dim)[:, valid.reshape(-1)])
+    A document token's softmax runs over block 0's keys and its own document's keys. The two parts
+    are computed separately, block 0 once for all document tokens (its keys are never copied), each
+    document causally within its micro-batch, and merged exactly through their log-sum-exps.
+    """
+    heads, T, dim = q.shape
+    L0, Lt = layout.prefix_len, layout.tail_len
+    k0, v0 = k[:, :L0], v[:, :L0]
+
+    prefix = _sdpa(q[:, :L0], k0, v0, scaling, is_causal=True)
+    to_prefix, lse_prefix = _attend_lse(q[None, :, L0 : T - Lt], k0[None], v0[None], scaling, causal=False)
+    own, lse_own = [], []
+    q_t, k_t, v_t = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)  # [T, h, d]: HF's memory layout
+    for idx, valid in layout.batches:
+        out, lse = _attend_lse(q_t[idx].transpose(1, 2), k_t[idx].transpose(1, 2), v_t[idx].transpose(1, 2),
+                               scaling, causal=True)  # padding sits after each document: causal masks it
+        own.append(out.transpose(1, 2)[valid])  # [tokens, h, d]
+        lse_own.append(lse.transpose(1, 2)[valid])  # [tokens, h]
+    own_out, own_lse = torch.cat(own)[layout.doc_order], torch.cat(lse_own)[layout.doc_order]
+    prefix_out, prefix_lse = to_prefix[0].transpose(0, 1), lse_prefix[0].transpose(0, 1)
+    total = torch.logaddexp(prefix_lse, own_lse)
+    docs = (prefix_out.float() * (prefix_lse - total).exp()[..., None]
+            + own_out.float() * (own_lse - total).exp()[..., None]).to(q.dtype)
 
     tail_bias = torch.zeros(Lt, T, dtype=q.dtype, device=q.device)
     tail_bias[:, T - Lt :] = torch.full((Lt, Lt), float("-inf"), device=q.device).triu(1)
-    pieces.append(_sdpa(q[:, T - Lt :], k, v, scaling, mask=tail_bias))
-    return torch.cat(pieces, dim=1)[:, layout.inverse_order].transpose(0, 1)
+    tail = _sdpa(q[:, T - Lt :], k, v, scaling, mask=tail_bias)
+    return torch.cat([prefix.transpose(0, 1), docs, tail.transpose(0, 1)])
+
+
+def _attend_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float, causal: bool):
+    """Attention output ``[B, h, M, d]`` and its log-sum-exp ``[B, h, M]`` (fp32); ``k, v`` may have fewer
+    (grouped) heads. The fused CPU kernel serves inference; plain math serves autograd and other devices."""
+    if q.device.type == "cpu" and not (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)):
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, causal, scale=scaling)
+        return out, lse.float()
+    B, heads, M, dim = q.shape
+    kv_heads, N = k.shape[1], k.shape[2]
+    scores = (q.reshape(B, kv_heads, -1, dim) @ k.transpose(-1, -2)).float() * scaling  # [B, kv_h, g*M, N]
+    if causal:
+        rows = torch.arange(M, device=q.device).repeat(heads // kv_heads)
+        scores = scores.masked_fill(torch.arange(N, device=q.device)[None, :] > rows[:, None], float("-inf"))
+    lse = torch.logsumexp(scores, dim=-1)
+    out = (torch.exp(scores - lse[..., None]).to(v.dtype) @ v).reshape(B, heads, M, dim)
+    return out, lse.reshape(B, heads, M)
 
 
 def _sdpa(q, k, v, scaling, is_causal=False, mask=None):

@@ -152,7 +152,7 @@ class FirstToken:
                 step = model(torch.tensor([[t]], device=model.device), position_ids=torch.tensor([[position]], device=model.device),
                              past_key_values=cache, use_cache=True)
                 walk(prefix + (t,), torch.log_softmax(step.logits[0, -1].float(), -1), total + float(logprobs[t]), position + 1)
-                cache.crop(cache.get_seq_length() - 1)
+                cache.crop(-1)  # forget the token just fed
 
         walk((), root, 0.0, int(layout.position_ids[-1]) + 1)
         return [scores[tuple(seq)] for seq in ids]

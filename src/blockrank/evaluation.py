@@ -55,6 +55,8 @@ def load_eval_set(
         ds = read_beir(data, split)
         judged = read_qrels(qrels) if qrels else ds.qrels
         queries = {q: t for q, t in ds.queries.items() if q in judged}
+        if not queries:
+            raise DataFormatError(f"the qrels ids match no query of {data}: no query has judgements")
         if limit:
             queries = dict(list(queries.items())[:limit])
         if run:

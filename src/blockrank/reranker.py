@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from tqdm import tqdm
 from transformers import PreTrainedModel
 
 from .attention import MODES, Mode
@@ -139,9 +140,14 @@ class Reranker:
         return Ranking(results=results, truncated=blocks.truncated, num_tokens=blocks.num_tokens)
 
     def rerank_batch(
-        self, queries: Sequence[str], documents: Sequence[Sequence[DocumentLike]], top_k: int | None = None
+        self,
+        queries: Sequence[str],
+        documents: Sequence[Sequence[DocumentLike]],
+        top_k: int | None = None,
+        progress: bool = False,
     ) -> list[list[Result]]:
-        """:meth:`rerank` for many queries, each with its own documents."""
+        """:meth:`rerank` for many queries, each with its own documents (``progress`` shows a bar)."""
         if len(queries) != len(documents):
             raise ValueError(f"got {len(queries)} queries but {len(documents)} document lists")
-        return [self.rerank(q, d, top_k=top_k) for q, d in zip(queries, documents)]
+        pairs = tqdm(list(zip(queries, documents)), desc="rerank", unit="query", disable=not progress)
+        return [self.rerank(q, d, top_k=top_k) for q, d in pairs]

@@ -1,0 +1,61 @@
+"""bf16 vs fp32 rankings of the default model on real queries: top-10 overlap and Kendall tau.
+
+    python bench/precision.py --queries 10 --docs 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from blockrank import Reranker
+from blockrank.scoring import attention_scores
+
+DL19 = Path("../shared/data/trec-dl/dl19-bm25-top100.jsonl")
+
+
+def kendall_tau(a: torch.Tensor, b: torch.Tensor) -> float:
+    i, j = torch.triu_indices(len(a), len(a), 1)
+    return float((torch.sign(a[i] - a[j]) * torch.sign(b[i] - b[j])).mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--queries", type=int, default=10)
+    ap.add_argument("--docs", type=int, default=100)
+    ap.add_argument("--out", default="bench/results/precision.json")
+    args = ap.parse_args()
+    rows = [json.loads(line) for line in DL19.read_text().splitlines()[: args.queries]]
+    fp32 = Reranker.from_pretrained(dtype="fp32", device="cpu")
+    bf16 = Reranker.from_pretrained(dtype="bf16", device="cpu")
+    per_query = []
+    for row in rows:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            blocks = fp32.prompt(row["query"], [c["text"] for c in row["candidates"][: args.docs]])
+        a = attention_scores(fp32.model, blocks, fp32.layer)
+        b = attention_scores(bf16.model, blocks, bf16.layer)
+        overlap = len(set(a.topk(10).indices.tolist()) & set(b.topk(10).indices.tolist()))
+        per_query.append({"qid": row["qid"], "top10_overlap": overlap, "kendall_tau": kendall_tau(a, b),
+                          "max_abs_diff": float((a - b).abs().max())})
+        print(per_query[-1])
+    report = {"queries": len(rows), "docs": args.docs, "layer": fp32.layer,
+              "mean_top10_overlap": statistics.mean(q["top10_overlap"] for q in per_query),
+              "min_top10_overlap": min(q["top10_overlap"] for q in per_query),
+              "mean_kendall_tau": statistics.mean(q["kendall_tau"] for q in per_query), "per_query": per_query}
+    print(json.dumps({k: v for k, v in report.items() if k != "per_query"}, indent=1))
+    fd, tmp = tempfile.mkstemp(dir=Path(args.out).parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(tmp, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Print docs/results.md from the JSON files under bench/results (no number is typed by hand)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+EVALS = {
+    "dl19": "blockrank eval --data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt "
+    "--rerankers bm25,dense,blockrank,full --top-k 100 --dtype bf16 --out bench/results/eval/dl19",
+    "dl19-first10": "blockrank eval --data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt "
+    "--rerankers bm25,blockrank,blockrank-decode,first,sliding --top-k 100 --limit 10 --dtype bf16 --out bench/results/eval/dl19-first10",
+    "scifact": "blockrank eval --data $D/scifact --rerankers bm25,dense --top-k 100 --out bench/results/eval/scifact",
+    "scifact-first30": "blockrank eval --data $D/scifact --rerankers bm25,dense,blockrank,full "
+    "--top-k 50 --limit 30 --dtype bf16 --out bench/results/eval/scifact-first30",
+    "scifact-first10": "blockrank eval --data $D/scifact --rerankers bm25,sliding,blockrank-decode,first --top-k 50 --limit 10 --dtype bf16 "
+    "--out bench/results/eval/scifact-first10",
+}
+NAMES = {
+    "bm25": "BM25 (first stage)",
+    "dense": "dense all-MiniLM-L6-v2 (rerank candidates)",
+    "blockrank": "BlockRank attention mode (sparse)",
+    "full": "full causal attention, attention mode",
+    "blockrank-decode": "BlockRank decode mode",
+    "first": "FIRST-style first-id logits",
+    "sliding": "RankGPT-style sliding window (20/10)",
+}
+
+
+def fmt(v, spec=".3f"):
+    return "-" if v is None else format(v, spec)
+
+
+def speed_section(path: Path) -> list[str]:
+    r = json.loads(path.read_text())
+    m = r["machine"]
+    out = [f"### {path.stem}", "",
+           f"Machine: {m['cpu']}, {m['threads']} threads, {m['device']}, torch {m['torch']}. Model "
+           f"`{Path(r['model']).name}` in {r['dtype']}, l* = {r['layer']}, documents of {r['doc_tokens']} tokens "
+           f"(+ label), {r['repeats']} interleaved repeats, medians. Measured dense matmul: "
+           f"{r['matmul_gflops']:.0f} GFLOP/s. Command: `{r.get('command', '')}`", ""]
+    for key, label in r["configs"].items():
+        out.append(f"- {label}")
+    out += ["", "| N | tokens | (a) s | (b) s | (c) s | (c*) s | (c)/(a) | (c*)/(a) | ms/doc (a) | tokens/s (a) | "
+            "GFLOP/s (a) | % of matmul | peak MB (a) | max score diff (a)-(b) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in r["summary"]:
+        cells = []
+        for c in ("sparse", "dense", "full", "causal"):
+            v = s.get(f"{c}_s")
+            cells.append(fmt(v, ".2f") if v else (f"skipped: {s[f'{c}_note']}" if s.get(f"{c}_note") else "-"))
+        out.append(f"| {s['n_docs']} | {s['tokens']} | " + " | ".join(cells) + " | "
+                   f"{fmt(s.get('full_over_sparse'), '.2f')} | {fmt(s.get('causal_over_sparse'), '.2f')} | "
+                   f"{fmt(s.get('ms_per_doc'), '.0f')} | {fmt(s.get('tokens_per_s'), '.0f')} | {fmt(s.get('gflops'), '.0f')} | "
+                   f"{fmt(100 * s['fraction_of_matmul'] if 'fraction_of_matmul' in s else None, '.0f')} | "
+                   f"{fmt(s.get('sparse_mem_mb'), '.0f')} | {fmt(s.get('dense_max_score_diff'), '.1e')} |")
+    return out + [""]
+
+
+def eval_section(name: str) -> list[str]:
+    path = RESULTS / "eval" / name / "summary.json"
+    if not path.exists():
+        return [f"### {name}", "", "(not run)", ""]
+    r = json.loads(path.read_text())
+    first = next(iter(r["rerankers"].values()))
+    metrics = list(first["metrics"])
+    out = [f"### {r['dataset']}: {name}", "",
+           f"{r['queries']} queries, relevant = grade >= {r['relevance_threshold']}, model "
+           f"`{Path(str(r['config'].get('model') or 'SmolLM2-135M-Instruct (untrained)')).name}`, "
+           f"dtype {r['config'].get('dtype') or 'fp32'}, top-{r['config'].get('top_k')}, commit `{(r['git_commit'] or '')[:10]}`.",
+           "", f"`{EVALS[name]}`", "",
+           "| reranker | " + " | ".join(metrics) + " | s/query mean | p50 | p95 | tokens/query |",
+           "|---|" + "---|" * (len(metrics) + 4)]
+    for key, x in r["rerankers"].items():
+        lat = x["latency_s"]
+        out.append(f"| {NAMES.get(key, key)} | " + " | ".join(fmt(x["metrics"][m], ".4f") for m in metrics)
+                   + f" | {lat['mean']:.2f} | {lat['p50']:.2f} | {lat['p95']:.2f} | {x['tokens_per_query']:.0f} |")
+    return out + [""]
+
+
+def main() -> None:
+    lines = ["# Results", "",
+             "Every number below is read from the JSON files under `bench/results/` by `python bench/report.py`;",
+             "`bash bench/run_results.sh` reruns everything (about an hour on the 2-core CPU). `$D` is `../shared/data`.",
+             "The default model is the *untrained* SmolLM2-135M-Instruct: these rows measure the machinery and",
+             "the baselines, not a fine-tuned BlockRank model.", "", "## Speed", ""]
+    for path in sorted(RESULTS.glob("*.json")):
+        if path.stem.startswith(("speed", "core")):
+            lines += speed_section(path)
+    precision = RESULTS / "precision.json"
+    if precision.exists():
+        p = json.loads(precision.read_text())
+        lines += ["### bf16 vs fp32", "",
+                  f"Default model, DL19, first {p['queries']} queries x {p['docs']} BM25 passages, l* = {p['layer']}: "
+                  f"top-10 overlap mean {p['mean_top10_overlap']:.1f}/10 (min {p['min_top10_overlap']}), "
+                  f"Kendall tau mean {p['mean_kendall_tau']:.3f}. `python bench/precision.py --queries 10 --docs 100`", ""]
+    load = RESULTS / "load.json"
+    if load.exists():
+        x = json.loads(load.read_text())
+        lines += ["### HTTP service load test", "",
+                  f"{x['requests']} requests ({x['docs_per_request']} documents each) from {x['clients']} concurrent "
+                  f"clients over loopback, tiny random Llama: p50 {x['p50_ms']:.0f} ms, p95 {x['p95_ms']:.0f} ms, "
+                  f"max {x['max_ms']:.0f} ms, {x['throughput_rps']:.1f} requests/s, errors {x['errors']} "
+                  f"(statuses {x['statuses']}). `python bench/load.py --requests 200 --clients 8`", ""]
+    lines += ["## Quality", ""]
+    for name in EVALS:
+        lines += eval_section(name)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
