@@ -11,7 +11,9 @@ EVALS = {
     "--rerankers bm25,dense,blockrank,full --top-k 100 --dtype bf16 --out bench/results/eval/dl19",
     "dl19-first10": "blockrank eval --data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt "
     "--rerankers bm25,blockrank,blockrank-decode,first,sliding --top-k 100 --limit 10 --dtype bf16 --out bench/results/eval/dl19-first10",
-    "scifact": "blockrank eval --data $D/scifact --rerankers bm25,dense --top-k 100 --out bench/results/eval/scifact",
+    "scifact": "blockrank eval --data $D/scifact --rerankers bm25 --top-k 100 --out bench/results/eval/scifact",
+    "scifact-dense": "blockrank eval --data $D/scifact --first-stage dense --rerankers bm25 --top-k 100 "
+    "--out bench/results/eval/scifact-dense",
     "scifact-first30": "blockrank eval --data $D/scifact --rerankers bm25,dense,blockrank,full "
     "--top-k 50 --limit 30 --dtype bf16 --out bench/results/eval/scifact-first30",
     "scifact-first10": "blockrank eval --data $D/scifact --rerankers bm25,sliding,blockrank-decode,first --top-k 50 --limit 10 --dtype bf16 "
@@ -20,6 +22,7 @@ EVALS = {
 NAMES = {
     "bm25": "BM25 (first stage)",
     "dense": "dense all-MiniLM-L6-v2 (rerank candidates)",
+    "dense-retrieval": "dense retrieval all-MiniLM-L6-v2 (first stage)",
     "blockrank": "BlockRank attention mode (sparse)",
     "full": "full causal attention, attention mode",
     "blockrank-decode": "BlockRank decode mode",
