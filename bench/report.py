@@ -87,7 +87,9 @@ def main() -> None:
              "Every number below is read from the JSON files under `bench/results/` by `python bench/report.py`;",
              "`bash bench/run_results.sh` reruns everything (about an hour on the 2-core CPU). `$D` is `../shared/data`.",
              "The default model is the *untrained* SmolLM2-135M-Instruct: these rows measure the machinery and",
-             "the baselines, not a fine-tuned BlockRank model.", "", "## Speed", ""]
+             "the baselines, not a fine-tuned BlockRank model. The latencies in the quality tables were taken",
+             "while other jobs (tests, CI) shared the two cores at times; the speed tables are the timing reference.",
+             "", "## Speed", ""]
     for path in sorted(RESULTS.glob("*.json")):
         if path.stem.startswith(("speed", "core")):
             lines += speed_section(path)
