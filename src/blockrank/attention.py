@@ -152,7 +152,7 @@ def _plan_micro_batches(layout: BlockLayout, starts: torch.Tensor, lens: torch.T
 
 def dense_mask(layout: BlockLayout, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The block-sparse pattern as an additive ``[1, 1, T, T]`` mask (0 = allowed, dtype min = blocked)."""
-    T, L0 = layout.num_tokens, layout.prefix_len
+    T = layout.num_tokens
     block = torch.zeros(T, dtype=torch.long)  # 0 = block 0, d + 1 = document d, N + 1 = tail
     block[layout.doc_positions] = layout.doc_of_token + 1
     block[T - layout.tail_len :] = layout.num_docs + 1

@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .data import Candidates, format_run
+from .data import Candidates, append_synced, format_run, write_text_atomic
 from .prompt import Document
 from .reranker import Reranker
 
@@ -30,16 +30,8 @@ def finished_queries(path: Path, expected: dict[str, int]) -> set[str]:
             groups.setdefault(line.split(maxsplit=1)[0], []).append(line)
     complete = {q for q, lines in groups.items() if len(lines) == expected.get(q, -1) and lines[-1].endswith("\n")}
     if len(complete) != len(groups):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(line for q in groups if q in complete for line in groups[q]), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(line for q in groups if q in complete for line in groups[q]))
     return complete
-
-
-def _append(f, text: str) -> None:
-    f.write(text)
-    f.flush()
-    os.fsync(f.fileno())
 
 
 def rank_lines(reranker: Reranker, c: Candidates, tag: str) -> str:
@@ -62,7 +54,7 @@ def rerank_run(reranker: Reranker, candidates: list[Candidates], out: str | os.P
     todo = _pending(candidates, out)
     with out.open("a", encoding="utf-8") as f:
         for c in tqdm(todo, desc="rerank-run", unit="query"):
-            _append(f, rank_lines(reranker, c, tag))
+            append_synced(f, rank_lines(reranker, c, tag))
     return len(todo)
 
 
@@ -109,5 +101,5 @@ def rerank_run_ray(
     )
     with out.open("a", encoding="utf-8") as f:
         for row in tqdm(ds.iter_rows(), total=len(todo), desc="rerank-run (ray)", unit="query"):
-            _append(f, row["lines"])
+            append_synced(f, row["lines"])
     return len(todo)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .attention import pack
+from .data import write_text_atomic
 from .prompt import PromptBlocks
 from .reranker import Reranker
 from .scoring import attention_scores, forward_blocks
@@ -265,9 +266,7 @@ def write_report(report: dict, out_dir: Path, stem: str) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     report["summary"] = summary_rows(report)
     path = out_dir / f"{stem}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(report, indent=1))
 
     import matplotlib
 

@@ -252,7 +252,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         sweep = evaluation.latency_sweep(scorers, evalset.candidates[0], ns)
         report["latency_sweep"] = sweep
         evaluation.plot_latency(sweep, Path(args.out) / "latency.png", f"{evalset.name}: latency vs documents")
-        evaluation._write_json(Path(args.out) / "summary.json", report)
+        evaluation.write_json(Path(args.out) / "summary.json", report)
     table = Table(title=f"{evalset.name}: {report['queries']} queries, top-{args.top_k}, relevant = grade >= {evalset.rel}")
     metric_names = list(next(iter(report["rerankers"].values()))["metrics"])
     for col in ["reranker", *metric_names, "s/query (mean)", "p95 s", "tokens/query"]:

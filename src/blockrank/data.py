@@ -124,6 +124,22 @@ def read_run(path: str | os.PathLike) -> Run:
     return {qid: sorted(docs.items(), key=lambda x: -x[1]) for qid, docs in rows.items()}
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Replace ``path`` with ``text`` all at once: a crash leaves the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def append_synced(f, text: str) -> None:
+    """Append ``text`` to an open file and force it to disk (resumable outputs rely on it)."""
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+
+
 def format_run(qid: str, ranked: list[tuple[str, float]], tag: str) -> str:
     """TREC run lines for one query, ``ranked`` best first."""
     return "".join(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n" for rank, (docid, score) in enumerate(ranked, 1))
@@ -131,11 +147,7 @@ def format_run(qid: str, ranked: list[tuple[str, float]], tag: str) -> str:
 
 def write_run(path: str | os.PathLike, run: Run, tag: str) -> None:
     """Write a whole run atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(format_run(q, ranked, tag) for q, ranked in run.items()), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(format_run(q, ranked, tag) for q, ranked in run.items()))
 
 
 def read_candidates(path: str | os.PathLike) -> list[Candidates]:

@@ -19,7 +19,10 @@ import ir_measures
 from tqdm import tqdm
 
 from .batch import finished_queries
-from .data import Candidates, DataFormatError, Qrels, candidates_from_run, format_run, read_beir, read_candidates, read_qrels, read_run
+from .data import (
+    Candidates, DataFormatError, Qrels, append_synced, candidates_from_run, format_run, read_beir, read_candidates,
+    read_qrels, read_run, write_text_atomic,
+)
 from .retrieval import bm25_candidates, dense_candidates
 
 
@@ -122,10 +125,8 @@ def run_scorer(scorer, evalset: EvalSet, out_dir: Path) -> tuple[dict, list[dict
             seconds = time.perf_counter() - start
             ranked = sorted(zip((d.id for d in c.documents), scores), key=lambda x: -x[1])
             row = {"qid": c.qid, "seconds": seconds, "tokens": scorer.tokens, "n_docs": len(c.documents)}
-            for f, text in ((run_f, format_run(c.qid, ranked, scorer.name)), (time_f, json.dumps(row) + "\n")):
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
+            append_synced(run_f, format_run(c.qid, ranked, scorer.name))
+            append_synced(time_f, json.dumps(row) + "\n")
             timings[c.qid] = row
     run = {q: {d: s for d, s in ranked} for q, ranked in read_run(run_path).items() if q in expected}
     return run, [timings[c.qid] for c in evalset.candidates]
@@ -153,7 +154,7 @@ def evaluate(scorers: list, evalset: EvalSet, out_dir: str | os.PathLike, config
             "per_query": {q: per_query.get(q, {}) | {"seconds": t["seconds"]} for q, t in
                           zip((c.qid for c in evalset.candidates), timings)},
         }
-    _write_json(out_dir / "summary.json", report)
+    write_json(out_dir / "summary.json", report)
     plot_ndcg(report, out_dir / "ndcg.png")
     return report
 
@@ -181,10 +182,8 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+def write_json(path: Path, obj: dict) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=1))
 
 
 def _pyplot():

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import Candidates, DataFormatError, Qrels, read_jsonl
+from .data import Candidates, DataFormatError, Qrels, read_jsonl, write_text_atomic
 from .prompt import Document
 
 
@@ -113,17 +113,11 @@ def sample_examples(pools: list[Pool], n_docs: int, seed: int = 0, epochs: int =
 
 
 def write_icr_jsonl(path: str | os.PathLike, examples: list[ICRExample]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for e in examples:
-            f.write(json.dumps({
-                "query": e.query, "query_id": e.query_id,
-                "documents": [{"doc_id": d.id, "title": d.title, "text": d.text} for d in e.documents],
-                "answer_ids": [i + 1 for i in e.positives],
-            }) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(json.dumps({
+        "query": e.query, "query_id": e.query_id,
+        "documents": [{"doc_id": d.id, "title": d.title, "text": d.text} for d in e.documents],
+        "answer_ids": [i + 1 for i in e.positives],
+    }) + "\n" for e in examples))
 
 
 def read_icr_jsonl(path: str | os.PathLike) -> list[ICRExample]:

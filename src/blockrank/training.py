@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from .attention import LayerProbe, pack
-from .data import read_beir, read_candidates, read_qrels
+from .data import read_beir, read_candidates, read_qrels, write_text_atomic
 from .examples import ICRExample, pools_from_beir, pools_from_candidates, pools_from_titles, read_icr_jsonl, sample_examples
 from .losses import blockrank_loss
 from .model import default_layer, load_model
@@ -267,7 +267,7 @@ class Trainer:
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
-        _write_atomic(self.out / "latest", target.name)
+        write_text_atomic(self.out / "latest", target.name)
         for old in sorted(self.out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[: -self.cfg.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
         return target
@@ -311,9 +311,3 @@ class Trainer:
 def _mean(values) -> float:
     values = [float(v) for v in values]
     return sum(values) / len(values) if values else float("nan")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
