@@ -1,4 +1,4 @@
-"""bf16 vs fp32 rankings of the default model on real queries: top-10 overlap and Kendall tau.
+"""bf16 vs fp32 rankings on real queries (default: the untrained base model): top-10 overlap and Kendall tau.
 
     python bench/precision.py --queries 10 --docs 100
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from blockrank import Reranker
+from blockrank import DEFAULT_MODEL, Reranker
 from blockrank.scoring import attention_scores
 
 DL19 = Path("../shared/data/trec-dl/dl19-bm25-top100.jsonl")
@@ -30,11 +30,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--queries", type=int, default=10)
     ap.add_argument("--docs", type=int, default=100)
+    ap.add_argument("--model", default=DEFAULT_MODEL, help="model to compare (default: the untrained base)")
     ap.add_argument("--out", default="bench/results/precision.json")
     args = ap.parse_args()
     rows = [json.loads(line) for line in DL19.read_text().splitlines()[: args.queries]]
-    fp32 = Reranker.from_pretrained(dtype="fp32", device="cpu")
-    bf16 = Reranker.from_pretrained(dtype="bf16", device="cpu")
+    fp32 = Reranker.from_pretrained(args.model, dtype="fp32", device="cpu")
+    bf16 = Reranker.from_pretrained(args.model, dtype="bf16", device="cpu")
     per_query = []
     for row in rows:
         with warnings.catch_warnings():

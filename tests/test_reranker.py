@@ -34,6 +34,13 @@ def test_rerank_default_model(reranker, demo):
     assert [(r.index, r.score) for r in again] == [(r.index, r.score) for r in results[:3]]  # deterministic
 
 
+def test_shipped_default_ranks_the_relevant_abstract_in_its_top_three(reranker, demo):
+    with pytest.warns(UserWarning, match="truncated"):
+        ranking = reranker.rank(demo["query"], demo["documents"], max_doc_tokens=64)  # the training budget
+    top3 = [r.id for r in ranking.results[:3]]
+    assert set(top3) & set(demo["relevant"])  # the untrained base puts it fifth
+
+
 def test_efficient_path_matches_reference_on_default_model(reranker, demo):
     docs = demo["documents"][:6]
     blocks = reranker.prompt(demo["query"], docs)

@@ -64,6 +64,23 @@ def test_icr_jsonl_round_trip_and_errors(tmp_path):
         assert read_icr_jsonl(path) == []
 
 
+def test_sources_slice_queries_to_hold_out_a_dev_set(tmp_path):
+    from blockrank.training import build_examples, load_config
+
+    cands = [Candidates(str(i), f"q{i}", [Document(f"{i}a", "x"), Document(f"{i}b", "y")]) for i in range(5)]
+    path = tmp_path / "cands.jsonl"
+    path.write_text("".join(json.dumps({"qid": c.qid, "query": c.query, "candidates": [
+        {"docid": d.id, "text": d.text} for d in c.documents]}) + "\n" for c in cands))
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("".join(f"{i} 0 {i}a 2\n" for i in range(5)))
+    source = {"type": "candidates", "path": str(path), "qrels": str(qrels), "min_grade": 2}
+    cfg = load_config(None, ["n_docs=2"])
+    dev = build_examples([source | {"limit": 2}], cfg, seed=0)
+    train = build_examples([source | {"offset": 2, "epochs": 3}], cfg, seed=0)
+    assert sorted(e.query_id for e in dev) == ["0", "1"]
+    assert sorted(e.query_id for e in train) == ["2", "2", "2", "3", "3", "3", "4", "4", "4"]
+
+
 @pytest.fixture
 def icr_file(tmp_path):
     rng = random.Random(0)

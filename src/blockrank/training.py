@@ -29,7 +29,7 @@ from .attention import LayerProbe, pack
 from .data import read_beir, read_candidates, read_qrels, write_text_atomic
 from .examples import ICRExample, pools_from_beir, pools_from_candidates, pools_from_titles, read_icr_jsonl, sample_examples
 from .losses import blockrank_loss
-from .model import default_layer, load_model
+from .model import DEFAULT_MODEL, default_layer, load_model
 from .prompt import PromptBuilder
 from .scoring import attention_scores, forward_blocks
 
@@ -40,7 +40,7 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 class TrainConfig:
     """One training recipe (YAML/TOML file plus ``key=value`` overrides)."""
 
-    model: str | None = None
+    model: str = DEFAULT_MODEL  # the base to fine-tune
     out_dir: str = "runs/blockrank"
     data: list[dict[str, Any]] = field(default_factory=list)  # sources, see build_examples
     dev: dict[str, Any] | None = None  # a source for periodic evaluation
@@ -106,6 +106,9 @@ def build_examples(sources: list[dict[str, Any]], cfg: TrainConfig, seed: int) -
     * ``{type: candidates, path, qrels, min_grade}``: candidate lists with (graded) qrels
     * ``{type: titles, path, n}``: weak supervision, titles of a BEIR corpus as queries
     * ``{type: icr, path}``: ready examples in the ICR JSONL format
+
+    Any source takes ``offset``/``limit`` (a slice of its queries, e.g. to hold some out for dev) and
+    ``epochs`` (examples per query, each a fresh sample and order).
     """
     examples: list[ICRExample] = []
     for i, src in enumerate(sources):
@@ -123,7 +126,9 @@ def build_examples(sources: list[dict[str, Any]], cfg: TrainConfig, seed: int) -
             pools = pools_from_titles(ds.corpus, src.get("n", 1000), seed + i)
         else:
             raise ValueError(f"data source {i}: unknown type {kind!r} (beir, candidates, titles, icr)")
-        examples += sample_examples(pools[: src.get("limit")], cfg.n_docs, seed + i, src.get("epochs", 1),
+        start = src.get("offset", 0)
+        pools = pools[start: start + src["limit"] if src.get("limit") is not None else None]
+        examples += sample_examples(pools, cfg.n_docs, seed + i, src.get("epochs", 1),
                                     max_positives=cfg.max_positives)
     random.Random(seed).shuffle(examples)
     return examples
@@ -150,6 +155,7 @@ class Trainer:
             lora = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": LORA_TARGETS} | cfg.lora
             model = get_peft_model(model, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
                                                      target_modules=lora["target_modules"], task_type="CAUSAL_LM"))
+            model.peft_config["default"].base_model_name_or_path = cfg.model  # the name, not this machine's cache path
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.examples = build_examples(cfg.data, cfg, cfg.seed)
