@@ -16,7 +16,7 @@ R = ROOT / "bench" / "results" / "train"
 WEIGHTS = ROOT / "src" / "blockrank" / "weights" / "blockrank-smollm2-135m"
 MODELS = {"base": "untrained base (SmolLM2-135M-Instruct)", "lm-only": "fine-tuned, LM loss only (λ = 0)",
           "trained": "fine-tuned, LM + auxiliary loss (shipped)"}
-SETS = {"dl19": "TREC DL19 (43 queries, BM25 top-100)", "scifact": "BEIR SciFact test (300 queries, BM25 top-50)"}
+SETS = {"dl19": "TREC DL19 (43 queries, BM25 top-100)", "scifact": "BEIR SciFact test (first 50 queries, BM25 top-50)"}
 
 
 def summary(name: str) -> dict | None:
@@ -102,7 +102,8 @@ def trial_section() -> list[str]:
     return [f"- **Why λ = 1 and lr 1e-3:** a first pair of runs with the paper's λ = 0.1 and lr 3e-4 was stopped "
             f"at step {a['step']}: with λ = 0.1 the dev MRR was {a['dev_mrr']:.3f} and the auxiliary loss "
             f"{a['aux_loss']:.3f}, with λ = 0 {b['dev_mrr']:.3f} and {b['aux_loss']:.3f}. At a few hundred "
-            "examples the LM gradient dominated and the attention signal did not move, so the recipe raises both "
+            "examples the auxiliary term, weighted a tenth of the LM term, did not move the attention signal, so "
+            "the recipe raises both "
             "(`bench/results/train/trial-*.log.jsonl` are those logs)."]
 
 
@@ -139,7 +140,7 @@ def main() -> None:
         *comparison(),
         "",
         (f"Latency of the shipped model on DL19 (100 documents, ~{latency['rerankers']['blockrank']['tokens_per_query']:.0f} "
-         f"tokens per query), bf16, one CPU thread while another evaluation ran on the second core: "
+         f"tokens per query), bf16, one CPU thread while another evaluation (and, for a few minutes, the test suite) shared the CPU: "
          f"mean {lat['mean']:.2f} s, p95 {lat['p95']:.2f} s per query." if lat else ""),
         "",
         "## Training",
@@ -185,7 +186,7 @@ def main() -> None:
         "",
         "```bash",
         "./setup.sh dev",
-        "bash bench/train_results.sh   # train both runs (~1 h), evaluate (~40 min), write this card",
+        "bash bench/train_results.sh   # train both runs (~1 h), evaluate (~20 min), write this card",
         "```",
     ]
     print("\n".join(out))
