@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -144,7 +145,9 @@ def _load_adapter(path: Path, dtype: torch.dtype, device: torch.device) -> tuple
 
     base = recipe(path).get("base_model") or DEFAULT_MODEL
     model, tokenizer = load_model(base, dtype=torch.float32, device="cpu")
-    model = PeftModel.from_pretrained(model, path).merge_and_unload()
+    with warnings.catch_warnings():  # peft calls a transformers API that transformers 5 marks deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        model = PeftModel.from_pretrained(model, path).merge_and_unload()
     model.config.name_or_path = str(path)  # report the adapter, not its base
     if (path / "tokenizer_config.json").is_file():
         tokenizer = AutoTokenizer.from_pretrained(path)
