@@ -97,7 +97,7 @@ def main() -> None:
     if precision.exists():
         p = json.loads(precision.read_text())
         lines += ["### bf16 vs fp32", "",
-                  f"Default model, DL19, first {p['queries']} queries x {p['docs']} BM25 passages, l* = {p['layer']}: "
+                  f"Untrained base model, DL19, first {p['queries']} queries x {p['docs']} BM25 passages, l* = {p['layer']}: "
                   f"top-10 overlap mean {p['mean_top10_overlap']:.1f}/10 (min {p['min_top10_overlap']}), "
                   f"Kendall tau mean {p['mean_kendall_tau']:.3f}. `python bench/precision.py --queries 10 --docs 100`", ""]
     load = RESULTS / "load.json"

@@ -167,11 +167,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .service import Limits, create_app
 
+    reranker = load_reranker(args)
     limits = Limits(max_documents=args.max_documents, max_document_chars=args.max_document_chars,
                     max_body_bytes=args.max_body_bytes, request_timeout_s=args.timeout, max_queue=args.max_queue,
-                    max_tokens_per_doc=args.max_tokens_per_doc)
-    reranker = load_reranker(args)
-    limits.max_tokens_per_doc = max(limits.max_tokens_per_doc, reranker.builder.max_doc_tokens)
+                    max_tokens_per_doc=max(args.max_tokens_per_doc, reranker.builder.max_doc_tokens))
     app = create_app(reranker, limits)
     uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=int(args.timeout) + 5)
     return 0

@@ -126,8 +126,8 @@ def build_examples(sources: list[dict[str, Any]], cfg: TrainConfig, seed: int) -
             pools = pools_from_titles(ds.corpus, src.get("n", 1000), seed + i)
         else:
             raise ValueError(f"data source {i}: unknown type {kind!r} (beir, candidates, titles, icr)")
-        start = src.get("offset", 0)
-        pools = pools[start: start + src["limit"] if src.get("limit") is not None else None]
+        start, limit = src.get("offset", 0), src.get("limit")
+        pools = pools[start:] if limit is None else pools[start:start + limit]
         examples += sample_examples(pools, cfg.n_docs, seed + i, src.get("epochs", 1),
                                     max_positives=cfg.max_positives)
     random.Random(seed).shuffle(examples)
