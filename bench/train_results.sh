@@ -1,43 +1,49 @@
 #!/usr/bin/env bash
-# Reproduces MODEL_CARD.md: trains the shipped adapter and its lambda=0 ablation (in parallel, one
-# core each: about an hour on a 2-core CPU), evaluates both next to BM25 and the untrained base with
-# the same code and settings (about 20 min), then writes the card.
-#   bash bench/train_results.sh [all|train|eval|card]
-# Run from the repository root after `./setup.sh dev`; data from ../shared/data (see its README).
+# Reproduces MODEL_CARD.md: trains the default adapter (configs/smollm2-distill.yaml, ~90 min on 2 cores),
+# evaluates it beside BM25, the embedding teachers and their fusions, the previous adapter and the
+# untrained base on DL19, SciFact test and WikiQA test, then writes the card.
+#   bash bench/train_results.sh [all|train|ship|eval|card]
+# Run from the repository root after `./setup.sh dev` (mpnet rows: see README, Train); data from ../shared/data.
 set -euo pipefail
-export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1
+export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
 D=../shared/data
-R=bench/results/train
+R=bench/results/quality
+RUN=runs/smollm2-distill
+PREVIOUS=af70cf7  # the commit whose adapter this recipe replaced
+W=src/blockrank/weights/blockrank-smollm2-135m
 what="${1:-all}"
+mkdir -p $R
 
 if [ "$what" = all ] || [ "$what" = train ]; then
-  mkdir -p runs
-  blockrank train configs/smollm2-cpu.yaml > runs/train-main.log 2>&1 &
-  blockrank train configs/smollm2-cpu.yaml aux_weight=0 out_dir=runs/smollm2-cpu-lm-only > runs/train-lm-only.log 2>&1 &
-  wait
-  mkdir -p $R src/blockrank/weights/blockrank-smollm2-135m
-  cp runs/smollm2-cpu/final/{adapter_config.json,adapter_model.safetensors,blockrank.json} src/blockrank/weights/blockrank-smollm2-135m/
-  for run in smollm2-cpu smollm2-cpu-lm-only; do
-    cp runs/$run/log.jsonl $R/$run.log.jsonl
-    cp runs/$run/config.json $R/$run.config.json
-  done
+  blockrank train configs/smollm2-distill.yaml --dry-run > $R/smollm2-distill.data.json
+  blockrank train configs/smollm2-distill.yaml --resume
+  cp $RUN/log.jsonl $R/smollm2-distill.log.jsonl
+  cp $RUN/config.json $R/smollm2-distill.config.json
+fi
+
+if [ "$what" = all ] || [ "$what" = ship ]; then
+  cp $RUN/final/{adapter_config.json,adapter_model.safetensors,blockrank.json} $W/
 fi
 
 if [ "$what" = all ] || [ "$what" = eval ]; then
-  # Every model scores with the same prompt, 64-token documents (the training budget), bf16, attention
-  # mode. SciFact: the first 50 test queries, BM25 top-50 (CPU time).
-  DL19="--data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt --top-k 100"
-  SCIFACT="--data $D/scifact --top-k 50 --limit 50"
+  mkdir -p runs/previous-adapter
+  for f in adapter_config.json adapter_model.safetensors blockrank.json; do
+    git show "$PREVIOUS:$W/$f" > runs/previous-adapter/$f
+  done
+  declare -A SET=(
+    [dl19]="--data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt --top-k 100"
+    [scifact]="--data $D/scifact --top-k 100"
+    [wikiqa]="--data $D/wikiqa/wikiqa-test.jsonl --qrels $D/wikiqa/qrels.wikiqa-test.txt"
+  )
   opts="--max-doc-tokens 64 --dtype bf16"
-  base=SmolLM2-135M-Instruct trained=runs/smollm2-cpu/final lmonly=runs/smollm2-cpu-lm-only/final
-  mkdir -p $R
-  ( blockrank eval $SCIFACT $opts --rerankers bm25,blockrank --model $base --out $R/scifact-base
-    blockrank eval $DL19 $opts --rerankers bm25,blockrank --model $base --out $R/dl19-base
-    blockrank eval $DL19 $opts --rerankers blockrank --model $lmonly --out $R/dl19-lm-only ) > $R/lane1.log 2>&1 &
-  ( blockrank eval $SCIFACT $opts --rerankers blockrank --model $trained --out $R/scifact-trained
-    blockrank eval $DL19 $opts --rerankers blockrank --model $trained --out $R/dl19-trained
-    blockrank eval $SCIFACT $opts --rerankers blockrank --model $lmonly --out $R/scifact-lm-only ) > $R/lane2.log 2>&1 &
-  wait
+  for s in dl19 scifact wikiqa; do
+    teachers=bm25,dense,bm25+minilm
+    [ "$s" = dl19 ] && teachers=bm25,dense,mpnet,bm25+minilm,bm25+mpnet,minilm+mpnet,bm25+minilm+mpnet
+    blockrank eval ${SET[$s]} --rerankers $teachers --teacher-dtype bf16 --out $R/$s-teachers
+    blockrank eval ${SET[$s]} $opts --rerankers blockrank --model default --out $R/$s-new
+    blockrank eval ${SET[$s]} $opts --rerankers blockrank --model runs/previous-adapter --out $R/$s-previous
+    blockrank eval ${SET[$s]} $opts --rerankers blockrank --model SmolLM2-135M-Instruct --out $R/$s-base
+  done
 fi
 
 if [ "$what" = all ] || [ "$what" = card ]; then

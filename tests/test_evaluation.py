@@ -103,3 +103,17 @@ def test_empty_candidate_list(tmp_path):
     (tmp_path / "q.txt").write_text("1 0 a 1\n")
     with pytest.raises(DataFormatError, match="1 queries have an empty candidate list"):
         load_eval_set(path, qrels=tmp_path / "q.txt")
+
+
+def test_candidate_file_without_first_stage_scores_gets_bm25_order(tmp_path):
+    path = tmp_path / "sentences.jsonl"
+    path.write_text(json.dumps({"qid": "q", "query": "glacier caves", "candidates": [
+        {"docid": "s0", "score": 0, "text": "the article's first sentence"},
+        {"docid": "s1", "score": 0, "text": "glacier caves form in the ice of glaciers"},
+        {"docid": "s2", "score": 0, "text": "caves are everywhere"}]}) + "\n")
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("q 0 s1 1\n")
+    (c,) = load_eval_set(path, qrels=qrels).candidates
+    assert [d.id for d in c.documents] == ["s1", "s2", "s0"] and c.scores[0] > c.scores[1] > c.scores[2] == 0
+    (kept,) = load_eval_set(path, qrels=qrels, first_stage="dense").candidates  # no BM25 asked for: file order
+    assert [d.id for d in kept.documents] == ["s0", "s1", "s2"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from blockrank.attention import LayerProbe, pack
-from blockrank.losses import aux_loss, blockrank_loss, lm_loss
+from blockrank.losses import LossWeights, aux_loss, blockrank_loss, distill_loss, lm_loss
 from blockrank.scoring import document_mass, forward_blocks
 from conftest import random_blocks, tiny_llama
 
@@ -35,6 +35,33 @@ def test_aux_loss_known_values():
         aux_loss(mass, [], tau)
 
 
+def test_distill_loss_known_values():
+    mass = torch.tensor([0.5, 0.3, 0.2])
+    teacher = [2.0, 0.0, 1.0]
+    p = torch.softmax(torch.tensor(teacher) / 2.0, 0)  # teacher temperature 2
+    q = torch.softmax(mass / 0.1, 0)  # student temperature 0.1
+    expected = float((p * (p.log() - q.log())).sum())
+    assert distill_loss(mass, teacher, 0.1, 2.0).item() == pytest.approx(expected, rel=1e-5)
+    # zero exactly when the student's distribution is the teacher's
+    assert distill_loss(mass, (mass / 0.1).tolist(), 0.1, 1.0).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="2 teacher scores for 3 documents"):
+        distill_loss(mass, [1.0, 2.0], 0.1, 1.0)
+
+
+def test_combined_loss_weights_and_unlabelled_examples():
+    logits = torch.log(torch.tensor([[[1.0, 1.0, 2.0, 4.0]]]))  # 1 head, 1 signal token, 2 docs of 2 tokens
+    doc_of_token = torch.tensor([0, 0, 1, 1])
+    mass = document_mass(logits, doc_of_token, 2)
+    w = LossWeights(lm=0.0, aux=0.5, kd=2.0, temperature=0.1, teacher_temperature=1.0)
+    parts = blockrank_loss(None, None, logits, doc_of_token, 2, [0], w, teacher=[0.0, 1.0])
+    expected = 0.5 * aux_loss(mass, [0], 0.1) + 2.0 * distill_loss(mass, [0.0, 1.0], 0.1, 1.0)
+    assert parts.loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert parts.lm.item() == 0 and not parts.top1  # doc 1 holds 0.75 of the mass; the positive is doc 0
+    unlabelled = blockrank_loss(None, None, logits, doc_of_token, 2, [], w, teacher=[0.0, 1.0])
+    assert unlabelled.aux.item() == 0 and unlabelled.loss.item() == pytest.approx(2.0 * unlabelled.kd.item())
+    assert unlabelled.top1  # the teacher's favourite, doc 1, has the most mass
+
+
 def test_lm_loss_only_on_answer_tokens():
     vocab = 5
     logits = torch.zeros(4, vocab)
@@ -51,7 +78,7 @@ def _loss(model, blocks, mode, positives):
     probe = LayerProbe(2, stop=False)
     out = forward_blocks(model, ids, layout, probe, logits_to_keep=len(blocks.answer) + 1)
     parts = blockrank_loss(out.logits[0], torch.tensor(blocks.answer), probe.logits, layout.doc_of_token,
-                           layout.num_docs, positives, aux_weight=0.1, temperature=0.05)
+                           layout.num_docs, positives, LossWeights(aux=0.1, temperature=0.05))
     model.zero_grad()
     parts.loss.backward()
     return parts, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -68,3 +95,16 @@ def test_sparse_gradients_match_dense_reference():
     assert set(g_sparse) == set(g_dense) and len(g_sparse) > 10
     for name in g_sparse:
         torch.testing.assert_close(g_sparse[name], g_dense[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_aux_only_stops_at_the_layer_and_trains_through_it():
+    model = tiny_llama().train()
+    blocks = random_blocks([5, 9, 3])
+    ids, layout = pack(blocks)
+    probe = LayerProbe(1, stop=True)
+    assert forward_blocks(model, ids, layout, probe) is None  # stopped at layer 1
+    parts = blockrank_loss(None, None, probe.logits, layout.doc_of_token, layout.num_docs, [2], LossWeights(lm=0.0, aux=1.0))
+    parts.loss.backward()
+    grads = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert any("layers.0." in n for n in grads) and any("layers.1.self_attn.k_proj" in n for n in grads)
+    assert not any("layers.2." in n or "layers.3." in n or "lm_head" in n for n in grads)

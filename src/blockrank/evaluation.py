@@ -77,6 +77,8 @@ def load_eval_set(
             raise ValueError(f"{data} is a candidate file: give its qrels with --qrels")
         judged = read_qrels(qrels)
         candidates = read_candidates(data)
+        if first_stage == "bm25" and all(len(set(c.scores)) <= 1 for c in candidates):
+            candidates = bm25_order(candidates)
         for c in candidates:
             c.documents, c.scores = c.documents[:top_k], c.scores[:top_k]
         name = data.stem
@@ -94,6 +96,18 @@ def load_eval_set(
     if rel is None:  # TREC DL grades 0-3 count 2 and 3 as relevant; BEIR's are binary
         rel = 2 if max(g for q in judged.values() for g in q.values()) >= 3 else 1
     return EvalSet(name, candidates, {c.qid: judged[c.qid] for c in candidates}, rel)
+
+
+def bm25_order(candidates: list[Candidates]) -> list[Candidates]:
+    """Lists that carry no first-stage scores (e.g. WikiQA's article sentences) get BM25's, statistics taken
+    over all of their documents, so ``bm25`` is a real baseline and the lists start in a meaningful order."""
+    from .teachers import BM25Teacher
+
+    out = []
+    for c, scores in zip(candidates, BM25Teacher().score_lists([(c.query, c.documents) for c in candidates])):
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        out.append(Candidates(c.qid, c.query, [c.documents[i] for i in order], [scores[i] for i in order]))
+    return out
 
 
 def _git_commit() -> str | None:
@@ -186,7 +200,8 @@ def write_json(path: Path, obj: dict) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1))
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,7 +211,7 @@ def _pyplot():
 
 
 def plot_ndcg(report: dict, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     names = list(report["rerankers"])
     values = [report["rerankers"][n]["metrics"]["nDCG@10"] for n in names]
     fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(names)), 3.6))
@@ -209,7 +224,7 @@ def plot_ndcg(report: dict, path: Path) -> None:
 
 
 def plot_latency(sweep: dict[str, list[tuple[int, float]]], path: Path, title: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, points in sweep.items():
         ax.plot(*zip(*points), marker="o", label=name)

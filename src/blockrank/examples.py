@@ -24,7 +24,8 @@ class ICRExample:
     query_id: str
     query: str
     documents: list[Document]
-    positives: list[int]  # 0-based indices into documents
+    positives: list[int]  # 0-based indices into documents; empty for teacher-labelled lists
+    teacher: list[float] | None = None  # a teacher's score per document (distillation)
 
 
 @dataclass
@@ -56,6 +57,11 @@ def pools_from_candidates(candidates: list[Candidates], qrels: Qrels, min_grade:
     return pools
 
 
+def unlabelled_pools(candidates: list[Candidates]) -> list[Pool]:
+    """Candidate lists with no labels, in first-stage order; a teacher must score them."""
+    return [Pool(c.qid, c.query, [], list(c.documents)) for c in candidates if c.documents]
+
+
 def pools_from_beir(corpus: dict[str, Document], queries: dict[str, str], qrels: Qrels, top_k: int = 100,
                     min_grade: int = 1) -> list[Pool]:
     """BM25-mined hard negatives for every judged query; positives come from the qrels even when BM25 missed them."""
@@ -75,15 +81,17 @@ def pools_from_beir(corpus: dict[str, Document], queries: dict[str, str], qrels:
     return pools
 
 
-def pools_from_titles(corpus: dict[str, Document], n: int, seed: int = 0, top_k: int = 50) -> list[Pool]:
+def pools_from_titles(corpus: dict[str, Document], n: int, seed: int = 0, top_k: int = 50,
+                      exclude: set[str] = frozenset()) -> list[Pool]:
     """Weak supervision without labels: a document's title is the query, its own abstract (title removed)
-    the positive, BM25's other hits for the title the negatives."""
+    the positive, BM25's other hits for the title the negatives. Documents in ``exclude`` (an evaluation
+    split's judged ones) are used neither as queries nor as negatives."""
     from .retrieval import bm25_candidates
 
     rng = random.Random(seed)
-    ids = [d for d in corpus if corpus[d].title.strip() and corpus[d].text.strip()]
+    ids = [d for d in corpus if corpus[d].title.strip() and corpus[d].text.strip() and d not in exclude]
     chosen = rng.sample(ids, min(n, len(ids)))
-    stripped = {d: Document(d, corpus[d].text) for d in corpus}
+    stripped = {d: Document(d, corpus[d].text) for d in corpus if d not in exclude}
     pools = []
     for c in bm25_candidates(stripped, {d: corpus[d].title for d in chosen}, top_k):
         pools.append(Pool(f"title:{c.qid}", c.query, [stripped[c.qid]], [d for d in c.documents if d.id != c.qid]))

