@@ -64,3 +64,49 @@ def test_ray_mode_matches_local(tmp_path, reranker, tiny_model_dir):
     finally:
         ray.shutdown()
     assert read_run(distributed) == read_run(local)
+
+
+RANK_LLM = [  # rank_llm's retrieve-results JSON, as its retrieve step writes it
+    {"query": "what is a glacier cave", "hits": [
+        {"qid": 7, "docid": "d1", "rank": 1, "score": 12.5, "content": "Glacier caves form in ice."},
+        {"qid": 7, "docid": "d2", "rank": 2, "score": 11.0, "content": "Stock markets fell."},
+        {"qid": 7, "docid": "d3", "rank": 3, "score": 9.0, "content": "Ice caves are cold."}]},
+    {"query": {"text": "who wrote hamlet", "qid": "q8"}, "hits": [
+        {"qid": "q8", "docid": "h1", "rank": 2, "score": 3.0, "content": "Hamlet is a play."},
+        {"qid": "q8", "docid": "h2", "rank": 1, "score": 4.0, "content": "Shakespeare wrote it."}]},
+]
+
+
+def test_rank_llm_json_in_and_out(tmp_path, tiny_model_dir, reranker):
+    from blockrank.data import read_candidates
+
+    src = tmp_path / "retrieve_results.json"
+    src.write_text(json.dumps(RANK_LLM))
+    first, second = read_candidates(src)
+    assert (first.qid, first.query, [d.id for d in first.documents]) == ("7", "what is a glacier cave", ["d1", "d2", "d3"])
+    assert (second.qid, [d.id for d in second.documents], second.scores) == ("q8", ["h2", "h1"], [4.0, 3.0])
+    out, back = tmp_path / "run.trec", tmp_path / "reranked.json"
+    assert main(["rerank-run", "--candidates", str(src), "--out", str(out), "--model", str(tiny_model_dir),
+                 "--layer", "1", "--rank-llm-out", str(back)]) == 0
+    rows = json.loads(back.read_text())
+    assert [r["query"]["qid"] for r in rows] == ["7", "q8"]
+    expected = reranker.rerank(first.query, first.documents)
+    assert [h["docid"] for h in rows[0]["hits"]] == [r.id for r in expected]
+    assert [h["rank"] for h in rows[0]["hits"]] == [1, 2, 3] and rows[0]["hits"][0]["content"] == expected[0].document.text
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("7 0 d1 1\nq8 0 h2 1\n")
+    assert main(["eval", "--data", str(src), "--qrels", str(qrels), "--rerankers", "bm25", "--out", str(tmp_path / "e")]) == 0
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert summary["rerankers"]["bm25"]["metrics"]["nDCG@10"] == pytest.approx(1.0)
+
+
+def test_malformed_rank_llm_json_is_named(tmp_path):
+    from blockrank.data import DataFormatError, read_candidates
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"query": "q", "hits": [{"docid": "a"}]}]))
+    with pytest.raises(DataFormatError, match="entry 1: a hit has no 'content'"):
+        read_candidates(bad)
+    bad.write_text("[{not json")
+    with pytest.raises(DataFormatError, match="not valid JSON"):
+        read_candidates(bad)

@@ -59,3 +59,11 @@ def test_errors_before_loading(capsys):
     assert code == 2 and "no documents" in err
     code, _, err = run(capsys, "rerank", "-q", "q", "a", "--model", "./missing-model")
     assert code == 2 and "does not exist" in err
+
+
+def test_bench_without_the_sparse_config(tmp_path, tiny_model_dir):
+    """``--configs dense,full`` used to fail with ``error: 'sparse'``."""
+    assert main(["bench", "--model", str(tiny_model_dir), "--layer", "1", "--ns", "2", "--configs", "dense,full",
+                 "--repeats", "1", "--out", str(tmp_path), "--name", "b"]) == 0
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert {r["config"] for r in report["results"]} == {"dense", "full"}

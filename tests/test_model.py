@@ -86,3 +86,11 @@ def test_default_is_the_base_with_the_adapter_merged(default_path):
     assert base.keys() == shipped.keys()
     changed = {k for k in base if not torch.equal(base[k], shipped[k])}
     assert changed and all(k.split(".")[-2] in LORA_TARGETS for k in changed)  # only the LoRA-targeted projections
+
+
+def test_display_name_never_reveals_a_path(tmp_path):
+    from blockrank.model import default_reranker_path, display_name
+
+    assert display_name(default_reranker_path()) == "blockrank-smollm2-135m"
+    assert display_name(tmp_path / "my-model") == "my-model"
+    assert display_name("org/model-id") == "org/model-id"

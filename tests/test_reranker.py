@@ -29,14 +29,13 @@ def test_rerank_default_model(reranker, demo):
     assert scores == sorted(scores, reverse=True)
     assert sum(scores) == pytest.approx(1.0, abs=1e-4)  # attention mass over documents
     assert {r.id for r in results} == {d["id"] for d in demo["documents"]}
-    with pytest.warns(UserWarning):
-        again = reranker.rerank(demo["query"], demo["documents"], top_k=3)
+    again = reranker.rerank(demo["query"], demo["documents"], top_k=3)  # warned once already
     assert [(r.index, r.score) for r in again] == [(r.index, r.score) for r in results[:3]]  # deterministic
 
 
 def test_shipped_default_ranks_the_relevant_abstract_in_its_top_three(reranker, demo):
-    with pytest.warns(UserWarning, match="truncated"):
-        ranking = reranker.rank(demo["query"], demo["documents"], max_doc_tokens=64)  # the training budget
+    ranking = reranker.rank(demo["query"], demo["documents"], max_doc_tokens=64)  # the training budget
+    assert ranking.truncated  # reported on every call (the warning came once, above)
     top3 = [r.id for r in ranking.results[:3]]
     assert set(top3) & set(demo["relevant"])  # the untrained base puts it fifth
 
@@ -97,3 +96,60 @@ def test_parse_ranking(answer, expected):
 
 def test_ranking_scores_order():
     assert ranking_scores([2, 0], 3).tolist() == [0.5, 0.0, 1.0]
+
+
+def test_truncation_warns_once_per_reranker_then_logs(tiny_model_dir, caplog, recwarn):
+    import logging
+    import warnings
+
+    from blockrank.prompt import TruncationWarning
+
+    reranker = Reranker.from_pretrained(tiny_model_dir, max_doc_tokens=8)
+    long_doc = "word " * 50
+    with caplog.at_level(logging.INFO, logger="blockrank"):
+        for _ in range(3):
+            ranking = reranker.rank("q", ["short", long_doc, long_doc])
+            assert ranking.truncated == [1, 2]
+    caught = [w for w in recwarn if issubclass(w.category, TruncationWarning)]
+    assert len(caught) == 1 and "2 of 3 documents were truncated to 8 tokens" in str(caught[0].message)
+    assert sum("truncated to 8 tokens" in r.message for r in caplog.records) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Reranker.from_pretrained(tiny_model_dir, max_doc_tokens=8).rank("q", ["short"])  # nothing cut: silent
+    with pytest.raises(ValueError, match="over the budget of 8"):
+        reranker.rank("q", [long_doc], truncate=False)
+
+
+def test_cross_encoder_style_predict_and_rank_dicts(tiny_model_dir):
+    import numpy as np
+
+    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1)
+    docs = ["Paris is in France.", "Bananas are yellow.", "Rain is wet."]
+    pairs = [("q1", docs[0]), ("q2", docs[2]), ("q1", docs[1]), ("q2", docs[0])]
+    scores = reranker.predict(pairs)
+    assert isinstance(scores, np.ndarray) and scores.shape == (4,)
+    q1 = reranker.score("q1", [docs[0], docs[1]])  # grouped by query, in pair order
+    q2 = reranker.score("q2", [docs[2], docs[0]])
+    np.testing.assert_allclose(scores, [q1[0], q2[0], q1[1], q2[1]], rtol=1e-6)
+    with pytest.raises(ValueError, match="pair 0 is not a"):
+        reranker.predict(["just a string"])
+    with pytest.raises(ValueError, match="pair 1 is not a"):
+        reranker.predict([("q", "d"), ("q", 3)])
+    with pytest.raises(ValueError, match="pairs is empty"):
+        reranker.predict([])
+    ranked = reranker.rank_dicts("q1", docs, top_k=2, return_documents=True)
+    expected = reranker.rerank("q1", docs, top_k=2)
+    assert ranked == [{"corpus_id": e.index, "score": e.score, "text": e.document.content} for e in expected]
+
+
+def test_library_limits_on_query_and_prompt_tokens(tiny_model_dir):
+    from blockrank.prompt import PromptTooLongError, QueryTooLongError
+
+    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1, max_query_tokens=10, max_prompt_tokens=300)
+    with pytest.raises(QueryTooLongError, match="over the limit of 10"):
+        reranker.rerank("why " * 50, ["doc"])
+    with pytest.raises(PromptTooLongError, match="over the limit of 300"):
+        reranker.rerank("q", ["some words here"] * 40)
+    assert len(reranker.rank("q", ["a", "b"], max_prompt_tokens=10_000).results) == 2
+    with pytest.raises(QueryTooLongError):  # the default is generous but bounded
+        Reranker.from_pretrained(tiny_model_dir, layer=1).rerank("why " * 5000, ["doc"])

@@ -90,10 +90,13 @@ def test_malformed_and_oversized_bodies(url):
     assert r.status_code == 413
 
 
-def test_health_info_docs(url):
+def test_health_info_docs(url, tiny_model_dir):
     assert httpx.get(f"{url}/health").json() == {"status": "ok"}
     info = httpx.get(f"{url}/info").json()
     assert info["layer"] == 1 and info["limits"]["max_documents"] == 5
+    assert info["model"] == tiny_model_dir.name  # the model's name, not the server's path to it
+    meta = httpx.post(f"{url}/rerank", json={"query": "q", "documents": DOCS}).json()["meta"]
+    assert meta["model"] == tiny_model_dir.name
     assert httpx.get(f"{url}/openapi.json").status_code == 200
     assert httpx.get(f"{url}/docs").status_code == 200
 
@@ -159,3 +162,61 @@ def test_full_queue_answers_503(reranker):
             t.join()
     assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
     assert statuses == [200, 200]
+
+
+def test_query_and_prompt_token_limits(reranker):
+    limits = Limits(max_query_tokens=20, max_prompt_tokens=400)
+    with LiveServer(create_app(reranker, limits)) as base:
+        r = httpx.post(f"{base}/rerank", json={"query": "why " * 5000, "documents": ["short"]})
+        assert r.status_code == 422 and r.json()["field"] == "query"
+        assert "over the limit of 20" in r.json()["error"]
+        r = httpx.post(f"{base}/rerank", json={"query": "q", "documents": ["words " * 10] * 40})
+        assert r.status_code == 422 and r.json()["field"] == "documents" and "over the limit of 400" in r.json()["error"]
+        assert httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}).status_code == 200
+
+
+class SlowLayers:
+    """Makes each decoder layer of ``reranker`` take ``seconds`` for prompts longer than ``over`` tokens."""
+
+    def __init__(self, reranker, seconds: float, over: int):
+        self.hooks = [layer.register_forward_pre_hook(self.wait) for layer in reranker.model.get_decoder().layers]
+        self.seconds, self.over, self.layers_run = seconds, over, 0
+
+    def wait(self, module, args):
+        if args[0].shape[1] > self.over:
+            self.layers_run += 1
+            time.sleep(self.seconds)
+
+    def remove(self):
+        for h in self.hooks:
+            h.remove()
+
+
+def test_timed_out_work_is_cancelled(tiny_model_dir):
+    """A slow request that times out stops at the next layer: the request behind it is not held up."""
+    reranker = Reranker.from_pretrained(tiny_model_dir, layer=2, max_doc_tokens=16)  # 3 layers run
+    slow = SlowLayers(reranker, seconds=0.6, over=200)
+    try:
+        with LiveServer(create_app(reranker, Limits(request_timeout_s=0.5))) as base:
+            first = httpx.post(f"{base}/rerank", json={"query": "q", "documents": ["many words here"] * 40}, timeout=30)
+            second = httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}, timeout=30)
+        assert first.status_code == 504
+        # uncancelled, the slow request would hold the worker for 1.8 s and the second would time out too
+        assert second.status_code == 200 and slow.layers_run == 1
+    finally:
+        slow.remove()
+
+
+def test_a_client_that_hangs_up_cancels_its_work(tiny_model_dir):
+    reranker = Reranker.from_pretrained(tiny_model_dir, layer=2, max_doc_tokens=16)
+    slow = SlowLayers(reranker, seconds=0.5, over=200)
+    try:
+        with LiveServer(create_app(reranker)) as base:
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(f"{base}/rerank", json={"query": "q", "documents": ["many words here"] * 40}, timeout=0.2)
+            start = time.perf_counter()
+            assert httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}, timeout=30).status_code == 200
+            assert time.perf_counter() - start < 1.2  # not after all three 0.5 s layers of the abandoned request
+            assert slow.layers_run == 1
+    finally:
+        slow.remove()

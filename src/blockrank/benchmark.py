@@ -213,7 +213,8 @@ def run(
                     progress(f"N={n} {c}: {m.seconds[-1]:.2f} s")
                 if m.seconds[-1] > max_seconds:
                     m.skipped = f"one run took {m.seconds[-1]:.0f} s > {max_seconds:.0f} s limit; not repeated"
-        row["sparse"].gflop = sparse_gflop(model.config, blocks, reranker.layer) if "sparse" in row else None
+        if "sparse" in row:  # the FLOP count is for the sparse pass only
+            row["sparse"].gflop = sparse_gflop(model.config, blocks, reranker.layer)
         for c, m in row.items():
             if c != "sparse" and c in scores and "sparse" in scores:
                 m.max_score_diff = float((scores[c] - scores["sparse"]).abs().max())
@@ -268,11 +269,9 @@ def write_report(report: dict, out_dir: Path, stem: str) -> tuple[Path, Path]:
     path = out_dir / f"{stem}.json"
     write_text_atomic(path, json.dumps(report, indent=1))
 
-    import matplotlib
+    from .evaluation import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, label in CONFIGS.items():
         pts = [(r["n_docs"], r[f"{name}_s"]) for r in report["summary"] if r.get(f"{name}_s")]

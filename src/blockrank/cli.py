@@ -13,8 +13,10 @@ from typing import Any
 from .data import DataFormatError
 from .model import DEFAULT_MODEL, DEFAULT_RERANKER, ModelLoadError, UnsupportedModelError
 from .prompt import DocumentTooLongError, TruncationWarning, as_documents
+from .teachers import TeacherError
 
-USER_ERRORS = (DataFormatError, ValueError, TypeError, KeyError, OSError, ModelLoadError, UnsupportedModelError, DocumentTooLongError)
+USER_ERRORS = (DataFormatError, ValueError, TypeError, KeyError, OSError, ModelLoadError, UnsupportedModelError,
+               DocumentTooLongError, TeacherError)
 
 
 def demo_example() -> dict[str, Any]:
@@ -97,11 +99,13 @@ def cmd_rerank(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     with console.status(f"loading {args.model or DEFAULT_RERANKER}"):
         reranker = load_reranker(args)
-    with console.status(f"reranking {len(documents)} documents"), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", TruncationWarning)
-        results = reranker.rerank(query, documents, top_k=args.top_k)
-    for w in caught:
-        console.print(f"[yellow]note:[/yellow] {w.message}")
+    with console.status(f"reranking {len(documents)} documents"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", TruncationWarning)  # said below, as a note
+        ranking = reranker.rank(query, documents, top_k=args.top_k)
+    results = ranking.results
+    if ranking.truncated:
+        console.print(f"[yellow]note:[/yellow] {len(ranking.truncated)} of {len(documents)} documents were truncated to "
+                      f"{reranker.builder.max_doc_tokens} tokens (--max-doc-tokens raises the budget)")
     if args.json:
         print(json.dumps([{"rank": r + 1, "index": x.index, "id": x.id, "score": x.score,
                            "title": x.document.title, "text": x.document.text} for r, x in enumerate(results)], indent=1))
@@ -170,7 +174,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     reranker = load_reranker(args)
     limits = Limits(max_documents=args.max_documents, max_document_chars=args.max_document_chars,
                     max_body_bytes=args.max_body_bytes, request_timeout_s=args.timeout, max_queue=args.max_queue,
-                    max_tokens_per_doc=max(args.max_tokens_per_doc, reranker.builder.max_doc_tokens))
+                    max_tokens_per_doc=max(args.max_tokens_per_doc, reranker.builder.max_doc_tokens),
+                    max_query_tokens=args.max_query_tokens, max_prompt_tokens=args.max_prompt_tokens)
     app = create_app(reranker, limits)
     uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=int(args.timeout) + 5)
     return 0
@@ -199,6 +204,10 @@ def cmd_rerank_run(args: argparse.Namespace) -> int:
 
         done = batch.rerank_run(Reranker.from_pretrained(args.model, **kwargs), candidates, args.out, args.tag)
     print(f"reranked {done} queries ({len(candidates) - done} already done) -> {args.out}", file=sys.stderr)
+    if args.rank_llm_out:
+        run = data.read_run(args.out)
+        data.write_rank_llm(args.rank_llm_out, candidates, {q: dict(ranked) for q, ranked in run.items()})
+        print(f"wrote {args.rank_llm_out} (rank_llm retrieve-results JSON, reranked)", file=sys.stderr)
     return 0
 
 
@@ -208,20 +217,22 @@ RERANKERS = ("bm25", "dense", "blockrank", "blockrank-decode", "full", "sliding"
 def make_scorers(names: list[str], args: argparse.Namespace) -> list:
     """One scorer per name; the LM-based ones share one loaded model."""
     from . import baselines
-    from .model import load_model
+    from .model import load_model, parse_dtype
     from .reranker import Reranker, settings
+    from .teachers import TEACHERS, is_teacher
 
-    unknown = [n for n in names if n not in RERANKERS]
+    unknown = [n for n in names if n not in RERANKERS and not is_teacher(n)]
     if unknown:
-        raise ValueError(f"unknown rerankers {unknown}; choose from {', '.join(RERANKERS)}")
+        raise ValueError(f"unknown rerankers {unknown}; choose from {', '.join(RERANKERS)}, or a teacher "
+                         f"({', '.join(TEACHERS)} or a fusion such as bm25+minilm)")
     lm = None
     scorers = []
     for name in names:
         if name == "bm25":
             scorers.append(baselines.FirstStage(args.first_stage if args.first_stage != "dense" else "dense-retrieval"))
             continue
-        if name == "dense":
-            scorers.append(baselines.DenseReranker())
+        if name == "dense" or is_teacher(name):
+            scorers.append(baselines.TeacherScorer(name, parse_dtype(args.teacher_dtype)))
             continue
         lm = lm or load_model(args.model, dtype=args.dtype, device=args.device)
 
@@ -271,7 +282,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .training import Trainer, load_config
 
+    if args.config and "=" in args.config and not Path(args.config).exists():  # no recipe, only overrides
+        args.overrides, args.config = [args.config, *args.overrides], None
     cfg = load_config(args.config, args.overrides)
+    if args.dry_run:
+        from .training import build_examples
+
+        counts: list[int] = []
+        build_examples(cfg.data, cfg, cfg.seed, counts)
+        print(json.dumps([{"source": src, "examples": n} for src, n in zip(cfg.data, counts)], indent=1))
+        print(f"{sum(counts)} examples; {cfg.max_steps or 'all'} steps x {cfg.grad_accum} per step", file=sys.stderr)
+        return 0
     trainer = Trainer(cfg, resume=args.resume)
     print(f"{len(trainer.examples)} training examples, {trainer.total_steps} optimizer steps -> {cfg.out_dir}", file=sys.stderr)
     try:
@@ -280,6 +301,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"stopped; resume with: blockrank train {args.config or ''} --resume", file=sys.stderr)
         return 130
     print(f"saved {final}", file=sys.stderr)
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .model import load_model
+    from .synth import QueryGenerator, synthesize
+    from .teachers import load_teacher
+
+    teacher = load_teacher(args.teacher)  # fail on a missing teacher package before generating anything
+    model, tokenizer = load_model(args.generator or DEFAULT_MODEL, dtype=args.dtype, device=args.device)
+    generator = QueryGenerator(model, tokenizer, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    try:
+        stats = synthesize(args.passages, args.out, generator, teacher, n=args.n, seed=args.seed, k=args.candidates,
+                           keep_rank=args.keep_rank, exclude=args.exclude)
+    except KeyboardInterrupt:
+        print("stopped; run the same command again to resume", file=sys.stderr)
+        return 130
+    dropped = ", ".join(f"{n} {why}" for why, n in sorted(stats.dropped.items())) or "none"
+    print(f"{stats.generated} queries generated (dropped: {dropped}); {stats.inconsistent} failed the teacher's "
+          f"consistency check; {stats.kept} kept -> {args.out}/candidates.jsonl, qrels.txt", file=sys.stderr)
     return 0
 
 
@@ -301,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="first-stage TREC run file (qid Q0 docid rank score tag)")
     p.add_argument("--corpus", help="BEIR directory (corpus.jsonl, queries.jsonl) or a corpus.jsonl")
     p.add_argument("--queries", help="queries.jsonl (default: CORPUS/queries.jsonl)")
-    p.add_argument("--candidates", help="instead of --run/--corpus: candidate-list JSONL {qid, query, candidates}")
+    p.add_argument("--candidates", help="instead of --run/--corpus: candidate-list JSONL {qid, query, candidates} "
+                   "or rank_llm retrieve-results JSON [{query, hits}]")
+    p.add_argument("--rank-llm-out", help="also write the reranked lists as rank_llm retrieve-results JSON")
     p.add_argument("--out", required=True, help="output TREC run; finished queries in it are skipped")
     p.add_argument("--top-k", type=int, default=100, help="rerank the first k candidates of each query")
     p.add_argument("--tag", default="blockrank")
@@ -311,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rerank_run)
 
     p = sub.add_parser("eval", help="evaluate rerankers on BEIR / TREC DL with standard metrics")
-    p.add_argument("--data", required=True, help="BEIR directory, or candidate-list JSONL (with --qrels)")
+    p.add_argument("--data", required=True, help="BEIR directory, or candidate-list JSONL / rank_llm JSON (with --qrels)")
     p.add_argument("--qrels", help="qrels file (BEIR TSV or TREC); default: the BEIR directory's split")
     p.add_argument("--run", help="first-stage TREC run over the BEIR corpus, instead of computing one")
     p.add_argument("--split", default="test")
@@ -319,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerankers", default="bm25,blockrank", help=f"comma-separated from: {', '.join(RERANKERS)}")
     p.add_argument("--top-k", type=int, default=100, help="candidates reranked per query")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries")
+    p.add_argument("--teacher-dtype", default="fp32", help="precision of the embedding rerankers (dense, mpnet, fusions)")
     p.add_argument("--latency-ns", default=None, help="also time each reranker at these list sizes (e.g. 10,20,50)")
     p.add_argument("--out", required=True, help="output directory (resumes if it holds a partial run)")
     add_model_args(p)
@@ -328,7 +372,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="YAML/TOML recipe (see configs/)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. lora.r=8 max_steps=10")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in out_dir")
+    p.add_argument("--dry-run", action="store_true", help="print the examples each data source gives (JSON), train nothing")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("synth", help="synthetic training data for a corpus without labels (queries + teacher labels)")
+    p.add_argument("passages", help="BEIR corpus (directory or corpus.jsonl) or candidate-list JSONL")
+    p.add_argument("--out", required=True, help="output directory (resumable: rerun to continue)")
+    p.add_argument("-n", type=int, default=None, help="passages to sample (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--generator", default=None, help=f"instruction LLM writing the queries (default: {DEFAULT_MODEL})")
+    p.add_argument("--teacher", default="bm25+minilm", help="labels the candidates: bm25, minilm, mpnet or a fusion")
+    p.add_argument("--candidates", type=int, default=20, help="BM25 neighbours per query, its source included")
+    p.add_argument("--keep-rank", type=int, default=3, help="drop a query unless the teacher ranks its source this high")
+    p.add_argument("--exclude", action="append", default=[],
+                   help="candidate JSONL or qrels whose passages must not be used (evaluation sets); repeatable")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--dtype", default=None, help="fp32 or bf16")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("serve", help="HTTP service: Cohere/TEI-compatible POST /rerank")
     p.add_argument("--host", default="127.0.0.1")
@@ -337,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-document-chars", type=int, default=20_000, help="characters per document")
     p.add_argument("--max-body-bytes", type=int, default=10 * 2**20)
     p.add_argument("--max-tokens-per-doc", type=int, default=512, help="cap on a request's max_tokens_per_doc")
+    p.add_argument("--max-query-tokens", type=int, default=256, help="longer queries get 422 (the query is read by every document)")
+    p.add_argument("--max-prompt-tokens", type=int, default=65_536, help="larger prompts (all documents) get 422")
     p.add_argument("--max-queue", type=int, default=32, help="queued requests before answering 503")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before answering 504")
     add_model_args(p)

@@ -151,8 +151,13 @@ def write_run(path: str | os.PathLike, run: Run, tag: str) -> None:
 
 
 def read_candidates(path: str | os.PathLike) -> list[Candidates]:
-    """Candidate lists ``{qid, query, candidates: [{docid, text, score?, title?}]}`` (e.g. TREC DL BM25 top-100)."""
+    """Candidate lists ``{qid, query, candidates: [{docid, text, score?, title?}]}`` (e.g. TREC DL BM25 top-100),
+    one a line, or rank_llm's retrieve-results JSON (see :func:`read_rank_llm`)."""
     path = Path(path)
+    if path.is_file():
+        with path.open(encoding="utf-8") as f:
+            if f.read(64).lstrip().startswith("["):
+                return read_rank_llm(path)
     out = []
     for row in read_jsonl(path):
         qid = _field(row, ("qid", "query_id", "_id"), path)
@@ -164,6 +169,46 @@ def read_candidates(path: str | os.PathLike) -> list[Candidates]:
         scores = [float(c.get("score", -i)) for i, c in enumerate(cands)]
         out.append(Candidates(qid=qid, query=_field(row, ("query", "text"), path), documents=docs, scores=scores))
     return out
+
+
+def read_rank_llm(path: str | os.PathLike) -> list[Candidates]:
+    """rank_llm's retrieve results: ``[{query: str | {text, qid}, hits: [{qid, docid, rank, score, content}]}]``."""
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataFormatError(f"{path}: not valid JSON ({err.msg})") from None
+    out = []
+    for n, row in enumerate(rows if isinstance(rows, list) else [], 1):
+        if not isinstance(row, dict) or not isinstance(row.get("hits"), list) or "query" not in row:
+            raise DataFormatError(f"{path}, entry {n}: expected {{query, hits: [...]}} (rank_llm retrieve results)")
+        query, hits = row["query"], sorted(row["hits"], key=lambda h: h.get("rank", 0))
+        qid = query.get("qid") if isinstance(query, dict) else None
+        if qid is None:
+            qid = hits[0].get("qid", n) if hits else n
+        text = query.get("text") if isinstance(query, dict) else query
+        try:
+            docs = [Document(str(h["docid"]), str(h["content"])) for h in hits]
+        except KeyError as err:
+            raise DataFormatError(f"{path}, entry {n}: a hit has no {err.args[0]!r}") from None
+        out.append(Candidates(str(qid), str(text), docs, [float(h.get("score", -i)) for i, h in enumerate(hits)]))
+    if not out:
+        raise DataFormatError(f"{path}: expected a JSON list of rank_llm retrieve results")
+    return out
+
+
+def write_rank_llm(path: str | os.PathLike, candidates: list[Candidates], run: dict[str, dict[str, float]]) -> None:
+    """``candidates`` reordered by ``run`` (``{qid: {docid: score}}``), in rank_llm's retrieve-results JSON."""
+    rows = []
+    for c in candidates:
+        scores = run.get(c.qid)
+        if scores is None:
+            continue
+        texts = {d.id: d.content for d in c.documents}
+        ranked = sorted((d for d in scores if d in texts), key=lambda d: -scores[d])
+        rows.append({"query": {"text": c.query, "qid": c.qid}, "hits": [
+            {"qid": c.qid, "docid": d, "rank": r, "score": scores[d], "content": texts[d]} for r, d in enumerate(ranked, 1)]})
+    write_text_atomic(path, json.dumps(rows, indent=1))
 
 
 @dataclass

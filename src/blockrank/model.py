@@ -154,6 +154,12 @@ def _load_adapter(path: Path, dtype: torch.dtype, device: torch.device) -> tuple
     return model.to(device=device, dtype=dtype).eval(), tokenizer
 
 
+def display_name(name_or_path: str | os.PathLike) -> str:
+    """What to call a model in responses: a hub id as is, a local model by its directory name (never a path)."""
+    path = Path(name_or_path).expanduser()
+    return path.name if path.is_absolute() or path.exists() else str(name_or_path)
+
+
 def recipe(name_or_path: str | os.PathLike | None) -> dict:
     """Scoring settings saved next to a trained model (``blockrank.json``: layer, max_doc_tokens), if any."""
     path = Path(resolve(name_or_path)[0]) / "blockrank.json"

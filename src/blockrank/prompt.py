@@ -8,7 +8,6 @@ moved, dropped or batched without re-tokenizing the rest.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +25,15 @@ _SENTINEL = "\u2063BLOCKRANK_DOCUMENTS\u2063"
 
 
 class TruncationWarning(UserWarning):
-    """A document was cut to the token budget."""
+    """A document was cut to the token budget (warned once per :class:`~blockrank.Reranker`)."""
+
+
+class QueryTooLongError(ValueError):
+    """The query exceeds ``max_query_tokens`` (it appears twice in the prompt and every document reads it)."""
+
+
+class PromptTooLongError(ValueError):
+    """The whole prompt exceeds ``max_prompt_tokens``."""
 
 
 class DocumentTooLongError(ValueError):
@@ -143,10 +150,4 @@ class PromptBuilder:
             blocks.append(ids)
             if cut:
                 truncated.append(i)
-        if truncated:
-            warnings.warn(
-                f"{len(truncated)} of {len(docs)} documents were truncated to {self.max_doc_tokens} tokens",
-                TruncationWarning,
-                stacklevel=2,
-            )
         return PromptBlocks(prefix=self._encode(before), docs=blocks, tail=self._encode(after), truncated=truncated)

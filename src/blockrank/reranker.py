@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
 from .attention import MODES, Mode
 from .model import default_layer, load_model, recipe
-from .prompt import Document, PromptBlocks, PromptBuilder, as_documents
-from .scoring import attention_scores, decode_answer, parse_ranking, ranking_scores
+from .prompt import (Document, PromptBlocks, PromptBuilder, PromptTooLongError, QueryTooLongError, TruncationWarning,
+                     as_documents)
+from .scoring import attention_scores, cancellable, decode_answer, parse_ranking, ranking_scores
 
 Method = Literal["attention", "decode"]
 DocumentLike = str | Mapping[str, Any] | Document
+
+logger = logging.getLogger("blockrank")
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class Reranker:
         truncate: bool = True,
         batch_tokens: int = 4096,
         tail_position: int | None = None,
+        max_query_tokens: int = 1024,
+        max_prompt_tokens: int = 1_000_000,
     ):
         if method not in ("attention", "decode"):
             raise ValueError(f"unknown method {method!r}; choose 'attention' or 'decode'")
@@ -71,6 +80,8 @@ class Reranker:
             raise ValueError(f"layer {self.layer} is outside the model's {model.config.num_hidden_layers} layers")
         self.method = method
         self.attention = attention
+        self._warned_truncation = False
+        self.max_query_tokens, self.max_prompt_tokens = max_query_tokens, max_prompt_tokens
         self.builder = PromptBuilder(tokenizer, max_doc_tokens=max_doc_tokens, truncate=truncate)
         self.pack_kwargs = {"batch_tokens": batch_tokens, "tail_position": tail_position}
 
@@ -116,6 +127,17 @@ class Reranker:
         """One score per document, in the caller's order."""
         return self.score_blocks(self.prompt(query, documents)).tolist()
 
+    def _report_truncation(self, n: int, total: int, budget: int) -> None:
+        """Warn the first time only; after that, log (``Ranking.truncated`` has every call's details)."""
+        message = f"{n} of {total} documents were truncated to {budget} tokens"
+        if self._warned_truncation:
+            logger.info(message)
+            return
+        self._warned_truncation = True
+        warnings.warn(f"{message}. This reranker warns once; later truncations are logged ('blockrank' logger) and "
+                      "listed on Ranking.truncated. Pass truncate=False to get an error instead.",
+                      TruncationWarning, stacklevel=3)
+
     def rerank(self, query: str, documents: Sequence[DocumentLike], top_k: int | None = None) -> list[Result]:
         """Documents best first (ties keep the input order); ``top_k`` keeps only the best ``k``."""
         return self.rank(query, documents, top_k=top_k).results
@@ -127,16 +149,67 @@ class Reranker:
         top_k: int | None = None,
         max_doc_tokens: int | None = None,
         truncate: bool | None = None,
+        max_query_tokens: int | None = None,
+        max_prompt_tokens: int | None = None,
+        cancel: threading.Event | None = None,
     ) -> Ranking:
-        """:meth:`rerank` plus what the prompt looked like (truncated documents, token count)."""
+        """:meth:`rerank` plus what the prompt looked like (truncated documents, token count).
+
+        The cost is bounded before the model runs: a query over ``max_query_tokens`` raises
+        :class:`QueryTooLongError`, a prompt over ``max_prompt_tokens`` :class:`PromptTooLongError`
+        (defaults: the reranker's). Setting ``cancel`` from another thread stops the model at its next
+        layer with :class:`~blockrank.scoring.Cancelled`.
+        """
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
         docs = as_documents(documents)
+        query_limit = max_query_tokens or self.max_query_tokens
+        n = len(self.tokenizer.encode(query, add_special_tokens=False)) if isinstance(query, str) else 0
+        if n > query_limit:
+            raise QueryTooLongError(f"query has {n} tokens, over the limit of {query_limit}")
         blocks = self.prompt(query, docs, max_doc_tokens=max_doc_tokens, truncate=truncate)
-        scores = self.score_blocks(blocks)
+        prompt_limit = max_prompt_tokens or self.max_prompt_tokens
+        if blocks.num_tokens > prompt_limit:
+            raise PromptTooLongError(f"the prompt has {blocks.num_tokens} tokens, over the limit of {prompt_limit}: "
+                                     "send fewer or shorter documents")
+        if blocks.truncated:
+            self._report_truncation(len(blocks.truncated), len(docs), max_doc_tokens or self.builder.max_doc_tokens)
+        with cancellable(self.model, cancel):
+            scores = self.score_blocks(blocks)
         order = sorted(range(len(docs)), key=lambda i: -float(scores[i]))
         results = [Result(i, docs[i].id, float(scores[i]), docs[i]) for i in order[:top_k]]
         return Ranking(results=results, truncated=blocks.truncated, num_tokens=blocks.num_tokens)
+
+    def predict(self, pairs: Sequence[tuple[str, DocumentLike]]) -> np.ndarray:
+        """One score per ``(query, document)`` pair, like sentence-transformers' ``CrossEncoder.predict``.
+
+        Pairs that share a query go into one BlockRank prompt, so a score compares a document with the
+        others of its query (the scores of one query sum to 1).
+        """
+        if not len(pairs):
+            raise ValueError("pairs is empty: give (query, document) pairs")
+        groups: dict[str, list[int]] = {}
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not isinstance(pair[0], str) \
+                    or not isinstance(pair[1], (str, Mapping, Document)):
+                raise ValueError(f"pair {i} is not a (query, document) pair of strings: {pair!r:.80}")
+            groups.setdefault(pair[0], []).append(i)
+        scores = np.zeros(len(pairs), dtype=np.float32)
+        for query, idx in groups.items():
+            scores[idx] = self.score(query, [pairs[i][1] for i in idx])
+        return scores
+
+    def rank_dicts(self, query: str, documents: Sequence[DocumentLike], top_k: int | None = None,
+                   return_documents: bool = False) -> list[dict[str, Any]]:
+        """``CrossEncoder.rank``'s output: ``[{"corpus_id", "score", "text"?}]`` best first. (Named apart from
+        :meth:`rank`, which returns a :class:`Ranking`.)"""
+        out = []
+        for r in self.rerank(query, documents, top_k=top_k):
+            item = {"corpus_id": r.index, "score": r.score}
+            if return_documents:
+                item["text"] = r.document.content
+            out.append(item)
+        return out
 
     def rerank_batch(
         self,

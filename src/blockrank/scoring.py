@@ -3,12 +3,44 @@
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from .attention import BlockLayout, LayerProbe, Mode, StopForward, dense_mask, pack
 from .prompt import PromptBlocks
+
+
+class Cancelled(Exception):
+    """The caller's cancel event was set: the forward stopped at a layer boundary."""
+
+
+@contextmanager
+def cancellable(model: PreTrainedModel, cancel: threading.Event | None) -> Iterator[None]:
+    """While inside, every decoder layer first checks ``cancel`` and raises :class:`Cancelled` if it is set.
+
+    Only forwards on this thread are affected, so other threads sharing the model run on.
+    """
+    if cancel is None:
+        yield
+        return
+    if cancel.is_set():
+        raise Cancelled
+    owner = threading.get_ident()
+
+    def check(module, args):
+        if cancel.is_set() and threading.get_ident() == owner:
+            raise Cancelled
+
+    hooks = [layer.register_forward_pre_hook(check, prepend=True) for layer in model.get_decoder().layers]
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 def document_mass(logits: torch.Tensor, doc_of_token: torch.Tensor, num_docs: int) -> torch.Tensor:

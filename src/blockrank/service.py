@@ -24,8 +24,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from .prompt import DocumentTooLongError
+from .model import display_name
+from .prompt import DocumentTooLongError, PromptTooLongError, QueryTooLongError
 from .reranker import Ranking, Reranker
+from .scoring import Cancelled
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Limits:
     request_timeout_s: float = 120.0
     max_queue: int = 32
     max_tokens_per_doc: int = 512
+    max_query_tokens: int = 256
+    max_prompt_tokens: int = 65_536  # bounds one request's model time (~10 s for SmolLM2 on 2 CPU cores)
 
 
 class ApiError(Exception):
@@ -54,12 +58,56 @@ class CohereRequest(BaseModel):
     model: str | None = None
 
 
+class CohereV2Request(BaseModel):
+    """Cohere API v2 (``cohere.ClientV2.rerank``): plain-string documents, no ``return_documents``."""
+
+    query: str
+    documents: list[str]
+    top_n: int | None = Field(default=None, gt=0)
+    max_tokens_per_doc: int | None = Field(default=None, gt=0)
+    model: str | None = None
+
+
 class TeiRequest(BaseModel):
     query: str
     texts: list[str]
     raw_scores: bool = False
     return_text: bool = False
     truncate: bool = True
+
+
+class ErrorBody(BaseModel):
+    error: str
+    field: str | None = None
+
+
+class CohereResult(BaseModel):
+    index: int
+    relevance_score: float
+    document: dict[str, Any] | None = None
+
+
+class CohereResponse(BaseModel):
+    id: str
+    results: list[CohereResult]
+    meta: dict[str, Any]
+
+
+class TeiResult(BaseModel):
+    index: int
+    score: float
+    text: str | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": what} for status, what in [
+        (400, "the body is not JSON"), (413, "the body or a document is too large"),
+        (422, "a field is invalid or over a limit (named in `field`)"),
+        (499, "the client closed the request; the work was cancelled"),
+        (503, "the queue is full; retry after `Retry-After` seconds"), (504, "the request timed out; the work was cancelled")]
+}
+RERANK_BODY = {"required": True, "content": {"application/json": {"schema": {"anyOf": [
+    CohereRequest.model_json_schema(), TeiRequest.model_json_schema()]}}}}
 
 
 def _validate(query: str, texts: list[str], field: str, limits: Limits) -> None:
@@ -93,30 +141,42 @@ class Service:
         self.waiting = 0  # requests accepted and not yet answered
 
     async def run(self, query: str, documents: list, top_n: int | None, max_tokens: int | None,
-                  truncate: bool = True) -> Ranking:
+                  truncate: bool = True, request: Request | None = None) -> Ranking:
+        """Rank on the worker. A timeout or a client that hangs up cancels the work at the model's next
+        layer (or before it starts, if still queued), so the requests behind it are not held up."""
         if self.waiting >= self.limits.max_queue:
             raise ApiError(503, f"server busy: {self.waiting} requests queued", headers={"Retry-After": "1"})
         self.waiting += 1
+        cancel = threading.Event()
+        future = asyncio.get_running_loop().run_in_executor(
+            self.pool, self._rank, query, documents, top_n, max_tokens, truncate, cancel
+        )
+        future.add_done_callback(_consume)  # abandoned work ends in Cancelled, which nobody awaits
+        watcher = asyncio.create_task(_watch_disconnect(request, cancel)) if request is not None else None
         try:
-            future = asyncio.get_running_loop().run_in_executor(
-                self.pool, self._rank, query, documents, top_n, max_tokens, truncate
-            )
-            return await asyncio.wait_for(future, timeout=self.limits.request_timeout_s)
+            return await asyncio.wait_for(asyncio.shield(future), timeout=self.limits.request_timeout_s)
         except asyncio.TimeoutError:
             raise ApiError(504, f"request took longer than {self.limits.request_timeout_s:.0f} s") from None
+        except Cancelled:
+            raise ApiError(499, "client closed the request") from None
         finally:
+            cancel.set()  # a no-op for finished work; stops abandoned work
+            if watcher is not None:
+                watcher.cancel()
             self.waiting -= 1
 
-    def _rank(self, query, documents, top_n, max_tokens, truncate) -> Ranking:
+    def _rank(self, query, documents, top_n, max_tokens, truncate, cancel: threading.Event) -> Ranking:
         budget = min(max_tokens or self.reranker.builder.max_doc_tokens, self.limits.max_tokens_per_doc)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # truncation is reported in the response instead
-            return self.reranker.rank(query, documents, top_k=top_n, max_doc_tokens=budget, truncate=truncate)
+            return self.reranker.rank(query, documents, top_k=top_n, max_doc_tokens=budget, truncate=truncate,
+                                      max_query_tokens=self.limits.max_query_tokens,
+                                      max_prompt_tokens=self.limits.max_prompt_tokens, cancel=cancel)
 
     def info(self) -> dict:
         r = self.reranker
         return {
-            "model": r.model.config.name_or_path,
+            "model": display_name(r.model.config.name_or_path),
             "model_type": r.model.config.model_type,
             "layer": r.layer,
             "num_layers": r.model.config.num_hidden_layers,
@@ -142,12 +202,7 @@ def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
                   description="In-context reranking with structured sparse attention (Cohere- and TEI-compatible).")
     app.state.service = service
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > service.limits.max_body_bytes:
-            return _error(413, f"body of {length} bytes exceeds {service.limits.max_body_bytes}", "body")
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_bytes=service.limits.max_body_bytes)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError):
@@ -171,11 +226,12 @@ def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
     async def info() -> dict:
         return service.info()
 
-    async def cohere(body: CohereRequest) -> dict:
+    async def cohere(body: CohereRequest, request: Request) -> dict:
         texts = [_doc_text(d, i) for i, d in enumerate(body.documents)]
         _validate(body.query, texts, "documents", service.limits)
         start = time.perf_counter()
-        ranking = await _ranked(service, body.query, body.documents, body.top_n, body.max_tokens_per_doc)
+        ranking = await _ranked(service, body.query, body.documents, body.top_n, body.max_tokens_per_doc,
+                                request=request)
         results = []
         for r in ranking.results:
             item = {"index": r.index, "relevance_score": r.score}
@@ -195,9 +251,9 @@ def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
             },
         }
 
-    async def tei(body: TeiRequest) -> list[dict]:
+    async def tei(body: TeiRequest, request: Request) -> list[dict]:
         _validate(body.query, body.texts, "texts", service.limits)
-        ranking = await _ranked(service, body.query, body.texts, None, None, truncate=body.truncate)
+        ranking = await _ranked(service, body.query, body.texts, None, None, truncate=body.truncate, request=request)
         out = []
         for r in ranking.results:
             item = {"index": r.index, "score": math.log(max(r.score, 1e-30)) if body.raw_scores else r.score}
@@ -206,7 +262,9 @@ def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
             out.append(item)
         return out
 
-    @app.post("/rerank", summary="Rerank documents (Cohere body, or TEI body when 'texts' is given)")
+    @app.post("/rerank", summary="Rerank documents (Cohere body, or TEI body when 'texts' is given)",
+              response_model=CohereResponse | list[TeiResult], response_model_exclude_none=True, responses=ERRORS,
+              openapi_extra={"requestBody": RERANK_BODY})
     async def rerank(request: Request):
         try:
             payload = await request.json()
@@ -215,21 +273,61 @@ def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
         if not isinstance(payload, dict):
             raise ApiError(422, "body must be a JSON object", "body")
         if "texts" in payload:
-            return await tei(_parse(TeiRequest, payload))
-        return await cohere(_parse(CohereRequest, payload))
+            return await tei(_parse(TeiRequest, payload), request)
+        return await cohere(_parse(CohereRequest, payload), request)
 
-    @app.post("/v1/rerank", summary="Cohere-compatible alias of /rerank")
-    async def rerank_v1(body: CohereRequest) -> dict:
-        return await cohere(body)
+    @app.post("/v1/rerank", summary="Cohere API v1 rerank (what cohere.Client calls)", response_model=CohereResponse,
+              response_model_exclude_none=True, responses=ERRORS)
+    async def rerank_v1(body: CohereRequest, request: Request) -> dict:
+        return await cohere(body, request)
+
+    @app.post("/v2/rerank", summary="Cohere API v2 rerank (what cohere.ClientV2 calls)", response_model=CohereResponse,
+              response_model_exclude_none=True, responses=ERRORS)
+    async def rerank_v2(body: CohereV2Request, request: Request) -> dict:
+        return await cohere(CohereRequest(**body.model_dump()), request)
 
     return app
 
 
-async def _ranked(service: Service, query, documents, top_n, max_tokens, truncate: bool = True) -> Ranking:
+class BodyLimit:
+    """Answers 413 to a declared body over ``max_bytes``. Plain ASGI: Starlette's BaseHTTPMiddleware would hide
+    client disconnects from the handlers, and they are how abandoned work gets cancelled."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.max_bytes:
+                response = _error(413, f"body of {int(length)} bytes exceeds {self.max_bytes}", "body")
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def _consume(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+async def _watch_disconnect(request: Request, cancel: threading.Event, every_s: float = 0.1) -> None:
+    while not cancel.is_set():
+        if await request.is_disconnected():
+            cancel.set()
+            return
+        await asyncio.sleep(every_s)
+
+
+async def _ranked(service: Service, query, documents, top_n, max_tokens, truncate: bool = True,
+                  request: Request | None = None) -> Ranking:
     try:
-        return await service.run(query, documents, top_n, max_tokens, truncate)
+        return await service.run(query, documents, top_n, max_tokens, truncate, request)
     except DocumentTooLongError as err:
         raise ApiError(413, str(err), "texts") from None
+    except QueryTooLongError as err:
+        raise ApiError(422, str(err), "query") from None
+    except PromptTooLongError as err:
+        raise ApiError(422, str(err), "documents") from None
     except (ValueError, TypeError) as err:
         raise ApiError(422, str(err)) from None
 
