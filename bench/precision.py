@@ -10,12 +10,11 @@ import json
 import os
 import statistics
 import tempfile
-import warnings
 from pathlib import Path
 
 import torch
 
-from blockrank import DEFAULT_MODEL, Reranker
+from blockrank import BASE_MODEL, Reranker
 from blockrank.scoring import attention_scores
 
 DL19 = Path("../shared/data/trec-dl/dl19-bm25-top100.jsonl")
@@ -30,7 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--queries", type=int, default=10)
     ap.add_argument("--docs", type=int, default=100)
-    ap.add_argument("--model", default=DEFAULT_MODEL, help="model to compare (default: the untrained base)")
+    ap.add_argument("--model", default=BASE_MODEL, help="model to compare (default: the untrained base)")
     ap.add_argument("--out", default="bench/results/precision.json")
     args = ap.parse_args()
     rows = [json.loads(line) for line in DL19.read_text().splitlines()[: args.queries]]
@@ -38,9 +37,7 @@ def main() -> None:
     bf16 = Reranker.from_pretrained(args.model, dtype="bf16", device="cpu")
     per_query = []
     for row in rows:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            blocks = fp32.prompt(row["query"], [c["text"] for c in row["candidates"][: args.docs]])
+        blocks = fp32.prompt(row["query"], [c["text"] for c in row["candidates"][: args.docs]])
         a = attention_scores(fp32.model, blocks, fp32.layer)
         b = attention_scores(bf16.model, blocks, bf16.layer)
         overlap = len(set(a.topk(10).indices.tolist()) & set(b.topk(10).indices.tolist()))

@@ -10,7 +10,7 @@ from safetensors import safe_open
 from transformers import GPT2Config
 
 from blockrank.model import (
-    DEFAULT_MODEL,
+    BASE_MODEL,
     ModelLoadError,
     UnsupportedModelError,
     cache_dir,
@@ -18,13 +18,13 @@ from blockrank.model import (
     default_layer,
     default_reranker_path,
     load_model,
-    recipe,
 )
 from blockrank.training import LORA_TARGETS
 
 
 def test_local_directory_loads_with_block_attention(tiny_model_dir):
-    model, tokenizer = load_model(tiny_model_dir, device="cpu")
+    model, tokenizer, settings = load_model(tiny_model_dir, device="cpu")
+    assert settings == {}  # a plain LM brings no scoring settings
     assert model.config._attn_implementation == "blockrank"
     assert not model.training
     assert tokenizer.chat_template
@@ -66,7 +66,7 @@ def test_cache_dir_override(monkeypatch, tmp_path):
 def test_default_model_is_cached_as_safetensors(default_path):
     assert (default_path / "model.safetensors").is_file()
     assert "quantization_config" not in (default_path / "config.json").read_text()
-    model, _ = load_model(DEFAULT_MODEL, device="cpu")
+    model, _, _ = load_model(BASE_MODEL, device="cpu")
     assert model.config.num_hidden_layers == 30 and default_layer(model.config) == 20
 
 
@@ -75,14 +75,14 @@ def test_shipped_reranker_is_a_small_bf16_adapter():
     assert weights.stat().st_size <= 25 * 2**20
     with safe_open(weights, "pt") as f:
         assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"BF16"}
-    settings = recipe(None)
-    assert settings == recipe("default")
-    assert settings["base_model"] == DEFAULT_MODEL and settings["layer"] == 20 and settings["max_doc_tokens"] == 64
 
 
 def test_default_is_the_base_with_the_adapter_merged(default_path):
-    base = load_model(DEFAULT_MODEL, device="cpu")[0].state_dict()
-    shipped = load_model(None, device="cpu")[0].state_dict()
+    base = load_model(BASE_MODEL, device="cpu")
+    default = load_model(None, device="cpu")
+    assert base.settings == {}
+    assert default.settings["base_model"] == BASE_MODEL and default.settings["layer"] == 20
+    base, shipped = base.model.state_dict(), default.model.state_dict()
     assert base.keys() == shipped.keys()
     changed = {k for k in base if not torch.equal(base[k], shipped[k])}
     assert changed and all(k.split(".")[-2] in LORA_TARGETS for k in changed)  # only the LoRA-targeted projections
@@ -94,3 +94,53 @@ def test_display_name_never_reveals_a_path(tmp_path):
     assert display_name(default_reranker_path()) == "blockrank-smollm2-135m"
     assert display_name(tmp_path / "my-model") == "my-model"
     assert display_name("org/model-id") == "org/model-id"
+
+
+def test_unreadable_local_config_names_the_cause(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    with pytest.raises(ModelLoadError, match="could not read the config") as err:
+        load_model(tmp_path)
+    assert "no-such-architecture" in str(err.value) and "reachable" not in str(err.value)
+
+
+def tiny_adapter(base_dir, target) -> dict:
+    """A LoRA adapter (non-zero, so merging changes the weights) with its blockrank.json, saved to ``target``."""
+    import json
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), LoraConfig(r=2, target_modules=["q_proj"]))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param)
+    model.save_pretrained(target)
+    settings = {"layer": 1, "max_doc_tokens": 24, "base_model": str(base_dir)}
+    (target / "blockrank.json").write_text(json.dumps(settings))
+    return settings
+
+
+def test_adapter_and_its_settings_load_from_a_hub_id(tmp_path, tiny_model_dir, monkeypatch):
+    """A trained model on the hub keeps its layer and max_doc_tokens (stubbed hub cache, no network)."""
+    import huggingface_hub.constants as hub
+
+    from blockrank import Reranker
+
+    snapshot = tmp_path / "hub" / "models--someone--tiny-blockrank" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0123abcd")
+    settings = tiny_adapter(tiny_model_dir, snapshot)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+
+    loaded = load_model("someone/tiny-blockrank", device="cpu")
+    assert loaded.settings == settings
+    base = load_model(tiny_model_dir, device="cpu").model.state_dict()
+    merged = loaded.model.state_dict()
+    assert not torch.equal(base["model.layers.0.self_attn.q_proj.weight"], merged["model.layers.0.self_attn.q_proj.weight"])
+    assert torch.equal(base["model.layers.0.mlp.up_proj.weight"], merged["model.layers.0.mlp.up_proj.weight"])
+    reranker = Reranker.from_pretrained("someone/tiny-blockrank", device="cpu")
+    assert (reranker.layer, reranker.builder.max_doc_tokens) == (1, 24)
+    assert Reranker.from_pretrained("someone/tiny-blockrank", device="cpu", layer=2).layer == 2  # arguments win

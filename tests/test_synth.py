@@ -77,7 +77,7 @@ def test_candidates_and_consistency_filter(tmp_path):
 def test_query_generator_runs_a_chat_model(tiny_model_dir):
     from blockrank.model import load_model
 
-    model, tokenizer = load_model(tiny_model_dir)
+    model, tokenizer, _ = load_model(tiny_model_dir)
     out = synth.QueryGenerator(model, tokenizer, max_new_tokens=4, batch_size=2).generate(["short", "a longer passage"])
     assert len(out) == 2 and all(isinstance(o, str) for o in out)
 

@@ -1,15 +1,22 @@
 """BlockRank: in-context document reranking with structured sparse attention."""
 
-from .model import DEFAULT_MODEL, DEFAULT_RERANKER, ModelLoadError, UnsupportedModelError, load_model
-from .prompt import Document, DocumentTooLongError, TruncationWarning
+from .errors import (BlockRankError, DocumentTooLongError, InputError, ModelLoadError, PromptTooLongError,
+                     QueryTooLongError, UnsupportedModelError)
+from .model import BASE_MODEL, DEFAULT_RERANKER, LoadedModel, load_model
+from .prompt import Document, TruncationWarning
 from .reranker import Reranker, Result
 
 __all__ = [
-    "DEFAULT_MODEL",
+    "BASE_MODEL",
+    "BlockRankError",
     "DEFAULT_RERANKER",
     "Document",
     "DocumentTooLongError",
+    "InputError",
+    "LoadedModel",
     "ModelLoadError",
+    "PromptTooLongError",
+    "QueryTooLongError",
     "Reranker",
     "Result",
     "TruncationWarning",

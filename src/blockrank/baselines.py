@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache
 
+from .errors import InputError
 from .attention import pack
 from .reranker import Reranker
 from .scoring import decode_answer, forward_blocks, parse_ranking
@@ -66,7 +67,7 @@ class SlidingWindow:
 
     def __init__(self, reranker: Reranker, window: int = 20, step: int = 10):
         if not 0 < step <= window:
-            raise ValueError("need 0 < step <= window")
+            raise InputError("need 0 < step <= window")
         self.reranker, self.window, self.step, self.tokens = reranker, window, step, 0
 
     def scores(self, query, documents, first_stage):

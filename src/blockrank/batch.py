@@ -15,6 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from .errors import InputError
 from .data import Candidates, append_synced, format_run, write_text_atomic
 from .prompt import Document
 from .reranker import Reranker
@@ -42,7 +43,7 @@ def rank_lines(reranker: Reranker, c: Candidates, tag: str) -> str:
 def _pending(candidates: list[Candidates], out: Path) -> list[Candidates]:
     for c in candidates:
         if not c.documents:
-            raise ValueError(f"query {c.qid} has an empty candidate list")
+            raise InputError(f"query {c.qid} has an empty candidate list")
     done = finished_queries(out, {c.qid: len(c.documents) for c in candidates})
     return [c for c in candidates if c.qid not in done]
 

@@ -17,7 +17,6 @@ import platform
 import statistics
 import threading
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -143,9 +142,7 @@ def _sync(device: torch.device) -> None:
 def fixed_length_blocks(reranker: Reranker, query: str, texts: list[str], n_docs: int) -> PromptBlocks:
     """N documents cut to exactly the reranker's token budget (texts are cycled; all must be long enough)."""
     docs = [texts[i % len(texts)] for i in range(n_docs)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        blocks = reranker.prompt(query, docs)
+    blocks = reranker.prompt(query, docs)
     if len(blocks.truncated) != n_docs:
         raise ValueError("benchmark texts must all exceed max_doc_tokens so every document has the same length")
     return blocks

@@ -10,13 +10,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .data import DataFormatError
-from .model import DEFAULT_MODEL, DEFAULT_RERANKER, ModelLoadError, UnsupportedModelError
-from .prompt import DocumentTooLongError, TruncationWarning, as_documents
-from .teachers import TeacherError
+from .errors import BlockRankError, InputError
+from .model import BASE_MODEL, DEFAULT_RERANKER
+from .prompt import TruncationWarning, as_documents
 
-USER_ERRORS = (DataFormatError, ValueError, TypeError, KeyError, OSError, ModelLoadError, UnsupportedModelError,
-               DocumentTooLongError, TeacherError)
+# Reported in one line. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (BlockRankError, FileNotFoundError, IsADirectoryError, PermissionError)
 
 
 def demo_example() -> dict[str, Any]:
@@ -28,7 +27,7 @@ def parse_input(text: str, source: str) -> tuple[str | None, list]:
     """Read ``{query, documents}`` JSON, a JSON list of documents, or JSONL (one document a line)."""
     stripped = text.strip()
     if not stripped:
-        raise ValueError(f"{source} is empty")
+        raise InputError(f"{source} is empty")
     if stripped[0] in "{[":
         try:
             data = json.loads(stripped)
@@ -36,7 +35,7 @@ def parse_input(text: str, source: str) -> tuple[str | None, list]:
             data = None  # maybe JSONL
         if isinstance(data, dict):
             if "documents" not in data:
-                raise ValueError(f"{source}: a JSON object needs a 'documents' list (and usually a 'query')")
+                raise InputError(f"{source}: a JSON object needs a 'documents' list (and usually a 'query')")
             return data.get("query"), data["documents"]
         if isinstance(data, list):
             return None, data
@@ -47,13 +46,13 @@ def parse_input(text: str, source: str) -> tuple[str | None, list]:
         try:
             docs.append(json.loads(line))
         except json.JSONDecodeError as err:
-            raise ValueError(f"{source}, line {n}: not valid JSON ({err.msg})") from None
+            raise InputError(f"{source}, line {n}: not valid JSON ({err.msg})") from None
     return None, docs
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help=f"model directory, .gguf file or hub id (default: the shipped {DEFAULT_RERANKER}; "
-                        f"{DEFAULT_MODEL} is its untrained base)")
+                        f"{BASE_MODEL} is its untrained base)")
     parser.add_argument("--layer", type=int, default=None, help="layer l* whose attention scores (default: 2/3 depth)")
     parser.add_argument("--method", choices=["attention", "decode"], default="attention")
     parser.add_argument("--attention", choices=["sparse", "dense", "causal"], default="sparse",
@@ -84,12 +83,12 @@ def cmd_rerank(args: argparse.Namespace) -> int:
         file_query, documents = parse_input(text, source)
         query = query or file_query
     if query is None:
-        raise ValueError("no query: pass --query, or a JSON file with a 'query' field, or --demo")
+        raise InputError("no query: pass --query, or a JSON file with a 'query' field, or --demo")
     if not documents:
-        raise ValueError("no documents: pass them as arguments, with --file (JSON/JSONL, '-' for stdin), or --demo")
+        raise InputError("no documents: pass them as arguments, with --file (JSON/JSONL, '-' for stdin), or --demo")
 
     if not isinstance(query, str) or not query.strip():
-        raise ValueError("query is empty: give a non-empty query string")
+        raise InputError("query is empty: give a non-empty query string")
     as_documents(documents)  # fail on malformed documents before the model loads
 
     from rich.console import Console
@@ -136,7 +135,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     configs = args.configs.split(",")
     unknown = set(configs) - set(benchmark.CONFIGS)
     if unknown:
-        raise ValueError(f"unknown configs {sorted(unknown)}; choose from {', '.join(benchmark.CONFIGS)}")
+        raise InputError(f"unknown configs {sorted(unknown)}; choose from {', '.join(benchmark.CONFIGS)}")
     report = benchmark.run(reranker, demo["query"], texts, ns, configs=configs, repeats=args.repeats,
                            max_seconds=args.max_seconds, progress=lambda msg: console.log(msg))
     report["command"] = "blockrank " + " ".join(sys.argv[1:]) if args.command_line is None else args.command_line
@@ -190,7 +189,7 @@ def cmd_rerank_run(args: argparse.Namespace) -> int:
             c.documents = c.documents[: args.top_k]
     else:
         if not (args.run and args.corpus):
-            raise ValueError("give --run and --corpus, or --candidates")
+            raise InputError("give --run and --corpus, or --candidates")
         corpus_dir = Path(args.corpus)
         queries = data.read_queries(args.queries or corpus_dir / "queries.jsonl")
         corpus = data.read_corpus(corpus_dir / "corpus.jsonl" if corpus_dir.is_dir() else corpus_dir)
@@ -223,7 +222,7 @@ def make_scorers(names: list[str], args: argparse.Namespace) -> list:
 
     unknown = [n for n in names if n not in RERANKERS and not is_teacher(n)]
     if unknown:
-        raise ValueError(f"unknown rerankers {unknown}; choose from {', '.join(RERANKERS)}, or a teacher "
+        raise InputError(f"unknown rerankers {unknown}; choose from {', '.join(RERANKERS)}, or a teacher "
                          f"({', '.join(TEACHERS)} or a fusion such as bm25+minilm)")
     lm = None
     scorers = []
@@ -237,7 +236,8 @@ def make_scorers(names: list[str], args: argparse.Namespace) -> list:
         lm = lm or load_model(args.model, dtype=args.dtype, device=args.device)
 
         def reranker(**kw):
-            return Reranker(*lm, **settings(args.model, layer=args.layer, max_doc_tokens=args.max_doc_tokens, **kw))
+            return Reranker(lm.model, lm.tokenizer, **settings(lm.settings, layer=args.layer,
+                                                                max_doc_tokens=args.max_doc_tokens, **kw))
 
         scorers.append({
             "blockrank": lambda: baselines.BlockRankScorer(reranker(), "blockrank"),
@@ -310,7 +310,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from .teachers import load_teacher
 
     teacher = load_teacher(args.teacher)  # fail on a missing teacher package before generating anything
-    model, tokenizer = load_model(args.generator or DEFAULT_MODEL, dtype=args.dtype, device=args.device)
+    model, tokenizer, _ = load_model(args.generator or BASE_MODEL, dtype=args.dtype, device=args.device)
     generator = QueryGenerator(model, tokenizer, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     try:
         stats = synthesize(args.passages, args.out, generator, teacher, n=args.n, seed=args.seed, k=args.candidates,
@@ -380,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (resumable: rerun to continue)")
     p.add_argument("-n", type=int, default=None, help="passages to sample (default: all)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--generator", default=None, help=f"instruction LLM writing the queries (default: {DEFAULT_MODEL})")
+    p.add_argument("--generator", default=None, help=f"instruction LLM writing the queries (default: {BASE_MODEL})")
     p.add_argument("--teacher", default="bm25+minilm", help="labels the candidates: bm25, minilm, mpnet or a fusion")
     p.add_argument("--candidates", type=int, default=20, help="BM25 neighbours per query, its source included")
     p.add_argument("--keep-rank", type=int, default=3, help="drop a query unless the teacher ranks its source this high")

@@ -12,14 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import DataFormatError
 from .prompt import Document
 
 Qrels = dict[str, dict[str, int]]  # qid -> docid -> grade
 Run = dict[str, list[tuple[str, float]]]  # qid -> [(docid, score)] best first
-
-
-class DataFormatError(ValueError):
-    """A data file is missing or malformed."""
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 import ir_measures
 from tqdm import tqdm
 
+from .errors import InputError
 from .batch import finished_queries
 from .data import (
     Candidates, DataFormatError, Qrels, append_synced, candidates_from_run, format_run, read_beir, read_candidates,
@@ -70,11 +71,11 @@ def load_eval_set(
         elif first_stage == "dense":
             candidates = dense_candidates(ds.corpus, queries, top_k)
         else:
-            raise ValueError(f"unknown first stage {first_stage!r}; choose bm25 or dense")
+            raise InputError(f"unknown first stage {first_stage!r}; choose bm25 or dense")
         name = data.name
     else:
         if qrels is None:
-            raise ValueError(f"{data} is a candidate file: give its qrels with --qrels")
+            raise InputError(f"{data} is a candidate file: give its qrels with --qrels")
         judged = read_qrels(qrels)
         candidates = read_candidates(data)
         if first_stage == "bm25" and all(len(set(c.scores)) <= 1 for c in candidates):
@@ -131,8 +132,7 @@ def run_scorer(scorer, evalset: EvalSet, out_dir: Path) -> tuple[dict, list[dict
                 timings[row["qid"]] = row
     done = finished_queries(run_path, expected) & set(timings)
     todo = [c for c in evalset.candidates if c.qid not in done]
-    with run_path.open("a") as run_f, timing_path.open("a") as time_f, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # truncation to the token budget is expected here
+    with run_path.open("a") as run_f, timing_path.open("a") as time_f:
         for c in tqdm(todo, desc=scorer.name, unit="query"):
             start = time.perf_counter()
             scores = scorer.scores(c.query, c.documents, c.scores)
@@ -176,16 +176,14 @@ def evaluate(scorers: list, evalset: EvalSet, out_dir: str | os.PathLike, config
 def latency_sweep(scorers: list, candidates: Candidates, ns: list[int]) -> dict[str, list[tuple[int, float]]]:
     """Seconds per query of each scorer on the first ``n`` candidates of one query, for each ``n``."""
     out: dict[str, list[tuple[int, float]]] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for scorer in scorers:
-            for n in ns:
-                docs = candidates.documents[:n]
-                if len(docs) < n:
-                    break
-                start = time.perf_counter()
-                scorer.scores(candidates.query, docs, candidates.scores[:n])
-                out.setdefault(scorer.name, []).append((n, time.perf_counter() - start))
+    for scorer in scorers:
+        for n in ns:
+            docs = candidates.documents[:n]
+            if len(docs) < n:
+                break
+            start = time.perf_counter()
+            scorer.scores(candidates.query, docs, candidates.scores[:n])
+            out.setdefault(scorer.name, []).append((n, time.perf_counter() - start))
     return out
 
 

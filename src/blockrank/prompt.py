@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from .errors import DocumentTooLongError, DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
 
 INSTRUCTION = (
     "You are a search engine. Below are {n} candidate documents, each labelled with an id in square "
@@ -26,18 +27,6 @@ _SENTINEL = "\u2063BLOCKRANK_DOCUMENTS\u2063"
 
 class TruncationWarning(UserWarning):
     """A document was cut to the token budget (warned once per :class:`~blockrank.Reranker`)."""
-
-
-class QueryTooLongError(ValueError):
-    """The query exceeds ``max_query_tokens`` (it appears twice in the prompt and every document reads it)."""
-
-
-class PromptTooLongError(ValueError):
-    """The whole prompt exceeds ``max_prompt_tokens``."""
-
-
-class DocumentTooLongError(ValueError):
-    """A document exceeds the token budget and truncation is off."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +45,9 @@ class Document:
 def as_documents(documents: Sequence[str | Mapping[str, Any] | Document]) -> list[Document]:
     """Normalise strings, ``{id, title, text}`` dicts or Documents; raises on anything else."""
     if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
-        raise TypeError("documents must be a list of strings or {id, title, text} dicts")
+        raise DocumentTypeError("documents must be a list of strings or {id, title, text} dicts")
     if len(documents) == 0:
-        raise ValueError("documents is empty: give at least one document to rerank")
+        raise InputError("documents is empty: give at least one document to rerank")
     out = []
     for i, doc in enumerate(documents):
         if isinstance(doc, Document):
@@ -68,11 +57,11 @@ def as_documents(documents: Sequence[str | Mapping[str, Any] | Document]) -> lis
         elif isinstance(doc, Mapping):
             text = doc.get("text")
             if not isinstance(text, str):
-                raise TypeError(f"document {i}: a dict document needs a string 'text' field")
+                raise DocumentTypeError(f"document {i}: a dict document needs a string 'text' field")
             doc_id = doc.get("id", doc.get("doc_id", doc.get("_id", i)))
             out.append(Document(id=str(doc_id), text=text, title=str(doc.get("title") or "")))
         else:
-            raise TypeError(f"document {i} is a {type(doc).__name__}; expected a string or a dict with 'text'")
+            raise DocumentTypeError(f"document {i} is a {type(doc).__name__}; expected a string or a dict with 'text'")
     return out
 
 
@@ -103,7 +92,7 @@ class PromptBuilder:
 
     def __init__(self, tokenizer, max_doc_tokens: int = 160, truncate: bool = True):
         if max_doc_tokens <= 0:
-            raise ValueError("max_doc_tokens must be positive")
+            raise InputError("max_doc_tokens must be positive")
         self.tokenizer = tokenizer
         self.max_doc_tokens = max_doc_tokens
         self.truncate = truncate
@@ -141,7 +130,7 @@ class PromptBuilder:
 
     def build(self, query: str, documents: Sequence[str | Mapping[str, Any] | Document]) -> PromptBlocks:
         if not isinstance(query, str) or not query.strip():
-            raise ValueError("query is empty: give a non-empty query string")
+            raise InputError("query is empty: give a non-empty query string")
         docs = as_documents(documents)
         before, after = self._frame(query.strip(), len(docs))
         blocks, truncated = [], []

@@ -15,8 +15,9 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
+from .errors import DocumentTypeError, InputError
 from .attention import MODES, Mode
-from .model import default_layer, load_model, recipe
+from .model import check_layer, default_layer, load_model
 from .prompt import (Document, PromptBlocks, PromptBuilder, PromptTooLongError, QueryTooLongError, TruncationWarning,
                      as_documents)
 from .scoring import attention_scores, cancellable, decode_answer, parse_ranking, ranking_scores
@@ -70,14 +71,13 @@ class Reranker:
         max_prompt_tokens: int = 1_000_000,
     ):
         if method not in ("attention", "decode"):
-            raise ValueError(f"unknown method {method!r}; choose 'attention' or 'decode'")
+            raise InputError(f"unknown method {method!r}; choose 'attention' or 'decode'")
         if attention not in MODES:
-            raise ValueError(f"unknown attention {attention!r}; choose one of {', '.join(MODES)}")
+            raise InputError(f"unknown attention {attention!r}; choose one of {', '.join(MODES)}")
         self.model = model
         self.tokenizer = tokenizer
         self.layer = default_layer(model.config) if layer is None else layer
-        if not 0 <= self.layer < model.config.num_hidden_layers:
-            raise ValueError(f"layer {self.layer} is outside the model's {model.config.num_hidden_layers} layers")
+        check_layer(model.config, self.layer)
         self.method = method
         self.attention = attention
         self._warned_truncation = False
@@ -98,8 +98,8 @@ class Reranker:
 
         A model trained by ``blockrank train`` brings its own ``layer`` and ``max_doc_tokens`` defaults.
         """
-        model, tokenizer = load_model(name_or_path, dtype=dtype, device=device)
-        return cls(model, tokenizer, **settings(name_or_path, **kwargs))
+        model, tokenizer, trained = load_model(name_or_path, dtype=dtype, device=device)
+        return cls(model, tokenizer, **settings(trained, **kwargs))
 
     def prompt(
         self,
@@ -161,7 +161,7 @@ class Reranker:
         layer with :class:`~blockrank.scoring.Cancelled`.
         """
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+            raise InputError(f"top_k must be a positive integer, got {top_k!r}")
         docs = as_documents(documents)
         query_limit = max_query_tokens or self.max_query_tokens
         n = len(self.tokenizer.encode(query, add_special_tokens=False)) if isinstance(query, str) else 0
@@ -187,12 +187,12 @@ class Reranker:
         others of its query (the scores of one query sum to 1).
         """
         if not len(pairs):
-            raise ValueError("pairs is empty: give (query, document) pairs")
+            raise InputError("pairs is empty: give (query, document) pairs")
         groups: dict[str, list[int]] = {}
         for i, pair in enumerate(pairs):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not isinstance(pair[0], str) \
                     or not isinstance(pair[1], (str, Mapping, Document)):
-                raise ValueError(f"pair {i} is not a (query, document) pair of strings: {pair!r:.80}")
+                raise DocumentTypeError(f"pair {i} is not a (query, document) pair of strings: {pair!r:.80}")
             groups.setdefault(pair[0], []).append(i)
         scores = np.zeros(len(pairs), dtype=np.float32)
         for query, idx in groups.items():
@@ -220,12 +220,12 @@ class Reranker:
     ) -> list[list[Result]]:
         """:meth:`rerank` for many queries, each with its own documents (``progress`` shows a bar)."""
         if len(queries) != len(documents):
-            raise ValueError(f"got {len(queries)} queries but {len(documents)} document lists")
+            raise InputError(f"got {len(queries)} queries but {len(documents)} document lists")
         pairs = tqdm(list(zip(queries, documents)), desc="rerank", unit="query", disable=not progress)
         return [self.rerank(q, d, top_k=top_k) for q, d in pairs]
 
 
-def settings(name_or_path: str | os.PathLike | None, **kwargs) -> dict[str, Any]:
-    """:class:`Reranker` arguments: the trained model's ``layer``/``max_doc_tokens``, then the non-None ``kwargs``."""
-    trained = {k: v for k, v in recipe(name_or_path).items() if k in ("layer", "max_doc_tokens")}
-    return trained | {k: v for k, v in kwargs.items() if v is not None}
+def settings(trained: dict, **kwargs) -> dict[str, Any]:
+    """:class:`Reranker` arguments: a trained model's ``layer``/``max_doc_tokens`` (``LoadedModel.settings``),
+    overridden by the non-None ``kwargs``."""
+    return {k: v for k, v in trained.items() if k in ("layer", "max_doc_tokens")} | {k: v for k, v in kwargs.items() if v is not None}

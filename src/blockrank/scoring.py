@@ -11,6 +11,7 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from .attention import BlockLayout, LayerProbe, Mode, StopForward, dense_mask, pack
+from .model import check_layer
 from .prompt import PromptBlocks
 
 
@@ -86,8 +87,7 @@ def attention_scores(
     **pack_kwargs,
 ) -> torch.Tensor:
     """Document scores ``[N]`` from layer ``layer``'s attention; layers above it never run."""
-    if not 0 <= layer < model.config.num_hidden_layers:
-        raise ValueError(f"layer {layer} is outside the model's {model.config.num_hidden_layers} layers")
+    check_layer(model.config, layer)
     input_ids, layout = pack(blocks, mode=mode, **pack_kwargs)
     probe = LayerProbe(layer, stop=True)
     forward_blocks(model, input_ids, layout, probe)

@@ -12,8 +12,8 @@ import math
 import socket
 import threading
 import time
+import logging
 import uuid
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -25,9 +25,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from .model import display_name
-from .prompt import DocumentTooLongError, PromptTooLongError, QueryTooLongError
+from .errors import DocumentTooLongError, InputError, PromptTooLongError, QueryTooLongError
 from .reranker import Ranking, Reranker
 from .scoring import Cancelled
+
+logger = logging.getLogger("blockrank.service")
 
 
 @dataclass
@@ -167,11 +169,9 @@ class Service:
 
     def _rank(self, query, documents, top_n, max_tokens, truncate, cancel: threading.Event) -> Ranking:
         budget = min(max_tokens or self.reranker.builder.max_doc_tokens, self.limits.max_tokens_per_doc)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # truncation is reported in the response instead
-            return self.reranker.rank(query, documents, top_k=top_n, max_doc_tokens=budget, truncate=truncate,
-                                      max_query_tokens=self.limits.max_query_tokens,
-                                      max_prompt_tokens=self.limits.max_prompt_tokens, cancel=cancel)
+        return self.reranker.rank(query, documents, top_k=top_n, max_doc_tokens=budget, truncate=truncate,
+                                  max_query_tokens=self.limits.max_query_tokens,
+                                  max_prompt_tokens=self.limits.max_prompt_tokens, cancel=cancel)
 
     def info(self) -> dict:
         r = self.reranker
@@ -216,7 +216,9 @@ def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception):
-        return _error(500, f"internal error: {type(err).__name__}: {err}")
+        request_id = uuid.uuid4().hex[:16]  # the details stay in the server's log; the client gets the id to quote
+        logger.error("request %s %s %s failed", request_id, request.method, request.url.path, exc_info=err)
+        return _error(500, f"internal error (request id {request_id})", headers={"X-Request-Id": request_id})
 
     @app.get("/health")
     async def health() -> dict:
@@ -328,7 +330,7 @@ async def _ranked(service: Service, query, documents, top_n, max_tokens, truncat
         raise ApiError(422, str(err), "query") from None
     except PromptTooLongError as err:
         raise ApiError(422, str(err), "documents") from None
-    except (ValueError, TypeError) as err:
+    except InputError as err:
         raise ApiError(422, str(err)) from None
 
 

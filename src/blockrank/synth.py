@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from .errors import InputError
 from .data import Candidates, append_synced, read_jsonl, write_text_atomic
 from .prompt import Document
 
@@ -213,7 +214,7 @@ def synthesize(passages_path: str | os.PathLike, out_dir: str | os.PathLike, gen
     corpus = {pid: d for pid, d in read_passages(passages_path, ids).items()
               if " ".join(d.text.split()).lower() not in texts}
     if not corpus:
-        raise ValueError(f"{passages_path}: no passages left to generate from")
+        raise InputError(f"{passages_path}: no passages left to generate from")
     stats = SynthStats()
     queries = generate_queries(generator, sample(corpus, n, seed), out_dir / "queries.jsonl", stats)
     lists = label(build_candidates(queries, corpus, k), teacher, keep_rank, stats) if queries else []

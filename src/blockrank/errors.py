@@ -1,0 +1,49 @@
+"""BlockRank's exceptions. Everything BlockRank raises about a caller's input, configuration or environment
+derives from :class:`BlockRankError`, so a caller (the CLI, the service) can tell a bad input, reported in
+one line, from a bug, which should surface with its traceback."""
+
+from __future__ import annotations
+
+
+class BlockRankError(Exception):
+    """Base of BlockRank's errors about inputs, configuration and environment."""
+
+
+class InputError(BlockRankError, ValueError):
+    """An argument or input BlockRank cannot use; the message names it."""
+
+
+class DocumentTypeError(InputError, TypeError):
+    """A document (or pair) is not of a type BlockRank takes."""
+
+
+class ConfigError(InputError):
+    """A training recipe, override or option is invalid."""
+
+
+class DataFormatError(InputError):
+    """A data file is missing or malformed."""
+
+
+class QueryTooLongError(InputError):
+    """The query exceeds ``max_query_tokens`` (it appears twice in the prompt and every document reads it)."""
+
+
+class PromptTooLongError(InputError):
+    """The whole prompt exceeds ``max_prompt_tokens``."""
+
+
+class DocumentTooLongError(InputError):
+    """A document exceeds the token budget and truncation is off."""
+
+
+class ModelLoadError(BlockRankError, RuntimeError):
+    """The model could not be found or loaded."""
+
+
+class UnsupportedModelError(BlockRankError, ValueError):
+    """The model's architecture has no BlockRank support."""
+
+
+class TeacherError(BlockRankError, RuntimeError):
+    """A teacher's model is missing or damaged."""
