@@ -52,14 +52,26 @@ def test_efficient_path_matches_reference_on_default_model(reranker, demo):
     torch.testing.assert_close(sparse, dense, atol=1e-5, rtol=1e-4)
 
 
-def test_decode_mode_returns_a_ranking(reranker):
-    reranker.method = "decode"
-    try:
-        results = reranker.rerank("capital of France", ["Paris is the capital of France.", "Bananas are yellow."])
-    finally:
-        reranker.method = "attention"
-    assert sorted(r.index for r in results) == [0, 1]
-    assert all(0.0 <= r.score <= 1.0 for r in results)
+def test_decode_mode_ranks_by_the_generated_answer(tiny_model_dir):
+    """A tiny model scripted at its LM head to answer "3, 1]": decode mode runs the real prefill and cache,
+    stops at the bracket, and ranks 3 then 1, the unnamed document last."""
+    reranker = Reranker.from_pretrained(tiny_model_dir, device="cpu", layer=1, method="decode")
+    script = reranker.tokenizer.encode("3, 1]", add_special_tokens=False)
+    steps = []
+
+    def scripted(module, args, logits):
+        forced = torch.full_like(logits[:, -1], -1e4)
+        forced[:, script[len(steps)]] = 0
+        steps.append(logits.shape[1])
+        out = logits.clone()
+        out[:, -1] = forced
+        return out
+
+    reranker.model.lm_head.register_forward_hook(scripted)
+    results = reranker.rerank("q", ["first doc", "second doc", "third doc"])
+    assert [r.index for r in results] == [2, 0, 1]
+    assert [r.score for r in results] == [1.0, 0.5, 0.0]
+    assert len(steps) == len(script)  # one prefill, then one step per token, and no more after "]"
 
 
 def test_rerank_batch(tiny_model_dir):

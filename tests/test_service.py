@@ -117,47 +117,66 @@ def test_concurrent_requests_do_not_interfere(url, reranker):
     assert results == expected
 
 
-class Slow:
-    """A reranker whose every call waits ``seconds`` first."""
+class Gate:
+    """A reranker whose calls announce themselves (``entered``) and then wait until the test opens the gate."""
 
-    def __init__(self, reranker, seconds):
-        self.reranker, self.seconds = reranker, seconds
+    def __init__(self, reranker):
+        self.reranker, self.entered, self.open = reranker, threading.Semaphore(0), threading.Event()
 
     def __getattr__(self, name):
         return getattr(self.reranker, name)
 
     def rank(self, *args, **kwargs):
-        time.sleep(self.seconds)
+        self.entered.release()
+        assert self.open.wait(30), "the test never opened the gate"
         return self.reranker.rank(*args, **kwargs)
 
 
+def post_in_background(url: str, statuses: list) -> threading.Thread:
+    t = threading.Thread(target=lambda: statuses.append(
+        httpx.post(f"{url}/rerank", json={"query": "q", "documents": DOCS}, timeout=30).status_code))
+    t.start()
+    return t
+
+
 def test_request_timeout_answers_504(reranker):
-    with LiveServer(create_app(Slow(reranker, 1.0), Limits(request_timeout_s=0.2))) as base:
-        r = httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}, timeout=30)
+    gate = Gate(reranker)
+    try:
+        with LiveServer(create_app(gate, Limits(request_timeout_s=0.2))) as base:
+            r = httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}, timeout=30)
+    finally:
+        gate.open.set()
     assert r.status_code == 504 and "longer than" in r.json()["error"]
 
 
 def test_graceful_shutdown_finishes_in_flight_requests(reranker):
-    server = LiveServer(create_app(Slow(reranker, 1.0)))
-    answers = []
+    gate, statuses = Gate(reranker), []
+    server = LiveServer(create_app(gate))
     with server as base:
-        t = threading.Thread(target=lambda: answers.append(
-            httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}, timeout=30).status_code))
-        t.start()
-        time.sleep(0.3)  # the request is in flight when shutdown begins
+        t = post_in_background(base, statuses)
+        assert gate.entered.acquire(timeout=30)  # the request is in flight
+        # open the gate only once shutdown has begun
+        threading.Thread(target=lambda: (_wait_for(lambda: server.server.should_exit), gate.open.set())).start()
     t.join()
-    assert answers == [200]
+    assert statuses == [200]
+
+
+def _wait_for(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
 
 
 def test_full_queue_answers_503(reranker):
-    with LiveServer(create_app(Slow(reranker, 1.5), Limits(max_queue=2))) as base:
-        statuses = []
-        threads = [threading.Thread(target=lambda: statuses.append(
-            httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}, timeout=30).status_code)) for _ in range(2)]
-        for t in threads:
-            t.start()
-        time.sleep(0.5)  # both are queued or running now
+    gate, statuses = Gate(reranker), []
+    app = create_app(gate, Limits(max_queue=2))
+    with LiveServer(app) as base:
+        threads = [post_in_background(base, statuses) for _ in range(2)]
+        assert gate.entered.acquire(timeout=30)  # one is running
+        _wait_for(lambda: app.state.service.waiting == 2)  # and the other is queued behind it
         busy = httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}, timeout=30)
+        gate.open.set()
         for t in threads:
             t.join()
     assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
@@ -220,3 +239,24 @@ def test_a_client_that_hangs_up_cancels_its_work(tiny_model_dir):
             assert slow.layers_run == 1
     finally:
         slow.remove()
+
+
+class Broken:
+    def __init__(self, reranker):
+        self.reranker = reranker
+
+    def __getattr__(self, name):
+        return getattr(self.reranker, name)
+
+    def rank(self, *args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+
+def test_a_bug_answers_500_with_a_request_id_and_logs_the_details(reranker, caplog):
+    with LiveServer(create_app(Broken(reranker))) as base:
+        r = httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}, timeout=30)
+    request_id = r.headers["x-request-id"]
+    assert r.status_code == 500 and request_id in r.json()["error"]
+    assert "secret" not in r.text  # the client never sees internals
+    logged = [rec for rec in caplog.records if request_id in rec.getMessage()]
+    assert logged and "secret internal detail" in str(logged[0].exc_info[1])

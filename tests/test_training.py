@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+import torch
 
 from blockrank.data import Candidates, DataFormatError
 from blockrank.examples import (
@@ -109,15 +110,59 @@ def test_two_step_lora_run_checkpoints_and_resumes(tmp_path, tiny_model_dir, icr
     assert (tmp_path / "run" / "latest").read_text() == "checkpoint-2"
     assert (final / "adapter_model.safetensors").is_file()
 
-    cfg.max_steps = 3
-    resumed = Trainer(cfg, resume=True)
-    assert resumed.step == 2
-    resumed.train()
-    assert json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])["step"] == 3
-
     r = Reranker.from_pretrained(final)  # base + adapter, merged; layer comes from the recipe
     assert r.layer == 1 and r.builder.max_doc_tokens == 16
     assert len(r.rerank("q", ["a", "b"])) == 2
+
+
+def test_numbers_in_exponent_form_are_numbers():
+    from blockrank.errors import ConfigError
+    from blockrank.training import load_config
+
+    assert load_config(None, ["lr=1e-3", "temperature=5e-2"]).lr == 0.001
+    with pytest.raises(ConfigError, match="lr: expected a number"):
+        load_config(None, ["lr=fast"])
+
+
+@pytest.mark.parametrize("weights", ["lora.r=4", "lora=null"])  # the adapter and the full fine-tune
+def test_resume_continues_exactly_where_the_run_stopped(tmp_path, tiny_model_dir, icr_file, weights):
+    """Interrupted after 2 of 4 steps and resumed: weights and optimizer state equal an uninterrupted run's."""
+    from blockrank.training import Trainer, load_config
+
+    def trainer(out: str, resume: bool = False) -> Trainer:
+        cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / out}", "layer=1", "max_steps=4",
+                                 "grad_accum=1", weights, "max_doc_tokens=16", "save_every=2", "lr=1e-2"])
+        cfg.data = [{"type": "icr", "path": str(icr_file)}]
+        return Trainer(cfg, resume=resume)
+
+    clean = trainer("clean")
+    clean.train()
+    stopped = trainer("stopped")
+    real = stopped.loss
+    calls = []
+
+    def crash(ex):  # dies inside step 3, after checkpoint-2
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("power cut")
+        return real(ex)
+
+    stopped.loss = crash
+    with pytest.raises(RuntimeError, match="power cut"):
+        stopped.train()
+    resumed = trainer("stopped", resume=True)
+    assert resumed.step == 2
+    resumed.train()
+
+    def trained(t: Trainer) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in t.accelerator.unwrap_model(t.model).named_parameters() if v.requires_grad}
+
+    a, b = trained(clean), trained(resumed)
+    assert a.keys() == b.keys() and a
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    sa, sb = clean.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[i][m], sb[i][m]) for i in sa for m in sa[i])
+    assert clean.scheduler.state_dict() == resumed.scheduler.state_dict()
 
 
 def test_ctrl_c_saves_a_checkpoint(tmp_path, tiny_model_dir, icr_file, monkeypatch):
