@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import tempfile
 from pathlib import Path
 
 import torch
 
 from blockrank import BASE_MODEL, Reranker
+from blockrank.data import write_text_atomic
 from blockrank.scoring import attention_scores
 
 DL19 = Path("../shared/data/trec-dl/dl19-bm25-top100.jsonl")
@@ -49,10 +48,7 @@ def main() -> None:
               "min_top10_overlap": min(q["top10_overlap"] for q in per_query),
               "mean_kendall_tau": statistics.mean(q["kendall_tau"] for q in per_query), "per_query": per_query}
     print(json.dumps({k: v for k, v in report.items() if k != "per_query"}, indent=1))
-    fd, tmp = tempfile.mkstemp(dir=Path(args.out).parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(tmp, args.out)
+    write_text_atomic(args.out, json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -67,3 +69,10 @@ def test_bench_without_the_sparse_config(tmp_path, tiny_model_dir):
                  "--repeats", "1", "--out", str(tmp_path), "--name", "b"]) == 0
     report = json.loads((tmp_path / "b.json").read_text())
     assert {r["config"] for r in report["results"]} == {"dense", "full"}
+
+
+def test_help_and_argument_errors_do_not_import_torch():
+    code = ("import sys, blockrank.cli as c; c.build_parser().format_help(); "
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -7,8 +7,15 @@ import json
 import pytest
 
 from blockrank.data import (
-    DataFormatError, candidates_from_run, format_run, read_beir, read_candidates, read_corpus, read_qrels,
-    read_run, write_run,
+    DataFormatError,
+    candidates_from_run,
+    format_run,
+    read_beir,
+    read_candidates,
+    read_corpus,
+    read_qrels,
+    read_run,
+    write_run,
 )
 from blockrank.prompt import Document
 

@@ -7,10 +7,10 @@ import math
 
 import pytest
 
+from blockrank.baselines import FirstStage
 from blockrank.cli import RERANKERS, main
 from blockrank.data import Candidates, DataFormatError
 from blockrank.evaluation import EvalSet, evaluate, load_eval_set
-from blockrank.baselines import FirstStage
 from blockrank.prompt import Document
 
 

@@ -15,7 +15,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-
 # The child CLI with each unit of work (one query, one optimizer step) slowed to a known minimum, so that
 # a fast machine cannot finish the run before the test gets to kill it. The work itself is unchanged.
 THROTTLED = """
@@ -69,8 +68,9 @@ def test_rerank_run_survives_sigkill(tmp_path, tiny_model_dir):
 
 @pytest.fixture
 def recipe(tmp_path, tiny_model_dir):
-    from blockrank.examples import write_icr_jsonl
     from test_training import icr_examples
+
+    from blockrank.examples import write_icr_jsonl
 
     data = tmp_path / "train.jsonl"
     write_icr_jsonl(data, icr_examples(12))

@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
+from conftest import random_blocks, tiny_llama
 
 from blockrank.attention import LayerProbe, pack
 from blockrank.losses import LossWeights, aux_loss, blockrank_loss, distill_loss, lm_loss
 from blockrank.scoring import document_mass, forward_blocks
-from conftest import random_blocks, tiny_llama
 
 
 def test_document_mass_on_hand_built_logits():

@@ -144,3 +144,13 @@ def test_adapter_and_its_settings_load_from_a_hub_id(tmp_path, tiny_model_dir, m
     reranker = Reranker.from_pretrained("someone/tiny-blockrank", device="cpu")
     assert (reranker.layer, reranker.builder.max_doc_tokens) == (1, 24)
     assert Reranker.from_pretrained("someone/tiny-blockrank", device="cpu", layer=2).layer == 2  # arguments win
+
+
+def test_default_dtype_is_bf16_only_where_the_hardware_computes_in_it(monkeypatch):
+    from blockrank import model
+
+    monkeypatch.setattr(model, "cpu_has_native_bf16", lambda: True)
+    assert model.default_dtype(torch.device("cpu")) == torch.bfloat16
+    monkeypatch.setattr(model, "cpu_has_native_bf16", lambda: False)
+    assert model.default_dtype(torch.device("cpu")) == torch.float32
+    assert model.default_dtype(torch.device("cuda")) == torch.bfloat16

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from blockrank.prompt import ANSWER_OPENER, DocumentTooLongError, PromptBuilder, as_documents
+from blockrank import DocumentTooLongError
+from blockrank.prompt import ANSWER_OPENER, PromptBuilder, as_documents
 
 
 def test_blocks_follow_the_layout(tokenizer):

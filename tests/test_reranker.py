@@ -12,7 +12,7 @@ from blockrank.scoring import parse_ranking, ranking_scores
 
 @pytest.fixture(scope="module")
 def reranker():
-    return Reranker.from_pretrained(device="cpu", max_doc_tokens=96)
+    return Reranker.from_pretrained(device="cpu", dtype="fp32", max_doc_tokens=96)  # exact comparisons below
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_cross_encoder_style_predict_and_rank_dicts(tiny_model_dir):
 
 
 def test_library_limits_on_query_and_prompt_tokens(tiny_model_dir):
-    from blockrank.prompt import PromptTooLongError, QueryTooLongError
+    from blockrank import PromptTooLongError, QueryTooLongError
 
     reranker = Reranker.from_pretrained(tiny_model_dir, layer=1, max_query_tokens=10, max_prompt_tokens=300)
     with pytest.raises(QueryTooLongError, match="over the limit of 10"):

@@ -10,7 +10,13 @@ import torch
 
 from blockrank.data import Candidates, DataFormatError
 from blockrank.examples import (
-    ICRExample, Pool, pools_from_candidates, read_icr_jsonl, sample_example, sample_examples, write_icr_jsonl,
+    ICRExample,
+    Pool,
+    pools_from_candidates,
+    read_icr_jsonl,
+    sample_example,
+    sample_examples,
+    write_icr_jsonl,
 )
 from blockrank.prompt import Document
 
@@ -66,7 +72,8 @@ def test_icr_jsonl_round_trip_and_errors(tmp_path):
 
 
 def test_sources_slice_queries_to_hold_out_a_dev_set(tmp_path):
-    from blockrank.training import build_examples, load_config
+    from blockrank.examples import build_examples
+    from blockrank.training import load_config
 
     cands = [Candidates(str(i), f"q{i}", [Document(f"{i}a", "x"), Document(f"{i}b", "y")]) for i in range(5)]
     path = tmp_path / "cands.jsonl"
@@ -76,8 +83,8 @@ def test_sources_slice_queries_to_hold_out_a_dev_set(tmp_path):
     qrels.write_text("".join(f"{i} 0 {i}a 2\n" for i in range(5)))
     source = {"type": "candidates", "path": str(path), "qrels": str(qrels), "min_grade": 2}
     cfg = load_config(None, ["n_docs=2"])
-    dev = build_examples([source | {"limit": 2}], cfg, seed=0)
-    train = build_examples([source | {"offset": 2, "epochs": 3}], cfg, seed=0)
+    dev = build_examples([source | {"limit": 2}], cfg.n_docs, seed=0)
+    train = build_examples([source | {"offset": 2, "epochs": 3}], cfg.n_docs, seed=0)
     assert sorted(e.query_id for e in dev) == ["0", "1"]
     assert sorted(e.query_id for e in train) == ["2", "2", "2", "3", "3", "3", "4", "4", "4"]
 
@@ -240,7 +247,8 @@ def test_unlabelled_source_needs_a_teacher(tmp_path, tiny_model_dir):
 
 def test_graded_sources_use_their_own_relevance_threshold(tmp_path):
     """ANTIQUE-style grades 1-4 (relevant >= 3) and WikiQA-style lists with no answer (skipped, counted)."""
-    from blockrank.training import build_examples, load_config
+    from blockrank.examples import build_examples
+    from blockrank.training import load_config
 
     path = tmp_path / "graded.jsonl"
     path.write_text("".join(json.dumps({"qid": q, "query": f"question {q}", "candidates": [
@@ -250,7 +258,7 @@ def test_graded_sources_use_their_own_relevance_threshold(tmp_path):
     qrels.write_text("a 0 a_0 4\na 0 a_1 2\na 0 a_2 3\nb 0 b_0 1\n")
     cfg = load_config(None, ["n_docs=4"])
     with pytest.warns(UserWarning, match="1 of 2 queries have no positive"):
-        (ex,) = build_examples([{"type": "candidates", "path": str(path), "qrels": str(qrels), "min_grade": 3}], cfg, 0)
+        (ex,) = build_examples([{"type": "candidates", "path": str(path), "qrels": str(qrels), "min_grade": 3}], cfg.n_docs, 0)
     assert sorted(ex.documents[i].id for i in ex.positives) == ["a_0", "a_2"]
 
 

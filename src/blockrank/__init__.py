@@ -1,10 +1,36 @@
-"""BlockRank: in-context document reranking with structured sparse attention."""
+"""BlockRank: in-context document reranking with structured sparse attention.
 
-from .errors import (BlockRankError, DocumentTooLongError, InputError, ModelLoadError, PromptTooLongError,
-                     QueryTooLongError, UnsupportedModelError)
-from .model import BASE_MODEL, DEFAULT_RERANKER, LoadedModel, load_model
+The model-facing names load on first use, so that ``import blockrank`` (and ``blockrank --help``) does not
+pay for importing torch and transformers.
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from .defaults import BASE_MODEL, DEFAULT_RERANKER
+from .errors import (
+    BlockRankError,
+    DocumentTooLongError,
+    InputError,
+    ModelLoadError,
+    PromptTooLongError,
+    QueryTooLongError,
+    UnsupportedModelError,
+)
 from .prompt import Document, TruncationWarning
-from .reranker import Reranker, Result
+
+_LAZY = {"Reranker": ".reranker", "Result": ".reranker", "LoadedModel": ".model", "load_model": ".model"}
+
+if TYPE_CHECKING:
+    from .model import LoadedModel, load_model
+    from .reranker import Reranker, Result
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'blockrank' has no attribute {name!r}")
+
 
 __all__ = [
     "BASE_MODEL",

@@ -23,7 +23,6 @@ layer and may stop the forward right there, so the layers above never run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,10 +30,9 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface
 
+from .defaults import MODES, Mode
 from .prompt import PromptBlocks
 
-Mode = Literal["sparse", "dense", "causal"]
-MODES: tuple[str, ...] = ("sparse", "dense", "causal")
 ATTN_IMPLEMENTATION = "blockrank"
 
 
@@ -195,10 +193,13 @@ def block_attention(
     scaling: float | None = None,
     block_layout: BlockLayout | None = None,
     block_probe: LayerProbe | None = None,
+    block_pass=None,
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
     """HF attention function for ``attn_implementation="blockrank"`` (tensors are ``[B, heads, T, d]``)."""
     scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    if block_pass is not None:  # the document-major scoring pass (grouped.py) drives this forward
+        return block_pass.attend(module, query, key, value, scaling), None
     if block_probe is not None and block_layout is not None and module.layer_idx == block_probe.layer:
         block_probe.record(query, key, block_layout, scaling)
     if block_layout is None or block_layout.mode != "sparse":
@@ -223,19 +224,16 @@ def _sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout:
     k0, v0 = k[:, :L0], v[:, :L0]
 
     prefix = _sdpa(q[:, :L0], k0, v0, scaling, is_causal=True)
-    to_prefix, lse_prefix = _attend_lse(q[None, :, L0 : T - Lt], k0[None], v0[None], scaling, causal=False)
+    to_prefix, lse_prefix = attend_lse(q[None, :, L0 : T - Lt], k0[None], v0[None], scaling, causal=False)
     own, lse_own = [], []
     q_t, k_t, v_t = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)  # [T, h, d]: HF's memory layout
     for idx, valid in layout.batches:
-        out, lse = _attend_lse(q_t[idx].transpose(1, 2), k_t[idx].transpose(1, 2), v_t[idx].transpose(1, 2),
+        out, lse = attend_lse(q_t[idx].transpose(1, 2), k_t[idx].transpose(1, 2), v_t[idx].transpose(1, 2),
                                scaling, causal=True)  # padding sits after each document: causal masks it
         own.append(out.transpose(1, 2)[valid])  # [tokens, h, d]
         lse_own.append(lse.transpose(1, 2)[valid])  # [tokens, h]
     own_out, own_lse = torch.cat(own)[layout.doc_order], torch.cat(lse_own)[layout.doc_order]
-    prefix_out, prefix_lse = to_prefix[0].transpose(0, 1), lse_prefix[0].transpose(0, 1)
-    total = torch.logaddexp(prefix_lse, own_lse)
-    docs = (prefix_out.float() * (prefix_lse - total).exp()[..., None]
-            + own_out.float() * (own_lse - total).exp()[..., None]).to(q.dtype)
+    docs = merge_lse(to_prefix[0].transpose(0, 1), lse_prefix[0].transpose(0, 1), own_out, own_lse)
 
     tail_bias = torch.zeros(Lt, T, dtype=q.dtype, device=q.device)
     tail_bias[:, T - Lt :] = torch.full((Lt, Lt), float("-inf"), device=q.device).triu(1)
@@ -243,7 +241,14 @@ def _sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout:
     return torch.cat([prefix.transpose(0, 1), docs, tail.transpose(0, 1)])
 
 
-def _attend_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float, causal: bool):
+def merge_lse(out_a: torch.Tensor, lse_a: torch.Tensor, out_b: torch.Tensor, lse_b: torch.Tensor) -> torch.Tensor:
+    """Attention over two disjoint key sets at once, exactly, from each part's output and log-sum-exp
+    (``lse`` has ``out``'s shape without its last dimension)."""
+    total = torch.logaddexp(lse_a, lse_b)
+    return (out_a.float() * (lse_a - total).exp()[..., None] + out_b.float() * (lse_b - total).exp()[..., None]).to(out_a.dtype)
+
+
+def attend_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float, causal: bool):
     """Attention output ``[B, h, M, d]`` and its log-sum-exp ``[B, h, M]`` (fp32); ``k, v`` may have fewer
     (grouped) heads. The fused CPU kernel serves inference; plain math serves autograd and other devices."""
     if q.device.type == "cpu" and not (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)):

@@ -12,14 +12,14 @@
 
 from __future__ import annotations
 
-
 import torch
 from transformers import DynamicCache
 
-from .errors import InputError
 from .attention import pack
+from .errors import InputError
 from .reranker import Reranker
 from .scoring import decode_answer, forward_blocks, parse_ranking
+
 
 class FirstStage:
     """The first-stage order itself (BM25 or dense retrieval scores)."""

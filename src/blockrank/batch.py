@@ -15,8 +15,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .errors import InputError
 from .data import Candidates, append_synced, format_run, write_text_atomic
+from .errors import InputError
 from .prompt import Document
 from .reranker import Reranker
 

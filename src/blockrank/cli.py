@@ -10,8 +10,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .defaults import BASE_MODEL, DEFAULT_RERANKER, MODES
 from .errors import BlockRankError, InputError
-from .model import BASE_MODEL, DEFAULT_RERANKER
 from .prompt import TruncationWarning, as_documents
 
 # Reported in one line. Anything else is a bug and keeps its traceback.
@@ -55,11 +55,11 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         f"{BASE_MODEL} is its untrained base)")
     parser.add_argument("--layer", type=int, default=None, help="layer l* whose attention scores (default: 2/3 depth)")
     parser.add_argument("--method", choices=["attention", "decode"], default="attention")
-    parser.add_argument("--attention", choices=["sparse", "dense", "causal"], default="sparse",
+    parser.add_argument("--attention", choices=MODES, default="sparse",
                         help="sparse = BlockRank, dense = reference mask, causal = full attention")
     parser.add_argument("--max-doc-tokens", type=int, default=None,
                         help="token budget per document (default: the trained model's, else 160)")
-    parser.add_argument("--dtype", default=None, help="fp32, bf16 or fp16 (default: fp32 on CPU, bf16 on CUDA)")
+    parser.add_argument("--dtype", default=None, help="fp32, bf16 or fp16 (default: bf16 on CUDA and on CPUs with AVX512-BF16 or AMX, else fp32)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
 
 
@@ -130,7 +130,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     console = Console()
     reranker = load_reranker(args)
     demo = demo_example()
-    texts = [f"{d['title']}. {d['text']}" for d in demo["documents"]]
+    texts = [d.content for d in as_documents(demo["documents"])]
     ns = [int(n) for n in args.ns.split(",")]
     configs = args.configs.split(",")
     unknown = set(configs) - set(benchmark.CONFIGS)
@@ -286,10 +286,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.overrides, args.config = [args.config, *args.overrides], None
     cfg = load_config(args.config, args.overrides)
     if args.dry_run:
-        from .training import build_examples
+        from .examples import build_examples
 
         counts: list[int] = []
-        build_examples(cfg.data, cfg, cfg.seed, counts)
+        build_examples(cfg.data, cfg.n_docs, cfg.seed, cfg.max_positives, counts)
         print(json.dumps([{"source": src, "examples": n} for src, n in zip(cfg.data, counts)], indent=1))
         print(f"{sum(counts)} examples; {cfg.max_steps or 'all'} steps x {cfg.grad_accum} per step", file=sys.stderr)
         return 0

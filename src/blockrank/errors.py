@@ -14,7 +14,11 @@ class InputError(BlockRankError, ValueError):
 
 
 class DocumentTypeError(InputError, TypeError):
-    """A document (or pair) is not of a type BlockRank takes."""
+    """A document (or pair) is not of a type BlockRank takes; ``index`` is its position, if one is to blame."""
+
+    def __init__(self, message: str, index: int | None = None):
+        super().__init__(message)
+        self.index = index
 
 
 class ConfigError(InputError):

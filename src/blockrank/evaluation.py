@@ -18,12 +18,21 @@ from pathlib import Path
 import ir_measures
 from tqdm import tqdm
 
-from .errors import InputError
 from .batch import finished_queries
 from .data import (
-    Candidates, DataFormatError, Qrels, append_synced, candidates_from_run, format_run, read_beir, read_candidates,
-    read_qrels, read_run, write_text_atomic,
+    Candidates,
+    DataFormatError,
+    Qrels,
+    append_synced,
+    candidates_from_run,
+    format_run,
+    read_beir,
+    read_candidates,
+    read_qrels,
+    read_run,
+    write_text_atomic,
 )
+from .errors import InputError
 from .retrieval import bm25_candidates, dense_candidates
 
 

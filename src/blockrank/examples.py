@@ -14,8 +14,19 @@ import random
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .data import Candidates, DataFormatError, Qrels, read_jsonl, write_text_atomic
+from .data import (
+    Candidates,
+    DataFormatError,
+    Qrels,
+    read_beir,
+    read_candidates,
+    read_jsonl,
+    read_qrels,
+    write_text_atomic,
+)
+from .errors import ConfigError
 from .prompt import Document
 
 
@@ -149,3 +160,49 @@ def read_icr_jsonl(path: str | os.PathLike) -> list[ICRExample]:
     if skipped:
         warnings.warn(f"{path}: {skipped} examples without any positive skipped", stacklevel=2)
     return out
+
+
+def build_examples(sources: list[dict[str, Any]], n_docs: int, seed: int, max_positives: int = 3,
+                   counts: list[int] | None = None) -> list[ICRExample]:
+    """``n_docs``-document examples from every source of a training recipe, shuffled. Source types:
+
+    * ``{type: beir, path, split, top_k}``: BM25 hard negatives over a BEIR corpus
+    * ``{type: candidates, path, qrels, min_grade}``: candidate lists with (graded) qrels; without
+      ``qrels`` the lists are unlabelled and train only through the teacher
+    * ``{type: titles, path, n}``: weak supervision, titles of a BEIR corpus as queries
+    * ``{type: icr, path}``: ready examples in the ICR JSONL format
+
+    Any source takes ``offset``/``limit`` (a slice of its queries, e.g. to hold some out for dev) and
+    ``epochs`` (examples per query, each a fresh sample and order). ``counts`` receives the number of
+    examples each source gave.
+    """
+    examples: list[ICRExample] = []
+    for i, src in enumerate(sources):
+        kind = src.get("type")
+        if kind == "icr":
+            examples += read_icr_jsonl(src["path"])
+            if counts is not None:
+                counts.append(len(examples) - sum(counts))
+            continue
+        if kind == "beir":
+            ds = read_beir(src["path"], src.get("split", "train"))
+            pools = pools_from_beir(ds.corpus, ds.queries, ds.qrels, src.get("top_k", 100), src.get("min_grade", 1))
+        elif kind == "candidates":
+            candidates = read_candidates(src["path"])
+            pools = (pools_from_candidates(candidates, read_qrels(src["qrels"]), src.get("min_grade", 2)) if "qrels" in src
+                     else unlabelled_pools(candidates))
+        elif kind == "titles":
+            ds = read_beir(src["path"], src.get("split", "train"))
+            test_qrels = Path(src["path"]) / "qrels" / "test.tsv"  # evaluation documents stay out of training
+            held_out = read_qrels(test_qrels) if test_qrels.is_file() else {}
+            pools = pools_from_titles(ds.corpus, src.get("n", 1000), seed + i,
+                                      exclude={d for judged in held_out.values() for d in judged})
+        else:
+            raise ConfigError(f"data source {i}: unknown type {kind!r} (beir, candidates, titles, icr)")
+        start, limit = src.get("offset", 0), src.get("limit")
+        pools = pools[start:] if limit is None else pools[start:start + limit]
+        examples += sample_examples(pools, n_docs, seed + i, src.get("epochs", 1), max_positives=max_positives)
+        if counts is not None:
+            counts.append(len(examples) - sum(counts))
+    random.Random(seed).shuffle(examples)
+    return examples

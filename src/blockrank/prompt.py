@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from .errors import DocumentTooLongError, DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
+
+from .errors import DocumentTooLongError, DocumentTypeError, InputError
 
 INSTRUCTION = (
     "You are a search engine. Below are {n} candidate documents, each labelled with an id in square "
@@ -57,11 +58,11 @@ def as_documents(documents: Sequence[str | Mapping[str, Any] | Document]) -> lis
         elif isinstance(doc, Mapping):
             text = doc.get("text")
             if not isinstance(text, str):
-                raise DocumentTypeError(f"document {i}: a dict document needs a string 'text' field")
+                raise DocumentTypeError(f"document {i}: a dict document needs a string 'text' field", i)
             doc_id = doc.get("id", doc.get("doc_id", doc.get("_id", i)))
             out.append(Document(id=str(doc_id), text=text, title=str(doc.get("title") or "")))
         else:
-            raise DocumentTypeError(f"document {i} is a {type(doc).__name__}; expected a string or a dict with 'text'")
+            raise DocumentTypeError(f"document {i} is a {type(doc).__name__}; expected a string or a dict with 'text'", i)
     return out
 
 

@@ -15,11 +15,10 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
-from .errors import DocumentTypeError, InputError
-from .attention import MODES, Mode
+from .defaults import MODES, Mode
+from .errors import DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
 from .model import check_layer, default_layer, load_model
-from .prompt import (Document, PromptBlocks, PromptBuilder, PromptTooLongError, QueryTooLongError, TruncationWarning,
-                     as_documents)
+from .prompt import Document, PromptBlocks, PromptBuilder, TruncationWarning, as_documents
 from .scoring import attention_scores, cancellable, decode_answer, parse_ranking, ranking_scores
 
 Method = Literal["attention", "decode"]

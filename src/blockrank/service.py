@@ -8,11 +8,11 @@ growing. Every invalid request gets a 4xx JSON error that names the field.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import socket
 import threading
 import time
-import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -24,8 +24,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from .errors import DocumentTooLongError, DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
 from .model import display_name
-from .errors import DocumentTooLongError, InputError, PromptTooLongError, QueryTooLongError
+from .prompt import Document, as_documents
 from .reranker import Ranking, Reranker
 from .scoring import Cancelled
 
@@ -125,13 +126,11 @@ def _validate(query: str, texts: list[str], field: str, limits: Limits) -> None:
                            f"{field}[{i}]")
 
 
-def _doc_text(doc: str | dict[str, Any], i: int) -> str:
-    if isinstance(doc, str):
-        return doc
-    text = doc.get("text")
-    if not isinstance(text, str):
-        raise ApiError(422, "a document object needs a string 'text' field", f"documents[{i}].text")
-    return text
+def _documents(documents: list) -> list[Document]:
+    try:
+        return as_documents(documents)
+    except DocumentTypeError as err:
+        raise ApiError(422, str(err), "documents" if err.index is None else f"documents[{err.index}].text") from None
 
 
 class Service:
@@ -229,11 +228,11 @@ def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
         return service.info()
 
     async def cohere(body: CohereRequest, request: Request) -> dict:
-        texts = [_doc_text(d, i) for i, d in enumerate(body.documents)]
+        docs = _documents(body.documents)
+        texts = [d.text for d in docs]
         _validate(body.query, texts, "documents", service.limits)
         start = time.perf_counter()
-        ranking = await _ranked(service, body.query, body.documents, body.top_n, body.max_tokens_per_doc,
-                                request=request)
+        ranking = await _ranked(service, body.query, docs, body.top_n, body.max_tokens_per_doc, request=request)
         results = []
         for r in ranking.results:
             item = {"index": r.index, "relevance_score": r.score}

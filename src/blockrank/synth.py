@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .errors import InputError
 from .data import Candidates, append_synced, read_jsonl, write_text_atomic
+from .errors import InputError
 from .prompt import Document
 
 PROMPT = ("Write one short search query that a person would type to find the passage below. "

@@ -17,9 +17,7 @@ import dataclasses
 import json
 import math
 import os
-import random
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +26,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from .errors import ConfigError
 from .attention import LayerProbe, pack
-from .data import read_beir, read_candidates, read_qrels, write_text_atomic
-from .examples import (ICRExample, pools_from_beir, pools_from_candidates, pools_from_titles, read_icr_jsonl,
-                       sample_examples, unlabelled_pools)
+from .data import atomic_directory, write_text_atomic
+from .errors import ConfigError
+from .examples import ICRExample, build_examples
 from .losses import LossWeights, blockrank_loss
 from .model import BASE_MODEL, default_layer, load_model
 from .prompt import PromptBuilder
@@ -116,53 +113,6 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Tr
     return TrainConfig(**raw)
 
 
-def build_examples(sources: list[dict[str, Any]], cfg: TrainConfig, seed: int,
-                   counts: list[int] | None = None) -> list[ICRExample]:
-    """Examples from every source. Source types:
-
-    * ``{type: beir, path, split, top_k}``: BM25 hard negatives over a BEIR corpus
-    * ``{type: candidates, path, qrels, min_grade}``: candidate lists with (graded) qrels; without
-      ``qrels`` the lists are unlabelled and train only through the teacher
-    * ``{type: titles, path, n}``: weak supervision, titles of a BEIR corpus as queries
-    * ``{type: icr, path}``: ready examples in the ICR JSONL format
-
-    Any source takes ``offset``/``limit`` (a slice of its queries, e.g. to hold some out for dev) and
-    ``epochs`` (examples per query, each a fresh sample and order). ``counts`` receives the number of
-    examples each source gave.
-    """
-    examples: list[ICRExample] = []
-    for i, src in enumerate(sources):
-        kind = src.get("type")
-        if kind == "icr":
-            examples += read_icr_jsonl(src["path"])
-            if counts is not None:
-                counts.append(len(examples) - sum(counts))
-            continue
-        if kind == "beir":
-            ds = read_beir(src["path"], src.get("split", "train"))
-            pools = pools_from_beir(ds.corpus, ds.queries, ds.qrels, src.get("top_k", 100), src.get("min_grade", 1))
-        elif kind == "candidates":
-            candidates = read_candidates(src["path"])
-            pools = (pools_from_candidates(candidates, read_qrels(src["qrels"]), src.get("min_grade", 2)) if "qrels" in src
-                     else unlabelled_pools(candidates))
-        elif kind == "titles":
-            ds = read_beir(src["path"], src.get("split", "train"))
-            test_qrels = Path(src["path"]) / "qrels" / "test.tsv"  # evaluation documents stay out of training
-            held_out = read_qrels(test_qrels) if test_qrels.is_file() else {}
-            pools = pools_from_titles(ds.corpus, src.get("n", 1000), seed + i,
-                                      exclude={d for judged in held_out.values() for d in judged})
-        else:
-            raise ConfigError(f"data source {i}: unknown type {kind!r} (beir, candidates, titles, icr)")
-        start, limit = src.get("offset", 0), src.get("limit")
-        pools = pools[start:] if limit is None else pools[start:start + limit]
-        examples += sample_examples(pools, cfg.n_docs, seed + i, src.get("epochs", 1),
-                                    max_positives=cfg.max_positives)
-        if counts is not None:
-            counts.append(len(examples) - sum(counts))
-    random.Random(seed).shuffle(examples)
-    return examples
-
-
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False):
         from accelerate import Accelerator
@@ -196,8 +146,9 @@ class Trainer:
                                                      target_modules=lora["target_modules"], layers_to_transform=layers,
                                                      task_type="CAUSAL_LM"))
             model.peft_config["default"].base_model_name_or_path = cfg.model  # the name, not this machine's cache path
-        self.examples = build_examples(cfg.data, cfg, cfg.seed)
-        self.dev = build_examples([cfg.dev], cfg, cfg.seed + 1000)[: cfg.dev_examples] if cfg.dev else []
+        self.examples = build_examples(cfg.data, cfg.n_docs, cfg.seed, cfg.max_positives)
+        self.dev = (build_examples([cfg.dev], cfg.n_docs, cfg.seed + 1000, cfg.max_positives)[: cfg.dev_examples]
+                    if cfg.dev else [])
         if not self.examples:
             raise ConfigError("no training examples: check the data sources")
         if cfg.teacher:
@@ -316,13 +267,11 @@ class Trainer:
         if not acc.is_main_process:
             return None
         target = self.out / f"checkpoint-{self.step}"
-        tmp = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=self.out))
-        acc.unwrap_model(self.model).save_pretrained(tmp, **self._save_kwargs())
-        torch.save({"step": self.step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        with atomic_directory(target) as tmp:
+            acc.unwrap_model(self.model).save_pretrained(tmp, **self._save_kwargs())
+            torch.save({"step": self.step, "optimizer": self.optimizer.state_dict(),
+                        "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state()},
+                       tmp / "trainer_state.pt")
         write_text_atomic(self.out / "latest", target.name)
         for old in sorted(self.out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[: -self.cfg.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
@@ -362,16 +311,13 @@ class Trainer:
     def save_final(self) -> Path:
         """The trained weights (LoRA adapter, or the full model) in bf16 safetensors, with the tokenizer."""
         target = self.out / "final"
-        tmp = Path(tempfile.mkdtemp(prefix=".final-", dir=self.out))
         model = self.accelerator.unwrap_model(self.model)
-        model.save_pretrained(tmp, state_dict={k: v.to(torch.bfloat16) for k, v in model.state_dict().items()},
-                              **self._save_kwargs())
-        self.tokenizer.save_pretrained(tmp)
-        (tmp / "blockrank.json").write_text(json.dumps({"layer": self.layer, "max_doc_tokens": self.cfg.max_doc_tokens,
-                                                        "base_model": self.cfg.model, "steps": self.step}))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        with atomic_directory(target) as tmp:
+            model.save_pretrained(tmp, state_dict={k: v.to(torch.bfloat16) for k, v in model.state_dict().items()},
+                                  **self._save_kwargs())
+            self.tokenizer.save_pretrained(tmp)
+            (tmp / "blockrank.json").write_text(json.dumps({"layer": self.layer, "max_doc_tokens": self.cfg.max_doc_tokens,
+                                                            "base_model": self.cfg.model, "steps": self.step}))
         return target
 
 
