@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import random_blocks, tiny_llama
 from transformers import MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
 from blockrank.attention import LayerProbe, dense_mask, pack
 from blockrank.model import use_block_attention
 from blockrank.scoring import attention_scores, document_mass, forward_blocks
-from conftest import random_blocks, tiny_llama
 
 LENGTHS = [5, 31, 1, 12, 3, 17]  # very different lengths, one single-token document
 
@@ -107,9 +107,13 @@ def test_layers_above_probe_and_lm_head_do_not_run():
         layer.register_forward_hook(lambda *_, i=i: called.append(i))
     model.lm_head.register_forward_hook(lambda *_: called.append("lm_head"))
     model.model.norm.register_forward_hook(lambda *_: called.append("norm"))
-    scores = attention_scores(model, random_blocks(LENGTHS), layer=3)
+    blocks = random_blocks(LENGTHS)
+    scores = attention_scores(model, blocks, layer=3, grouped=False)
     assert called == [0, 1, 2]  # layer 3 stops inside its attention, after reading q and k
     assert scores.shape == (len(LENGTHS),)
+    called.clear()
+    attention_scores(model, blocks, layer=3, batch_tokens=40)  # document-major: block 0, 3 groups, the tail
+    assert called == [0, 1, 2] * 5
 
 
 def _family(cls, config_cls, **extra):
@@ -137,3 +141,29 @@ def test_other_families_match_reference(cls, config_cls, extra):
     dense, d_scores = run(model, blocks, "dense")
     torch.testing.assert_close(sparse.logits, dense.logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(s_scores, d_scores, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("group_tokens", [4096, 40, 1])
+@pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "qwen3"])
+def test_document_major_pass_matches_the_dense_reference(family, group_tokens):
+    """The grouped pass (documents through layers 0..l* group by group, then the tail) is the same attention."""
+    model = {"llama": lambda: tiny_llama(), "mistral": lambda: _family(MistralForCausalLM, MistralConfig, sliding_window=None),
+             "qwen2": lambda: _family(Qwen2ForCausalLM, Qwen2Config),
+             "qwen3": lambda: _family(Qwen3ForCausalLM, Qwen3Config, head_dim=16)}[family]()
+    blocks = random_blocks(LENGTHS)
+    _, reference = run(model, blocks, "dense")
+    grouped = attention_scores(model, blocks, layer=2, batch_tokens=group_tokens)
+    torch.testing.assert_close(grouped, reference, atol=1e-6, rtol=1e-5)
+    fixed_tail = attention_scores(model, blocks, layer=2, batch_tokens=group_tokens, tail_position=100)
+    torch.testing.assert_close(fixed_tail, attention_scores(model, blocks, 2, grouped=False, tail_position=100),
+                               atol=1e-6, rtol=1e-5)
+
+
+def test_document_major_pass_is_permutation_equivariant():
+    model = tiny_llama()
+    blocks = random_blocks(LENGTHS)
+    perm = [3, 0, 5, 1, 4, 2]
+    shuffled = random_blocks(LENGTHS)
+    shuffled.docs = [blocks.docs[i] for i in perm]
+    torch.testing.assert_close(attention_scores(model, shuffled, 2, batch_tokens=40),
+                               attention_scores(model, blocks, 2, batch_tokens=40)[perm], atol=1e-6, rtol=1e-5)

@@ -11,6 +11,7 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from .attention import BlockLayout, LayerProbe, Mode, StopForward, dense_mask, pack
+from .grouped import grouped_scores
 from .model import check_layer
 from .prompt import PromptBlocks
 
@@ -84,10 +85,19 @@ def attention_scores(
     blocks: PromptBlocks,
     layer: int,
     mode: Mode = "sparse",
+    grouped: bool = True,
     **pack_kwargs,
 ) -> torch.Tensor:
-    """Document scores ``[N]`` from layer ``layer``'s attention; layers above it never run."""
+    """Document scores ``[N]`` from layer ``layer``'s attention; layers above it never run.
+
+    Sparse mode runs document-major (:mod:`blockrank.grouped`, groups of ``batch_tokens``); ``grouped=False``
+    runs the same attention layer-major, as training does.
+    """
     check_layer(model.config, layer)
+    if mode == "sparse" and grouped:
+        logits, doc_of_token = grouped_scores(model, blocks, layer, pack_kwargs.get("batch_tokens") or 1024,
+                                              pack_kwargs.get("tail_position"))
+        return document_mass(logits, doc_of_token, len(blocks.docs)).cpu()
     input_ids, layout = pack(blocks, mode=mode, **pack_kwargs)
     probe = LayerProbe(layer, stop=True)
     forward_blocks(model, input_ids, layout, probe)

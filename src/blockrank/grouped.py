@@ -1,0 +1,134 @@
+"""The document-major scoring pass: BlockRank's sparse attention, run group by group.
+
+Documents never attend to each other, so each can go through layers 0..l* on its own. This pass runs
+block 0 through those layers once, keeping its keys and values; then each group of documents (about
+``group_tokens`` tokens, length-sorted, padded at the end) through all of them while the group's
+activations are still in cache, keeping only each layer's document keys and values; then the last block
+through the same layers, attending to block 0, every document and itself. At layer l* the signal tokens'
+logits toward the document keys are the scores, and nothing above l* runs.
+
+The layer-major path (``attention.py``: every layer over all tokens, then the next) computes exactly the
+same attention; it stays for training (autograd) and decoding. This one is for inference: its working set
+is one group's activations, not all N documents' (``bench/`` measures the difference).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .attention import StopForward, attend_lse, merge_lse
+from .prompt import PromptBlocks
+
+
+@dataclass
+class GroupedPass:
+    """What the attention function needs in each phase, and what it keeps between phases."""
+
+    layer: int  # l*: the probe's layer, the last one run
+    signal: slice  # the signal tokens within the last block
+    phase: str = "prefix"  # "prefix" (block 0), "docs" (one group), "tail" (the last block)
+    valid: torch.Tensor | None = None  # docs phase: [B, L], False on padding
+    prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # per layer, [kv_h, L0, d]
+    doc_k: list[list[torch.Tensor]] = field(default_factory=list)  # per layer, per group: [kv_h, tokens, d]
+    doc_v: list[list[torch.Tensor]] = field(default_factory=list)
+    logits: torch.Tensor | None = None  # [heads, signal, T_docs], documents in group order
+
+    def attend(self, module: torch.nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               scaling: float) -> torch.Tensor:
+        """Attention for ``q, k, v [B, heads, L, d]`` in the current phase; returns ``[B, L, heads, d]``."""
+        i = module.layer_idx
+        if self.phase == "prefix":
+            if i == self.layer:
+                raise StopForward  # nothing at l* reads block 0's keys: the probe looks at documents only
+            self.prefix_kv.append((k[0], v[0]))
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=True).transpose(1, 2)
+        if self.phase == "docs":
+            keep = self.valid
+            if len(self.doc_k) == i:
+                self.doc_k.append([])
+                self.doc_v.append([])
+            self.doc_k[i].append(k.transpose(1, 2)[keep].transpose(0, 1))  # [kv_h, tokens, d]
+            if i == self.layer:
+                raise StopForward  # the probe needs only l*'s document keys
+            self.doc_v[i].append(v.transpose(1, 2)[keep].transpose(0, 1))
+            B, heads, L, dim = q.shape
+            k0, v0 = self.prefix_kv[i]
+            # every document token sees the same block 0: one call over all of the group's tokens
+            flat = q.transpose(0, 1).reshape(1, heads, B * L, dim)
+            to_prefix, lse_prefix = attend_lse(flat, k0[None], v0[None], scaling, causal=False)
+            own, lse_own = attend_lse(q, k, v, scaling, causal=True)  # padding sits after each document
+            out = merge_lse(to_prefix.reshape(heads, B, L, dim).transpose(0, 1), lse_prefix.reshape(heads, B, L).transpose(0, 1),
+                            own, lse_own)
+            return out.transpose(1, 2)
+        # tail: block 0, every document (in group order) and, causally, itself
+        docs_k = torch.cat(self.doc_k[i], dim=1)
+        if i == self.layer:
+            heads, kv_heads, dim = q.shape[1], k.shape[1], q.shape[-1]
+            signal = q[0, :, self.signal].reshape(kv_heads, heads // kv_heads, -1, dim)
+            self.logits = (torch.einsum("hgsd,htd->hgst", signal, docs_k) * scaling).reshape(heads, signal.shape[2], -1).float()
+            raise StopForward
+        k0, v0 = self.prefix_kv[i]
+        keys = torch.cat([k0, docs_k, k[0]], dim=1)
+        values = torch.cat([v0, torch.cat(self.doc_v[i], dim=1), v[0]], dim=1)
+        Lt, before = q.shape[2], keys.shape[1] - q.shape[2]
+        bias = torch.zeros(Lt, keys.shape[1], dtype=q.dtype, device=q.device)
+        bias[:, before:] = torch.full((Lt, Lt), float("-inf"), device=q.device).triu(1)
+        out = F.scaled_dot_product_attention(q, keys[None], values[None], attn_mask=bias, scale=scaling, enable_gqa=True)
+        return out.transpose(1, 2)
+
+
+def groups(lengths: list[int], group_tokens: int) -> list[list[int]]:
+    """Documents by length, longest first, cut into groups of at most ``group_tokens`` padded tokens."""
+    order = sorted(range(len(lengths)), key=lambda d: -lengths[d])
+    out, i = [], 0
+    while i < len(order):
+        size = max(1, group_tokens // lengths[order[i]])
+        out.append(order[i : i + size])
+        i += size
+    return out
+
+
+def _run_layers(model, ids: torch.Tensor, positions: torch.Tensor, state: GroupedPass) -> None:
+    decoder = model.get_decoder()
+    hidden = decoder.embed_tokens(ids)
+    position_embeddings = decoder.rotary_emb(hidden, positions)
+    try:
+        for layer in decoder.layers[: state.layer + 1]:
+            hidden = layer(hidden, position_ids=positions, position_embeddings=position_embeddings, block_pass=state)
+    except StopForward:
+        return
+
+
+@torch.inference_mode()
+def grouped_scores(model, blocks: PromptBlocks, layer: int, group_tokens: int = 1024,
+                   tail_position: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signal logits ``[heads, signal, T_docs]`` at ``layer`` and the document of each of those tokens."""
+    device = model.device
+    end = len(blocks.tail)  # a training answer would follow the signal tokens
+    state = GroupedPass(layer=layer, signal=slice(end - blocks.n_signal, end))
+    L0, lengths = len(blocks.prefix), [len(d) for d in blocks.docs]
+    if not blocks.docs or min(lengths) == 0:
+        raise ValueError("every document block needs at least one token")
+    _run_layers(model, torch.tensor([blocks.prefix], device=device), torch.arange(L0, device=device)[None], state)
+
+    state.phase, doc_of_token = "docs", []
+    for group in groups(lengths, group_tokens):
+        width = lengths[group[0]]
+        ids = torch.zeros(len(group), width, dtype=torch.long)
+        for row, d in enumerate(group):
+            ids[row, : lengths[d]] = torch.tensor(blocks.docs[d])
+        state.valid = (torch.arange(width)[None, :] < torch.tensor([lengths[d] for d in group])[:, None]).to(device)
+        positions = (L0 + torch.arange(width, device=device))[None].expand(len(group), -1)
+        _run_layers(model, ids.to(device), positions, state)
+        doc_of_token += [d for d in group for _ in range(lengths[d])]
+
+    state.phase = "tail"
+    tail = blocks.tail + blocks.answer
+    start = L0 + max(lengths) if tail_position is None else tail_position
+    if start < L0 + max(lengths):
+        raise ValueError(f"tail_position {tail_position} is inside the document blocks (< {L0 + max(lengths)})")
+    _run_layers(model, torch.tensor([tail], device=device), (start + torch.arange(len(tail), device=device))[None], state)
+    return state.logits, torch.tensor(doc_of_token, device=state.logits.device)
