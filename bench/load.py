@@ -1,19 +1,26 @@
-"""Bounded load test of the HTTP service: N requests from C concurrent clients against a tiny random
-model on loopback; prints p50/p95 latency and the error count, writes JSON.
+"""Soak test of the HTTP service on loopback: an open-loop stream of requests at a bounded rate for a bounded
+time, mixing valid requests, oversized ones, malformed ones and clients that disconnect before the answer.
 
-    python bench/load.py --requests 200 --clients 8
+It reports p50/p95 latency of the valid requests, the count of each status code per kind, whether every
+valid request that was answered got the right ranking (the one the same reranker gives in-process), the
+server's health afterwards and the process's resident memory before and after the stream.
+
+    python bench/load.py --rate 20 --duration 60               # tiny random model (the service machinery)
+    python bench/load.py --model default --rate 1 --duration 60  # the shipped reranker
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
-import os
 import random
+import shlex
 import statistics
-import tempfile
+import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -21,10 +28,12 @@ import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from blockrank import Reranker
+from blockrank.data import write_text_atomic
 from blockrank.model import default_model_path, use_block_attention
 from blockrank.service import BackgroundServer, Limits, create_app
 
 WORDS = "rain cloud sun river paris france banana protein cell vitamin heart blood study trial".split()
+MIX = {"valid": 0.6, "oversized": 0.15, "malformed": 0.15, "disconnect": 0.1}
 
 
 def tiny_reranker() -> Reranker:
@@ -35,58 +44,117 @@ def tiny_reranker() -> Reranker:
     return Reranker(use_block_attention(LlamaForCausalLM(config).eval()), tokenizer, layer=2, max_doc_tokens=64)
 
 
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def valid_bodies(rng: random.Random, n: int, docs: int) -> list[dict]:
+    return [{"query": " ".join(rng.choices(WORDS, k=4)),
+             "documents": [" ".join(rng.choices(WORDS, k=rng.randint(5, 40))) for _ in range(docs)],
+             "top_n": 5} for _ in range(n)]
+
+
+def bad_request(kind: str, rng: random.Random, limits: Limits) -> dict:
+    """httpx.post keyword arguments for one oversized or malformed request."""
+    if kind == "oversized":
+        return rng.choice([
+            {"json": {"query": "why " * (4 * limits.max_query_tokens), "documents": ["a short document"]}},
+            {"json": {"query": "rain", "documents": ["x"] * (limits.max_documents + 1)}},
+            {"json": {"query": "rain", "documents": ["word " * (limits.max_document_chars // 4)]}},
+            {"content": b"{" + b" " * (limits.max_body_bytes + 1) + b"}", "headers": {"content-type": "application/json"}},
+        ])
+    return rng.choice([
+        {"content": b'{"query": "rain", "documents": [', "headers": {"content-type": "application/json"}},
+        {"json": {"documents": ["no query"]}},
+        {"json": {"query": 7, "documents": "not a list"}},
+        {"json": {"query": "rain", "documents": ["a"], "top_n": -1}},
+        {"json": {"query": "rain", "documents": [{"title": "no text"}]}},
+    ])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=200)
-    ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--docs", type=int, default=20, help="documents per request")
+    ap.add_argument("--rate", type=float, default=20, help="requests started per second (Poisson arrivals)")
+    ap.add_argument("--duration", type=float, default=60, help="seconds of arrivals")
+    ap.add_argument("--docs", type=int, default=20, help="documents per valid request")
+    ap.add_argument("--model", default=None, help="'default', a model path or hub id; default: a tiny random model")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench/results/load.json")
+    ap.add_argument("--note", default="", help="what else ran on the machine meanwhile (goes into the report)")
     args = ap.parse_args()
 
-    rng = random.Random(0)
-    bodies = [{"query": " ".join(rng.choices(WORDS, k=4)),
-               "documents": [" ".join(rng.choices(WORDS, k=rng.randint(5, 40))) for _ in range(args.docs)],
-               "top_n": 5} for _ in range(args.requests)]
+    rng = random.Random(args.seed)
+    reranker = tiny_reranker() if args.model is None else Reranker.from_pretrained(
+        None if args.model == "default" else args.model)
+    limits = Limits(max_queue=64)
+    bodies = valid_bodies(rng, 16, args.docs)
+    expected = [[r.index for r in reranker.rerank(b["query"], b["documents"])[:5]] for b in bodies]
+    heavy = valid_bodies(rng, 1, 10 * args.docs)[0]  # what a disconnecting client asks for: 10x the work
+
     latencies: list[float] = []
-    statuses: dict[int, int] = {}
+    statuses: Counter[str] = Counter()
+    wrong = 0
     lock = threading.Lock()
-    queue = list(range(args.requests))
 
-    with BackgroundServer(create_app(tiny_reranker(), Limits(max_queue=4 * args.clients))) as url:
-        def client():
-            with httpx.Client(timeout=120) as http:
-                while True:
-                    with lock:
-                        if not queue:
-                            return
-                        i = queue.pop()
-                    start = time.perf_counter()
-                    r = http.post(f"{url}/rerank", json=bodies[i])
-                    ok = r.status_code == 200 and len(r.json()["results"]) == 5
-                    with lock:
-                        latencies.append(time.perf_counter() - start)
-                        statuses[r.status_code if ok else -1] = statuses.get(r.status_code if ok else -1, 0) + 1
+    def send(url: str, kind: str, i: int, request: dict) -> None:
+        nonlocal wrong
+        start = time.perf_counter()
+        try:
+            with httpx.Client(timeout=0.05 if kind == "disconnect" else 300) as http:
+                r = http.post(f"{url}/rerank", **request)
+        except httpx.TimeoutException:
+            with lock:
+                statuses[f"{kind} gave up"] += 1
+            return
+        elapsed = time.perf_counter() - start
+        with lock:
+            statuses[f"{kind} {r.status_code}"] += 1
+            if kind == "valid" and r.status_code == 200:
+                latencies.append(elapsed)
+                wrong += [x["index"] for x in r.json()["results"]] != expected[i]
 
-        started = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(args.clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    with BackgroundServer(create_app(reranker, limits)) as url:
+        for i in range(3):  # warm-up, so that "before" is the steady state, not the first allocations
+            send(url, "valid", i, {"json": bodies[i]})
+        latencies.clear()
+        statuses.clear()
+        gc.collect()
+        rss_before = rss_mib()
+
+        threads, started = [], time.perf_counter()
+        t = 0.0
+        while (t := t + rng.expovariate(args.rate)) < args.duration:
+            time.sleep(max(0.0, started + t - time.perf_counter()))
+            kind = rng.choices(list(MIX), weights=list(MIX.values()))[0]
+            i = rng.randrange(len(bodies))
+            request = ({"json": bodies[i]} if kind == "valid" else {"json": heavy} if kind == "disconnect"
+                       else bad_request(kind, rng, limits))
+            threads.append(threading.Thread(target=send, args=(url, kind, i, request)))
+            threads[-1].start()
+        for th in threads:
+            th.join()
         wall = time.perf_counter() - started
+        healthy = httpx.get(f"{url}/health", timeout=10).status_code == 200
+        last = httpx.post(f"{url}/rerank", json=bodies[0], timeout=60)
+        healthy = healthy and [x["index"] for x in last.json()["results"]] == expected[0]
+        gc.collect()
+        rss_after = rss_mib()
 
-    q = statistics.quantiles(latencies, n=100)
-    report = {"requests": args.requests, "clients": args.clients, "docs_per_request": args.docs,
-              "p50_ms": 1000 * statistics.median(latencies), "p95_ms": 1000 * q[94], "max_ms": 1000 * max(latencies),
-              "throughput_rps": args.requests / wall, "statuses": statuses,
-              "errors": sum(n for s, n in statuses.items() if s != 200), "threads": torch.get_num_threads()}
+    answered = sum(n for k, n in statuses.items() if k == "valid 200")
+    report = {
+        "command": "python bench/load.py " + shlex.join(sys.argv[1:]), "machine_note": args.note,
+        "model": args.model or "tiny random Llama (4 layers, hidden 64)", "rate_per_s": args.rate,
+        "duration_s": args.duration, "wall_s": round(wall, 1), "requests": len(threads), "docs_per_valid_request": args.docs,
+        "statuses": dict(sorted(statuses.items())),
+        "valid_p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
+        "valid_p95_ms": round(1000 * statistics.quantiles(latencies, n=20)[18], 1) if len(latencies) > 1 else None,
+        "valid_answered": answered, "valid_wrong": wrong, "healthy_after": healthy,
+        "rss_mib_before": round(rss_before, 1), "rss_mib_after": round(rss_after, 1),
+        "threads": torch.get_num_threads(),
+    }
     print(json.dumps(report, indent=1))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(tmp, out)
+    write_text_atomic(Path(args.out), json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

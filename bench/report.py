@@ -43,21 +43,22 @@ def speed_section(path: Path) -> list[str]:
            f"`{Path(r['model']).name}` in {r['dtype']}, l* = {r['layer']}, documents of {r['doc_tokens']} tokens "
            f"(+ label), {r['repeats']} interleaved repeats, medians. Measured dense matmul: "
            f"{r['matmul_gflops']:.0f} GFLOP/s. Command: `{r.get('command', '')}`", ""]
-    for key, label in r["configs"].items():
-        out.append(f"- {label}")
-    out += ["", "| N | tokens | (a) s | (b) s | (c) s | (c*) s | (c)/(a) | (c*)/(a) | ms/doc (a) | tokens/s (a) | "
-            "GFLOP/s (a) | % of matmul | peak MB (a) | max score diff (a)-(b) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for s in r["summary"]:
-        cells = []
-        for c in ("sparse", "dense", "full", "causal"):
-            v = s.get(f"{c}_s")
-            cells.append(fmt(v, ".2f") if v else (f"skipped: {s[f'{c}_note']}" if s.get(f"{c}_note") else "-"))
-        out.append(f"| {s['n_docs']} | {s['tokens']} | " + " | ".join(cells) + " | "
-                   f"{fmt(s.get('full_over_sparse'), '.2f')} | {fmt(s.get('causal_over_sparse'), '.2f')} | "
-                   f"{fmt(s.get('ms_per_doc'), '.0f')} | {fmt(s.get('tokens_per_s'), '.0f')} | {fmt(s.get('gflops'), '.0f')} | "
-                   f"{fmt(100 * s['fraction_of_matmul'] if 'fraction_of_matmul' in s else None, '.0f')} | "
-                   f"{fmt(s.get('sparse_mem_mb'), '.0f')} | {fmt(s.get('dense_max_score_diff'), '.1e')} |")
+    ran = [c for c in r["configs"] if any(x.get(f"{c}_s") for x in r["summary"])]
+    tag = {c: r["configs"][c].split()[0] for c in ran}  # "(a)", "(a')", ...
+    out += [f"- {r['configs'][c]}" for c in ran]
+    out += ["", "Efficiency, useful GFLOP/s (% of the dense matmul) and latency, median seconds per query:", "",
+            "| N | tokens | " + " | ".join(f"GFLOP/s {tag[c]}" for c in ran) + " | "
+            + " | ".join(f"{tag[c]} s" for c in ran) + " | (c)/(a) | (c*)/(a) | ms/doc (a) | peak MB "
+            + "/".join(tag[c] for c in ran) + " | max score diff (a)-(b) |",
+            "|---" * (2 + 2 * len(ran) + 5) + "|"]
+    for x in r["summary"]:
+        gflops = [f"{x[f'{c}_gflops']:.0f} ({x[f'{c}_pct_of_matmul']:.0f}%)" if x.get(f"{c}_gflops") else "-" for c in ran]
+        times = [fmt(x[f"{c}_s"], ".2f") if x.get(f"{c}_s") else (f"skipped: {x[f'{c}_note']}" if x.get(f"{c}_note") else "-")
+                 for c in ran]
+        out.append(f"| {x['n_docs']} | {x['tokens']} | " + " | ".join(gflops + times) + " | "
+                   f"{fmt(x.get('full_over_sparse'), '.2f')} | {fmt(x.get('causal_over_sparse'), '.2f')} | "
+                   f"{fmt(x.get('ms_per_doc'), '.0f')} | " + "/".join(fmt(x.get(f"{c}_mem_mb"), ".0f") for c in ran)
+                   + f" | {fmt(x.get('dense_max_score_diff'), '.1e')} |")
     return out + [""]
 
 
@@ -103,11 +104,17 @@ def main() -> None:
     load = RESULTS / "load.json"
     if load.exists():
         x = json.loads(load.read_text())
-        lines += ["### HTTP service load test", "",
-                  f"{x['requests']} requests ({x['docs_per_request']} documents each) from {x['clients']} concurrent "
-                  f"clients over loopback, tiny random Llama: p50 {x['p50_ms']:.0f} ms, p95 {x['p95_ms']:.0f} ms, "
-                  f"max {x['max_ms']:.0f} ms, {x['throughput_rps']:.1f} requests/s, errors {x['errors']} "
-                  f"(statuses {x['statuses']}). `python bench/load.py --requests 200 --clients 8`", ""]
+        lines += ["### HTTP service soak", "",
+                  f"`{x['command']}`: {x['requests']} requests in {x['wall_s']:.0f} s (Poisson arrivals at "
+                  f"{x['rate_per_s']:g}/s for {x['duration_s']:g} s) against `blockrank serve`'s app on loopback, model: "
+                  f"{x['model']}, {x['threads']} torch threads. {x['machine_note']}", "",
+                  "| kind of request | status (or client gave up) | count |", "|---|---|---|"]
+        lines += [f"| {k.split(' ', 1)[0]} | {k.split(' ', 1)[1]} | {n} |" for k, n in x["statuses"].items()]
+        lines += ["", f"Valid requests: p50 {x['valid_p50_ms']:.0f} ms, p95 {x['valid_p95_ms']:.0f} ms; "
+                  f"{x['valid_answered']} answered, {x['valid_wrong']} with a wrong ranking (each is checked against "
+                  f"the same reranker in-process). Healthy afterwards: {'yes' if x['healthy_after'] else 'NO'}. "
+                  f"Resident memory {x['rss_mib_before']:.0f} MiB before the stream, {x['rss_mib_after']:.0f} MiB "
+                  "after (both after a warm-up and a garbage collection).", ""]
     lines += ["## Quality", ""]
     for name in EVALS:
         lines += eval_section(name)

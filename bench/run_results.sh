@@ -17,7 +17,7 @@ if [ "$what" = all ] || [ "$what" = precision ]; then
 fi
 
 if [ "$what" = all ] || [ "$what" = load ]; then
-  python bench/load.py --requests 200 --clients 8
+  python bench/load.py --rate 20 --duration 60 --note "Nothing else ran on the machine."
 fi
 
 if [ "$what" = all ] || [ "$what" = eval ]; then

@@ -76,3 +76,15 @@ def test_help_and_argument_errors_do_not_import_torch():
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_bench_reports_the_efficiency_of_every_pass(tmp_path, tiny_model_dir):
+    assert main(["bench", "--model", str(tiny_model_dir), "--layer", "1", "--ns", "2,4", "--repeats", "1",
+                 "--out", str(tmp_path), "--name", "b"]) == 0
+    report = json.loads((tmp_path / "b.json").read_text())
+    row = report["summary"][-1]
+    for c in ("sparse", "layer-major", "dense", "full", "causal"):
+        assert row[f"{c}_gflops"] > 0 and 0 < row[f"{c}_pct_of_matmul"]
+    by = {(r["config"], r["n_docs"]): r for r in report["results"]}
+    assert by["layer-major", 4]["max_score_diff"] < 1e-5  # the two sparse passes agree
+    assert by["full", 4]["gflop"] > by["causal", 4]["gflop"]  # all layers and the LM head vs layers up to l*

@@ -30,6 +30,7 @@ from .scoring import attention_scores, forward_blocks
 
 CONFIGS = {
     "sparse": "(a) BlockRank sparse, to l*",
+    "layer-major": "(a') the same, layer-major (every layer over all documents)",
     "dense": "(b) dense-mask reference, to l*",
     "full": "(c) stock model, full causal sdpa, one full pass",
     "causal": "(c*) full causal sdpa, to l*",
@@ -83,19 +84,31 @@ def matmul_gflops(dtype: torch.dtype, device: torch.device, size: int = 2048, re
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def sparse_gflop(config, blocks: PromptBlocks, layer: int) -> float:
-    """Useful FLOPs of the sparse path up to layer ``layer``: projections, MLP and attention."""
+def _shape(config) -> tuple[int, int, int, int]:
+    """Heads, KV heads, head dim and the multiply-adds per token of one layer's projections and MLP."""
     h, kv = config.num_attention_heads, config.num_key_value_heads
     d = getattr(config, "head_dim", None) or config.hidden_size // h
     hidden, inter = config.hidden_size, config.intermediate_size
-    linear = hidden * (2 * h * d + 2 * kv * d) + 3 * hidden * inter  # q, o, k, v, gate/up/down
+    return h, kv, d, hidden * (2 * h * d + 2 * kv * d) + 3 * hidden * inter  # q, o, k, v, gate/up/down
+
+
+def sparse_gflop(config, blocks: PromptBlocks, layer: int) -> float:
+    """Useful FLOPs of the sparse path up to layer ``layer``: projections, MLP and attention."""
+    h, kv, d, linear = _shape(config)
     L0, T = len(blocks.prefix), blocks.num_tokens
     keys_seen = L0 * (L0 + 1) / 2  # block 0, causal
     keys_seen += sum(n * L0 + n * (n + 1) / 2 for n in map(len, blocks.docs))
     keys_seen += sum(T - len(blocks.tail) + i + 1 for i in range(len(blocks.tail)))
     per_layer = 2 * T * linear + 4 * h * d * keys_seen
-    probe = 2 * T * kv * d + 2 * blocks.n_signal * hidden * h * d  # layer l*'s key and signal query projections
+    probe = 2 * T * kv * d + 2 * blocks.n_signal * config.hidden_size * h * d  # l*'s keys and signal queries
     return (layer * per_layer + probe) / 1e9
+
+
+def causal_gflop(config, tokens: int, layers: int, lm_head: bool) -> float:
+    """FLOPs of a full causal prefill of ``tokens`` through ``layers`` layers (+ next-token logits)."""
+    h, _, d, linear = _shape(config)
+    per_layer = 2 * tokens * linear + 4 * h * d * tokens * (tokens + 1) / 2
+    return (layers * per_layer + (2 * config.hidden_size * config.vocab_size if lm_head else 0)) / 1e9
 
 
 class PeakMemory:
@@ -201,6 +214,9 @@ def run(
                     start = time.perf_counter()
                     if c == "full":
                         _full_pass(model, blocks)
+                    elif c == "layer-major":
+                        scores[c] = attention_scores(model, blocks, reranker.layer, mode="sparse", grouped=False,
+                                                     **reranker.pack_kwargs)
                     else:
                         scores[c] = attention_scores(model, blocks, reranker.layer, mode=c, **reranker.pack_kwargs)
                     _sync(device)
@@ -210,9 +226,10 @@ def run(
                     progress(f"N={n} {c}: {m.seconds[-1]:.2f} s")
                 if m.seconds[-1] > max_seconds:
                     m.skipped = f"one run took {m.seconds[-1]:.0f} s > {max_seconds:.0f} s limit; not repeated"
-        if "sparse" in row:  # the FLOP count is for the sparse pass only
-            row["sparse"].gflop = sparse_gflop(model.config, blocks, reranker.layer)
         for c, m in row.items():
+            m.gflop = (sparse_gflop(model.config, blocks, reranker.layer) if c in ("sparse", "layer-major", "dense")
+                       else causal_gflop(model.config, tokens, model.config.num_hidden_layers if c == "full"
+                                         else reranker.layer, lm_head=c == "full"))
             if c != "sparse" and c in scores and "sparse" in scores:
                 m.max_score_diff = float((scores[c] - scores["sparse"]).abs().max())
             if m.seconds:
@@ -245,14 +262,15 @@ def summary_rows(report: dict) -> list[dict]:
             out[f"{name}_s"] = r["median_s"] if r else None
             out[f"{name}_mem_mb"] = r["peak_mem_mb"] if r else None
             out[f"{name}_note"] = r["skipped"] if r and r["median_s"] is None else None
+            if r and r["median_s"]:  # useful FLOPs (dense: the sparse pattern's) per second
+                out[f"{name}_gflops"] = r["gflop"] / r["median_s"]
+                out[f"{name}_pct_of_matmul"] = 100 * out[f"{name}_gflops"] / report["matmul_gflops"]
         if row.get("dense"):
             out["dense_max_score_diff"] = row["dense"]["max_score_diff"]
         if a and a["median_s"]:
             out["ms_per_doc"] = 1000 * a["median_s"] / n
             out["tokens_per_s"] = row["tokens"] / a["median_s"]
-            out["gflops"] = a["gflop"] / a["median_s"]
-            out["fraction_of_matmul"] = out["gflops"] / report["matmul_gflops"]
-            for name in ("full", "causal"):
+            for name in ("full", "causal", "layer-major"):
                 if row.get(name) and row[name]["median_s"]:
                     out[f"{name}_over_sparse"] = row[name]["median_s"] / a["median_s"]
         rows.append(out)

@@ -143,21 +143,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
     m = report["machine"]
     console.print(f"machine: {m['cpu']}, {m['threads']} threads, {m['device']}; model {report['model']} "
                   f"{report['dtype']}, l*={report['layer']}; dense matmul {report['matmul_gflops']:.0f} GFLOP/s")
-    table = Table()
-    for col in ("N", "tokens", "(a) s", "(b) s", "(c) s", "(c*) s", "(c)/(a)", "(c*)/(a)", "ms/doc (a)",
-                "tok/s (a)", "GFLOP/s (a)", "% matmul", "peak MB a/b/c/c*"):
-        table.add_column(col, justify="right")
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    tag = {c: label.split()[0] for c, label in benchmark.CONFIGS.items()}  # "(a)", "(a')", ...
+    ran = [c for c in benchmark.CONFIGS if any(r[f"{c}_s"] for r in report["summary"])]
+    efficiency = Table(title="Efficiency: useful GFLOP/s (% of dense matmul)")
+    latency = Table(title="Latency: median seconds per query")
+    for col in ("N", "tokens", *(tag[c] for c in ran)):
+        efficiency.add_column(col, justify="right")
+    for col in ("N", "tokens", *(tag[c] for c in ran), "(c)/(a)", "(c*)/(a)", "(a')/(a)", "ms/doc (a)",
+                "peak MB " + "/".join(tag[c] for c in ran)):
+        latency.add_column(col, justify="right")
     for r in report["summary"]:
-        mems = "/".join(fmt(r[f"{c}_mem_mb"], ".0f") for c in benchmark.CONFIGS)
-        times = [fmt(r[f"{c}_s"], ".2f") if r[f"{c}_s"] else (r[f"{c}_note"] or "-") for c in benchmark.CONFIGS]
-        table.add_row(str(r["n_docs"]), str(r["tokens"]), *times,
-                      fmt(r.get("full_over_sparse"), ".2f"), fmt(r.get("causal_over_sparse"), ".2f"),
-                      fmt(r.get("ms_per_doc"), ".1f"), fmt(r.get("tokens_per_s"), ".0f"), fmt(r.get("gflops"), ".0f"),
-                      fmt(100 * r["fraction_of_matmul"] if "fraction_of_matmul" in r else None, ".0f"), mems)
-    for name, label in benchmark.CONFIGS.items():
-        console.print(f"{label}")
-    Console(width=max(console.width, 160)).print(table)
+        efficiency.add_row(str(r["n_docs"]), str(r["tokens"]), *(
+            f"{r[f'{c}_gflops']:.0f} ({r[f'{c}_pct_of_matmul']:.0f}%)" if r.get(f"{c}_gflops") else "-" for c in ran))
+        latency.add_row(str(r["n_docs"]), str(r["tokens"]),
+                        *(fmt(r[f"{c}_s"], ".2f") if r[f"{c}_s"] else (r[f"{c}_note"] or "-") for c in ran),
+                        fmt(r.get("full_over_sparse"), ".2f"), fmt(r.get("causal_over_sparse"), ".2f"),
+                        fmt(r.get("layer-major_over_sparse"), ".2f"), fmt(r.get("ms_per_doc"), ".1f"),
+                        "/".join(fmt(r[f"{c}_mem_mb"], ".0f") for c in ran))
+    for c in ran:
+        console.print(benchmark.CONFIGS[c])
+    wide = Console(width=max(console.width, 160))
+    wide.print(efficiency)
+    wide.print(latency)
     diffs = [r["dense_max_score_diff"] for r in report["summary"] if r.get("dense_max_score_diff") is not None]
     if diffs:
         console.print(f"max |score(a) - score(b)| over all N: {max(diffs):.2e}")
@@ -408,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="speed: sparse vs dense reference vs full causal attention")
     p.add_argument("--ns", default="10,20,50,100,200,500", help="numbers of documents, comma-separated")
-    p.add_argument("--configs", default="sparse,dense,full,causal")
+    p.add_argument("--configs", default="sparse,layer-major,dense,full,causal")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-seconds", type=float, default=300.0, help="skip a config predicted to take longer")
     p.add_argument("--out", default="bench/results")
