@@ -28,9 +28,10 @@ import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from blockrank import Reranker
+from blockrank.background import BackgroundServer
 from blockrank.data import write_text_atomic
 from blockrank.model import default_model_path, use_block_attention
-from blockrank.service import BackgroundServer, Limits, create_app
+from blockrank.service import Limits, create_app
 
 WORDS = "rain cloud sun river paris france banana protein cell vitamin heart blood study trial".split()
 MIX = {"valid": 0.6, "oversized": 0.15, "malformed": 0.15, "disconnect": 0.1}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from blockrank import Reranker
-from blockrank.service import BackgroundServer, Limits, create_app
+from blockrank.background import BackgroundServer
+from blockrank.service import Limits, create_app
 
 cohere = pytest.importorskip("cohere")
 

@@ -7,7 +7,8 @@ import pytest
 pytest.importorskip("rerankers")
 
 from blockrank import Reranker  # noqa: E402
-from blockrank.service import BackgroundServer, create_app  # noqa: E402
+from blockrank.background import BackgroundServer
+from blockrank.service import create_app  # noqa: E402
 
 DOCS = ["Paris is the capital of France.", "Bananas are yellow.", "The Eiffel tower is in Paris."]
 

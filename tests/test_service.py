@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from blockrank import Reranker
-from blockrank.service import BackgroundServer as LiveServer
+from blockrank.background import BackgroundServer as LiveServer
 from blockrank.service import Limits, create_app
 
 

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ir_measures
+import torch
 from tqdm import tqdm
 
 from .batch import finished_queries
+from .benchmark import machine_info
 from .data import (
     Candidates,
     DataFormatError,
@@ -161,7 +163,8 @@ def evaluate(scorers: list, evalset: EvalSet, out_dir: str | os.PathLike, config
     out_dir.mkdir(parents=True, exist_ok=True)
     ms = measures(evalset.rel)
     report = {"dataset": evalset.name, "queries": len(evalset.candidates), "relevance_threshold": evalset.rel,
-              "git_commit": _git_commit(), "config": config or {}, "rerankers": {}}
+              "git_commit": _git_commit(), "machine": machine_info(_device(config)), "config": config or {},
+              "rerankers": {}}
     for scorer in scorers:
         run, timings = run_scorer(scorer, evalset, out_dir)
         aggregate = ir_measures.calc_aggregate(ms, evalset.qrels, run)
@@ -194,6 +197,11 @@ def latency_sweep(scorers: list, candidates: Candidates, ns: list[int]) -> dict[
             scorer.scores(candidates.query, docs, candidates.scores[:n])
             out.setdefault(scorer.name, []).append((n, time.perf_counter() - start))
     return out
+
+
+def _device(config: dict | None) -> torch.device:
+    """The device the rerankers ran on (as ``blockrank eval --device`` chose it)."""
+    return torch.device((config or {}).get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def _percentile(values: list[float], q: float) -> float:
