@@ -61,6 +61,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="token budget per document (default: the trained model's, else 160)")
     parser.add_argument("--dtype", default=None, help="fp32, bf16 or fp16 (default: bf16 on CUDA and on CPUs with AVX512-BF16 or AMX, else fp32)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--batch-tokens", type=int, default=None,
+                        help="documents x padded length per group of the sparse pass (default: the reranker's)")
 
 
 def load_reranker(args: argparse.Namespace):
@@ -68,7 +70,7 @@ def load_reranker(args: argparse.Namespace):
 
     return Reranker.from_pretrained(
         args.model, dtype=args.dtype, device=args.device, layer=args.layer, method=args.method,
-        attention=args.attention, max_doc_tokens=args.max_doc_tokens,
+        attention=args.attention, max_doc_tokens=args.max_doc_tokens, batch_tokens=args.batch_tokens,
     )
 
 
@@ -244,8 +246,8 @@ def make_scorers(names: list[str], args: argparse.Namespace) -> list:
         lm = lm or load_model(args.model, dtype=args.dtype, device=args.device)
 
         def reranker(**kw):
-            return Reranker(lm.model, lm.tokenizer, **settings(lm.settings, layer=args.layer,
-                                                                max_doc_tokens=args.max_doc_tokens, **kw))
+            return Reranker(lm.model, lm.tokenizer, **settings(lm.settings, layer=args.layer, max_doc_tokens=args.max_doc_tokens,
+                                                                batch_tokens=args.batch_tokens, **kw))
 
         scorers.append({
             "blockrank": lambda: baselines.BlockRankScorer(reranker(), "blockrank"),
