@@ -87,13 +87,25 @@ def main() -> None:
     lines = ["# Results", "",
              "Every number below is read from the JSON files under `bench/results/` by `python bench/report.py`;",
              "`bash bench/run_results.sh` reruns everything (about an hour on the 2-core CPU). `$D` is `../shared/data`.",
-             "The model here is the *untrained* base SmolLM2-135M-Instruct: these rows measure the machinery and",
-             "the baselines. The fine-tuned default and its ablation are in `MODEL_CARD.md`. The latencies in the quality tables were taken",
+             "Each speed table names its model (speed does not depend on the weights' values). The quality tables use the",
+             "*untrained* base SmolLM2-135M-Instruct: they measure the machinery and the baselines; the trained default",
+             "is compared in `MODEL_CARD.md`. The latencies in the quality tables were taken",
              "while other jobs (tests, CI) shared the two cores at times; the speed tables are the timing reference.",
              "", "## Speed", ""]
     for path in sorted(RESULTS.glob("*.json")):
         if path.stem.startswith(("speed", "core")):
             lines += speed_section(path)
+    sweep = sorted(RESULTS.glob("groups-*.json"), key=lambda q: int(q.stem.split("-")[1]))
+    if sweep:
+        reports = [json.loads(q.read_text()) for q in sweep]
+        ns = [x["n_docs"] for x in reports[0]["summary"]]
+        lines += ["### Group size of the document-major pass", "",
+                  f"Median seconds per query of (a) by `--batch-tokens` (documents x padded length per group), "
+                  f"same machine and model as above. Command: `{reports[0]['command']}` for each size.", "",
+                  "| batch tokens | " + " | ".join(f"N={n}" for n in ns) + " |", "|---" * (1 + len(ns)) + "|"]
+        for q, x in zip(sweep, reports):
+            lines.append(f"| {q.stem.split('-')[1]} | " + " | ".join(fmt(r.get("sparse_s"), ".2f") for r in x["summary"]) + " |")
+        lines.append("")
     precision = RESULTS / "precision.json"
     if precision.exists():
         p = json.loads(precision.read_text())

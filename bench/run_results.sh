@@ -8,7 +8,11 @@ R=bench/results
 what="${1:-all}"
 
 if [ "$what" = all ] || [ "$what" = speed ]; then
-  python bench/speed.py --dtype bf16 --max-doc-tokens 160 --repeats 2 --max-seconds 200
+  # the group size of the document-major pass, then every pass of the default reranker at its default settings
+  for g in 256 512 1024 2048 4096; do
+    python bench/speed.py --ns 100,500 --configs sparse --batch-tokens $g --repeats 3 --name groups-$g
+  done
+  python bench/speed.py --ns 10,20,50,100,200,500,1000 --repeats 3 --max-seconds 60 --name speed-default
   python bench/speed.py --dtype fp32 --ns 20,100 --max-doc-tokens 128 --repeats 2 --configs sparse,dense --name core-fp32-128tok
 fi
 
