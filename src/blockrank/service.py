@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from .errors import DocumentTooLongError, DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
+from .errors import DocumentTooLongError, InputError, PromptTooLongError, QueryTooLongError
 from .model import display_name
 from .prompt import Document, as_documents
 from .reranker import Ranking, Reranker
@@ -128,8 +128,9 @@ def _validate(query: str, texts: list[str], field: str, limits: Limits) -> None:
 def _documents(documents: list) -> list[Document]:
     try:
         return as_documents(documents)
-    except DocumentTypeError as err:
-        raise ApiError(422, str(err), "documents" if err.index is None else f"documents[{err.index}].text") from None
+    except InputError as err:  # not a list, empty, or a document without text
+        index = getattr(err, "index", None)
+        raise ApiError(422, str(err), "documents" if index is None else f"documents[{index}].text") from None
 
 
 class Service:
