@@ -217,8 +217,8 @@ def main() -> None:
             f"{(cfg['max_steps'] or 0) * cfg['grad_accum']} of {sum(n for _, n in data_counts())}. Examples per source:",
             *[f"  - {n}: `{json.dumps(src)}`" for src, n in data_counts()],
             "  No DL19, SciFact test or WikiQA test query is used, and the `titles` source leaves out every "
-            "SciFact-test-judged abstract, as a query and as a negative. (The adapter before this one had 18 of them "
-            "among its 300 titles; this one was retrained without them.)",
+            "SciFact-test-judged abstract, as a query and as a negative. (An earlier 1,600-step run of this recipe drew 18 "
+            "of them among its 300 titles; it was not shipped.)",
             f"- **Dev:** `{json.dumps(cfg['dev'])}`, held out of every DL21 source.",
         ]
     if rows:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces MODEL_CARD.md: trains the default adapter (configs/smollm2-distill.yaml, ~90 min on 2 cores),
+# Reproduces MODEL_CARD.md: trains the default adapter (configs/smollm2-distill.yaml, ~80 min on 2 cores),
 # evaluates it beside BM25, the embedding teachers and their fusions, the previous adapter and the
 # untrained base on DL19, SciFact test and WikiQA test, then writes the card.
 #   bash bench/train_results.sh [all|train|ship|eval|card]

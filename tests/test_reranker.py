@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -33,11 +35,30 @@ def test_rerank_default_model(reranker, demo):
     assert [(r.index, r.score) for r in again] == [(r.index, r.score) for r in results[:3]]  # deterministic
 
 
-def test_shipped_default_ranks_the_relevant_abstract_in_its_top_three(reranker, demo):
-    ranking = reranker.rank(demo["query"], demo["documents"], max_doc_tokens=64)  # the training budget
-    assert ranking.truncated  # reported on every call (the warning came once, above)
-    top3 = [r.id for r in ranking.results[:3]]
-    assert set(top3) & set(demo["relevant"])  # the untrained base puts it fifth
+DL19 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trec-dl"
+
+
+@pytest.mark.skipif(not DL19.is_dir(), reason="needs ../shared/data beside the repository (CI has it)")
+def test_shipped_default_beats_bm25_on_real_queries(reranker):
+    """All 43 DL19 queries, BM25's top 30 passages, the shipped settings: the reranker's nDCG@10 must clear
+    BM25's order on the same candidates by 0.02 (measured: 0.551 vs 0.506; the untrained base is far below)."""
+    import ir_measures
+
+    from blockrank.data import read_candidates, read_qrels
+
+    queries = read_candidates(DL19 / "dl19-bm25-top100.jsonl")
+    ours, bm25 = {}, {}
+    for c in queries:
+        docs = c.documents[:30]
+        ranking = reranker.rank(c.query, docs, max_doc_tokens=64)  # the training budget
+        assert ranking.truncated  # reported on every call, though the warning came once
+        ours[c.qid] = {r.id: r.score for r in ranking.results}
+        bm25[c.qid] = {d.id: -i for i, d in enumerate(docs)}
+    qrels = read_qrels(DL19 / "qrels.dl19-passage.txt")
+    assert set(qrels) == set(ours)  # ir-measures averages over the qrels' queries
+    ndcg = {name: ir_measures.calc_aggregate([ir_measures.nDCG @ 10], qrels, run)[ir_measures.nDCG @ 10]
+            for name, run in (("blockrank", ours), ("bm25", bm25))}
+    assert ndcg["blockrank"] >= ndcg["bm25"] + 0.02, ndcg
 
 
 def test_efficient_path_matches_reference_on_default_model(reranker, demo):
