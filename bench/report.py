@@ -113,10 +113,9 @@ def main() -> None:
                   f"Untrained base model, DL19, first {p['queries']} queries x {p['docs']} BM25 passages, l* = {p['layer']}: "
                   f"top-10 overlap mean {p['mean_top10_overlap']:.1f}/10 (min {p['min_top10_overlap']}), "
                   f"Kendall tau mean {p['mean_kendall_tau']:.3f}. `python bench/precision.py --queries 10 --docs 100`", ""]
-    load = RESULTS / "load.json"
-    if load.exists():
+    for load in sorted(RESULTS.glob("load*.json")):
         x = json.loads(load.read_text())
-        lines += ["### HTTP service soak", "",
+        lines += [f"### HTTP service soak: {load.stem}", "",
                   f"`{x['command']}`: {x['requests']} requests in {x['wall_s']:.0f} s (Poisson arrivals at "
                   f"{x['rate_per_s']:g}/s for {x['duration_s']:g} s) against `blockrank serve`'s app on loopback, model: "
                   f"{x['model']}, {x['threads']} torch threads. {x['machine_note']}", "",

@@ -13,7 +13,6 @@ if [ "$what" = all ] || [ "$what" = speed ]; then
     python bench/speed.py --ns 100,500 --configs sparse --batch-tokens $g --repeats 3 --name groups-$g
   done
   python bench/speed.py --ns 10,20,50,100,200,500,1000 --repeats 3 --max-seconds 60 --name speed-default
-  python bench/speed.py --dtype fp32 --ns 20,100 --max-doc-tokens 128 --repeats 2 --configs sparse,dense --name core-fp32-128tok
 fi
 
 if [ "$what" = all ] || [ "$what" = precision ]; then
@@ -22,6 +21,7 @@ fi
 
 if [ "$what" = all ] || [ "$what" = load ]; then
   python bench/load.py --rate 20 --duration 60 --note "Nothing else ran on the machine."
+  python bench/load.py --rate 20 --duration 150 --out bench/results/load-150.json  # does memory keep growing?
 fi
 
 if [ "$what" = all ] || [ "$what" = eval ]; then
