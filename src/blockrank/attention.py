@@ -34,6 +34,7 @@ from .defaults import MODES, Mode
 from .prompt import PromptBlocks
 
 ATTN_IMPLEMENTATION = "blockrank"
+BATCH_TOKENS = 4096  # documents x padded length per micro-batch (sparse pass) or group (document-major pass)
 
 
 @dataclass
@@ -78,7 +79,7 @@ def pack(
     blocks: PromptBlocks,
     mode: Mode = "sparse",
     tail_position: int | None = None,
-    batch_tokens: int = 4096,
+    batch_tokens: int = BATCH_TOKENS,
 ) -> tuple[torch.Tensor, BlockLayout]:
     """Pack blocks into ``input_ids [1, T]`` and describe them.
 
@@ -109,10 +110,7 @@ def pack(
     if mode == "causal":
         position_ids = torch.arange(T)
     else:
-        longest = int(lens.max())
-        tail_start = L0 + longest if tail_position is None else tail_position
-        if tail_start < L0 + longest:
-            raise ValueError(f"tail_position {tail_position} is inside the document blocks (< {L0 + longest})")
+        tail_start = first_tail_position(L0, int(lens.max()), tail_position)
         position_ids = torch.cat([torch.arange(L0), L0 + offset_in_doc, tail_start + torch.arange(Lt)])
 
     layout = BlockLayout(
@@ -128,6 +126,15 @@ def pack(
     if mode == "sparse":
         _plan_micro_batches(layout, starts, lens, batch_tokens)
     return input_ids, layout
+
+
+def first_tail_position(prefix_len: int, longest: int, tail_position: int | None) -> int:
+    """Where the last block starts: right after the longest document, or at ``tail_position`` if given."""
+    if tail_position is None:
+        return prefix_len + longest
+    if tail_position < prefix_len + longest:
+        raise ValueError(f"tail_position {tail_position} is inside the document blocks (< {prefix_len + longest})")
+    return tail_position
 
 
 def _plan_micro_batches(layout: BlockLayout, starts: torch.Tensor, lens: torch.Tensor, batch_tokens: int) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .attention import StopForward, attend_lse, merge_lse
+from .attention import BATCH_TOKENS, StopForward, attend_lse, first_tail_position, merge_lse
 from .prompt import PromptBlocks
 
 
@@ -103,7 +103,7 @@ def _run_layers(model, ids: torch.Tensor, positions: torch.Tensor, state: Groupe
 
 
 @torch.inference_mode()
-def grouped_scores(model, blocks: PromptBlocks, layer: int, group_tokens: int = 1024,
+def grouped_scores(model, blocks: PromptBlocks, layer: int, group_tokens: int = BATCH_TOKENS,
                    tail_position: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Signal logits ``[heads, signal, T_docs]`` at ``layer`` and the document of each of those tokens."""
     device = model.device
@@ -127,8 +127,6 @@ def grouped_scores(model, blocks: PromptBlocks, layer: int, group_tokens: int = 
 
     state.phase = "tail"
     tail = blocks.tail + blocks.answer
-    start = L0 + max(lengths) if tail_position is None else tail_position
-    if start < L0 + max(lengths):
-        raise ValueError(f"tail_position {tail_position} is inside the document blocks (< {L0 + max(lengths)})")
+    start = first_tail_position(L0, max(lengths), tail_position)
     _run_layers(model, torch.tensor([tail], device=device), (start + torch.arange(len(tail), device=device))[None], state)
     return state.logits, torch.tensor(doc_of_token, device=state.logits.device)

@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
+from .attention import BATCH_TOKENS
 from .defaults import MODES, Mode
 from .errors import DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
 from .model import check_layer, default_layer, load_model
@@ -64,7 +65,7 @@ class Reranker:
         attention: Mode = "sparse",
         max_doc_tokens: int = 160,
         truncate: bool = True,
-        batch_tokens: int = 4096,
+        batch_tokens: int = BATCH_TOKENS,
         tail_position: int | None = None,
         max_query_tokens: int = 1024,
         max_prompt_tokens: int = 1_000_000,

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
-from .attention import BlockLayout, LayerProbe, Mode, StopForward, dense_mask, pack
+from .attention import BATCH_TOKENS, BlockLayout, LayerProbe, Mode, StopForward, dense_mask, pack
 from .grouped import grouped_scores
 from .model import check_layer
 from .prompt import PromptBlocks
@@ -95,7 +95,7 @@ def attention_scores(
     """
     check_layer(model.config, layer)
     if mode == "sparse" and grouped:
-        logits, doc_of_token = grouped_scores(model, blocks, layer, pack_kwargs.get("batch_tokens") or 1024,
+        logits, doc_of_token = grouped_scores(model, blocks, layer, pack_kwargs.get("batch_tokens") or BATCH_TOKENS,
                                               pack_kwargs.get("tail_position"))
         return document_mass(logits, doc_of_token, len(blocks.docs)).cpu()
     input_ids, layout = pack(blocks, mode=mode, **pack_kwargs)
