@@ -172,6 +172,23 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path, tiny_model_dir
     assert clean.scheduler.state_dict() == resumed.scheduler.state_dict()
 
 
+def test_resume_before_the_first_checkpoint_drops_the_logged_rows(tmp_path, tiny_model_dir, icr_file):
+    """Killed after step 1 was logged but before any checkpoint was pointed to: the rerun logs step 1 again,
+    so the old row must go (SIGKILL test: the log read 1, 1, 2, ...)."""
+    from blockrank.training import Trainer, load_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.jsonl").write_text(json.dumps({"step": 1, "aux_loss": 1.0}) + "\n")
+    cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={run}", "layer=1", "max_steps=2", "grad_accum=1",
+                             "lora.r=4", "max_doc_tokens=16", "log_every=1"])
+    cfg.data = [{"type": "icr", "path": str(icr_file)}]
+    trainer = Trainer(cfg, resume=True)
+    assert trainer.step == 0 and (run / "log.jsonl").read_text() == ""
+    trainer.train()
+    assert [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()] == [1, 2]
+
+
 def test_ctrl_c_saves_a_checkpoint(tmp_path, tiny_model_dir, icr_file, monkeypatch):
     from blockrank.training import Trainer, load_config
 

@@ -285,9 +285,14 @@ class Trainer:
         for stale in [*self.out.glob(".checkpoint-*"), *self.out.glob(".final-*")]:  # a save cut short by a kill
             shutil.rmtree(stale, ignore_errors=True)
         pointer = self.out / "latest"
-        if not pointer.exists():
-            return
-        ckpt = self.out / pointer.read_text().strip()
+        if pointer.exists():
+            self._load_checkpoint(self.out / pointer.read_text().strip())
+        log = self.out / "log.jsonl"
+        if log.exists():  # rows logged after the checkpoint (or, killed before the first one, any) come again
+            rows = [r for r in log.read_text().splitlines() if _logged_step(r) <= self.step]
+            write_text_atomic(log, "".join(r + "\n" for r in rows))
+
+    def _load_checkpoint(self, ckpt: Path) -> None:
         state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
         model = self.accelerator.unwrap_model(self.model)
         if self.cfg.lora is not None:
@@ -303,10 +308,6 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         self.step = state["step"]
-        log = self.out / "log.jsonl"
-        if log.exists():  # rows logged after this checkpoint will be logged again
-            rows = [r for r in log.read_text().splitlines() if _logged_step(r) <= self.step]
-            write_text_atomic(log, "".join(r + "\n" for r in rows))
 
     def save_final(self) -> Path:
         """The trained weights (LoRA adapter, or the full model) in bf16 safetensors, with the tokenizer."""
