@@ -19,14 +19,16 @@ ROOT = Path(__file__).resolve().parents[1]
 R = ROOT / "bench" / "results" / "quality"
 OLD = ROOT / "bench" / "results" / "train"  # the previous adapter's training and ablation
 WEIGHTS = ROOT / "src" / "blockrank" / "weights" / "blockrank-smollm2-135m"
-RUN = "smollm2-distill"
+RUN = "smollm2-continue"  # the shipped adapter's run
+EARLIER_RUN = "smollm2-distill"  # the run it continued (its init_adapter)
+RUN_NOTE = "nothing else heavy ran beside it"  # what shared the machine during the run
 SETS = {"dl19": "DL19 (43 q, BM25 top-100)", "scifact": "SciFact test (300 q, BM25 top-100)",
         "wikiqa": "WikiQA test (BM25 order of the article's sentences)"}
 TEACHERS = {"bm25": "BM25 (the candidates' order)", "dense": "all-MiniLM-L6-v2 rerank", "mpnet": "all-mpnet-base-v2 rerank",
             "bm25+minilm": "fusion BM25 + MiniLM", "bm25+mpnet": "fusion BM25 + mpnet",
             "minilm+mpnet": "fusion MiniLM + mpnet", "bm25+minilm+mpnet": "fusion BM25 + MiniLM + mpnet"}
-MODELS = {"new": "**BlockRank, new adapter**", "previous": "BlockRank, previous adapter",
-          "base": "BlockRank, untrained base"}
+MODELS = {"new": "**BlockRank, new adapter**", "previous": "BlockRank, previous adapter (d5c7419)",
+          "first": "BlockRank, first adapter (af70cf7)", "base": "BlockRank, untrained base"}
 
 
 def summary(name: str) -> dict | None:
@@ -80,16 +82,16 @@ def wtl(d: str, reranker: str) -> str:
 
 
 def latency(reranker: str) -> str:
+    """Mean seconds per DL19 query, and the CPU of the run that measured it."""
     s = summary(f"dl19-{reranker}") if reranker in MODELS else None
     if s is None:
         return "-"
-    return f"{s['rerankers']['blockrank']['latency_s']['mean']:.2f} s"
-
-
-def machine_note() -> str:
-    s = summary("dl19-new")
-    m = (s or {}).get("machine")
-    return f": {m['threads']} thread(s) of an {m['cpu']}" if m else ""
+    seconds = f"{s['rerankers']['blockrank']['latency_s']['mean']:.2f} s"
+    m = s.get("machine")
+    if not m:  # evaluations before the machine was recorded
+        return seconds
+    cpu = " ".join(w for w in m["cpu"].replace("(R)", "").split() if w != "Processor")
+    return f"{seconds} ({cpu}, {m['threads']} thread)"
 
 
 def fmt(x: float | None) -> str:
@@ -122,27 +124,46 @@ def log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def dev_rows() -> list[tuple[str, int, dict]]:
+    """(run, examples seen in total, log row) for every dev evaluation, the earlier run first."""
+    out, before = [], 0
+    for name in (EARLIER_RUN, RUN):
+        path = R / f"{name}.log.jsonl"
+        rows = [r for r in log(path) if "dev_mrr" in r] if path.is_file() else []
+        out += [(name, before + r["examples"], r) for r in rows]
+        before += rows[-1]["examples"] if rows else 0
+    return out
+
+
 def dev_curve(cfg: dict) -> list[str]:
-    """The dev table, and the same curve as ``dev-curve.png``."""
-    path = R / f"{RUN}.log.jsonl"
-    if not path.is_file():
+    """The dev table across both runs, and the same curve as ``dev-curve.png``."""
+    rows = dev_rows()
+    if not rows:
         return ["(no training log yet)"]
-    rows = [r for r in log(path) if "dev_mrr" in r]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([r["examples"] for r in rows], [r["dev_mrr"] for r in rows], marker="o")
-    ax.set_xlabel("training examples")
+    for name in (EARLIER_RUN, RUN):
+        mine = [(n, r) for run, n, r in rows if run == name]
+        ax.plot([n for n, _ in mine], [r["dev_mrr"] for _, r in mine], marker="o", label=name)
+    ax.legend()
+    ax.set_xlabel("training examples (both runs)")
     ax.set_ylabel("dev MRR (held-out DL21)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(R / "dev-curve.png", dpi=120)
     plt.close(fig)
     out = ["![dev MRR against training examples](bench/results/quality/dev-curve.png)", "",
-           f"| training examples | dev MRR ({cfg['dev'].get('limit')} held-out DL21 queries, {cfg['dev_examples']} prompts "
-           f"of {cfg['n_docs']} documents) | dev top-1 |",
-           "|---|---|---|"]
-    out += [f"| {r['examples']} | {r['dev_mrr']:.3f} | {r['dev_top1']:.3f} |" for r in rows]
+           f"| run | training examples (both runs) | dev MRR ({cfg['dev'].get('limit')} held-out DL21 queries, "
+           f"{cfg['dev_examples']} prompts of {cfg['n_docs']} documents) | dev top-1 |",
+           "|---|---|---|---|"]
+    out += [f"| {name} | {n} | {r['dev_mrr']:.3f} | {r['dev_top1']:.3f} |" for name, n, r in rows]
     return out
+
+
+def _examples(name: str) -> int:
+    """Examples a finished run trained on, from its log."""
+    rows = log(R / f"{name}.log.jsonl")
+    return rows[-1]["examples"] if rows else 0
 
 
 def data_counts() -> list[tuple[dict, int]]:
@@ -193,8 +214,9 @@ def main() -> None:
         "documents, bf16 and block-sparse attention in attention mode. The embedding rerankers and fusions score in "
         "bf16; a fusion is the mean of its members' per-list z-scores. W/T/L counts queries whose nDCG@10 is above, "
         "equal to or below BM25's order. Latency is the mean per DL19 query (100 passages) from the same evaluation "
-        f"run{machine_note()}, beside the second evaluation lane of `bench/train_results.sh` on the other core: an upper "
-        "bound, which `blockrank bench` improves on a quiet machine.",
+        f"run, on one thread beside the second evaluation lane of `bench/train_results.sh` on the other core (the cell "
+        "names the CPU; rows evaluated in different sessions ran on different machines): an upper bound, which "
+        "`blockrank bench` improves on a quiet machine.",
         "",
         *results_table(),
         "",
@@ -209,22 +231,26 @@ def main() -> None:
             f"- **Recipe:** `configs/{RUN}.yaml`. Aux-only (`lm_weight: 0`): the forward stops at l* = {cfg['layer']}, "
             f"so only layers 0..{cfg['layer']} carry LoRA (r={lora['r']}, α={lora['alpha']}, dropout {lora['dropout']}). "
             f"Loss = {cfg['aux_weight']}·InfoNCE (τ = {cfg['temperature']}) + {cfg['kd_weight']}·KL from the "
-            f"`{cfg['teacher']}` teacher (teacher temperature {cfg['teacher_temperature']}, embeddings over "
+            f"`{cfg['teacher']}` teacher, or the source's own `teacher` where it names one "
+            f"(teacher temperature {cfg['teacher_temperature']}, embeddings over "
             f"{cfg['teacher_max_tokens']} tokens). AdamW lr {cfg['lr']}, {cfg['warmup_ratio']:.0%} warm-up then cosine, "
             f"{cfg['grad_accum']} examples per step, bf16 autocast.",
+            *([f"- **Start:** the LoRA weights of `{cfg['init_adapter']}`: the previous default, trained by "
+               f"`configs/{EARLIER_RUN}.yaml` on {_examples(EARLIER_RUN)} examples. The optimizer and the warm-up + "
+               "cosine schedule start afresh."] if cfg.get("init_adapter") else []),
             f"- **Examples:** {cfg['n_docs']} documents × {cfg['max_doc_tokens']} tokens (at most {cfg['max_positives']} "
             "positives; negatives half the hardest, half random), shuffled together; the run takes the first "
             f"{(cfg['max_steps'] or 0) * cfg['grad_accum']} of {sum(n for _, n in data_counts())}. Examples per source:",
             *[f"  - {n}: `{json.dumps(src)}`" for src, n in data_counts()],
             "  No DL19, SciFact test or WikiQA test query is used, and the `titles` source leaves out every "
-            "SciFact-test-judged abstract, as a query and as a negative. (An earlier 1,600-step run of this recipe drew 18 "
-            "of them among its 300 titles; it was not shipped.)",
+            "SciFact-test-judged abstract, as a query and as a negative. (An earlier 1,600-step run of "
+            f"`configs/{EARLIER_RUN}.yaml` drew 18 of them among its 300 titles; it was not shipped.)",
             f"- **Dev:** `{json.dumps(cfg['dev'])}`, held out of every DL21 source.",
         ]
     if rows:
         last = rows[-1]
         out.append(f"- **Run:** {last['examples']} examples in {last['elapsed_s'] / 60:.0f} min of wall time (since the "
-                   f"last resume) with `threads: {cfg['threads'] if cfg else '?'}`; short test runs shared the cores at times.")
+                   f"last resume) with `threads: {cfg['threads'] if cfg else '?'}`; {RUN_NOTE}.")
     out += ["", "### Dev quality against training examples", "", *dev_curve(cfg), "", "### Throughput", "", *throughput(), "",
             "## Reproduce", "", "```bash", "./setup.sh dev", "bash bench/train_results.sh   # train, evaluate, write this card",
             "python bench/train_speed.py     # the throughput table (on a quiet machine)", "```"]

@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# Reproduces MODEL_CARD.md: trains the default adapter (configs/smollm2-distill.yaml, ~80 min on 2 cores),
-# evaluates it beside BM25, the embedding teachers and their fusions, the previous adapter and the
-# untrained base on DL19, SciFact test and WikiQA test, then writes the card.
+# Reproduces MODEL_CARD.md: trains the default adapter (configs/smollm2-continue.yaml, which continues the
+# adapter of configs/smollm2-distill.yaml; ~100 min on 2 cores), evaluates it beside BM25, the embedding
+# teachers and their fusions, the two earlier adapters and the untrained base on DL19, SciFact test and
+# WikiQA test, then writes the card.
 #   bash bench/train_results.sh [all|train|ship|eval|card]
 # Run from the repository root after `./setup.sh dev` (mpnet rows: see README, Train); data from ../shared/data.
+# An evaluation whose summary.json exists is kept as it is (its latency column names the machine that made it).
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
 D=../shared/data
 R=bench/results/quality
-RUN=runs/smollm2-distill
-PREVIOUS=af70cf7  # the commit whose adapter this recipe replaced
+NAME=smollm2-continue
+RUN=runs/$NAME
+PREVIOUS=d5c7419  # the adapter this recipe continues and replaces (configs/smollm2-distill.yaml)
+FIRST=af70cf7     # the adapter before that (configs/smollm2-cpu.yaml)
 W=src/blockrank/weights/blockrank-smollm2-135m
 what="${1:-all}"
 mkdir -p $R runs
 
+adapter_of() {  # adapter_of COMMIT DIR: the shipped adapter as it was at COMMIT
+  mkdir -p "$2"
+  for f in adapter_config.json adapter_model.safetensors blockrank.json; do git show "$1:$W/$f" > "$2/$f"; done
+}
+
 if [ "$what" = all ] || [ "$what" = train ]; then
-  blockrank train configs/smollm2-distill.yaml --dry-run > $R/smollm2-distill.data.json
-  blockrank train configs/smollm2-distill.yaml --resume
-  cp $RUN/log.jsonl $R/smollm2-distill.log.jsonl
-  cp $RUN/config.json $R/smollm2-distill.config.json
+  adapter_of $PREVIOUS runs/init-adapter
+  blockrank train configs/$NAME.yaml --dry-run > $R/$NAME.data.json
+  blockrank train configs/$NAME.yaml --resume
+  cp $RUN/log.jsonl $R/$NAME.log.jsonl
+  cp $RUN/config.json $R/$NAME.config.json
 fi
 
 if [ "$what" = all ] || [ "$what" = ship ]; then
@@ -26,24 +36,27 @@ if [ "$what" = all ] || [ "$what" = ship ]; then
 fi
 
 if [ "$what" = all ] || [ "$what" = eval ]; then
-  mkdir -p runs/previous-adapter
-  for f in adapter_config.json adapter_model.safetensors blockrank.json; do
-    git show "$PREVIOUS:$W/$f" > runs/previous-adapter/$f
-  done
+  adapter_of $PREVIOUS runs/previous-adapter
+  adapter_of $FIRST runs/first-adapter
   declare -A SET=(
     [dl19]="--data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt --top-k 100"
     [scifact]="--data $D/scifact --top-k 100"
     [wikiqa]="--data $D/wikiqa/wikiqa-test.jsonl --qrels $D/wikiqa/qrels.wikiqa-test.txt"
   )
   opts="--max-doc-tokens 64 --dtype bf16"
+  ev() {  # ev OUT ARGS...: one evaluation, unless it is complete
+    local out=$1; shift
+    [ -f "$out/summary.json" ] || blockrank eval "$@" --out "$out"
+  }
   lane() {  # one evaluation set after another, on one core (an evaluation resumes where it stopped)
     for s in "$@"; do
       teachers=bm25,dense,bm25+minilm
       [ "$s" = dl19 ] && teachers=bm25,dense,mpnet,bm25+minilm,bm25+mpnet,minilm+mpnet,bm25+minilm+mpnet
-      blockrank eval ${SET[$s]} --rerankers $teachers --teacher-dtype bf16 --out $R/$s-teachers
-      blockrank eval ${SET[$s]} $opts --rerankers blockrank --model default --out $R/$s-new
-      blockrank eval ${SET[$s]} $opts --rerankers blockrank --model runs/previous-adapter --out $R/$s-previous
-      blockrank eval ${SET[$s]} $opts --rerankers blockrank --model SmolLM2-135M-Instruct --out $R/$s-base
+      ev $R/$s-teachers ${SET[$s]} --rerankers $teachers --teacher-dtype bf16
+      ev $R/$s-new ${SET[$s]} $opts --rerankers blockrank --model default
+      ev $R/$s-previous ${SET[$s]} $opts --rerankers blockrank --model runs/previous-adapter
+      ev $R/$s-first ${SET[$s]} $opts --rerankers blockrank --model runs/first-adapter
+      ev $R/$s-base ${SET[$s]} $opts --rerankers blockrank --model SmolLM2-135M-Instruct
     done
   }
   # two lanes of one thread each: SciFact (the longest) beside DL19 and WikiQA

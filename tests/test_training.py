@@ -244,7 +244,56 @@ def test_aux_only_bf16_distillation_run_with_an_unlabelled_source(tmp_path, tiny
     adapted = {k.split(".layers.")[1].split(".")[0] for k in load_file(final / "adapter_model.safetensors")}
     assert adapted == {"0", "1"}  # aux-only: no adapters above l* (the tiny model has 3 layers)
     cached = json.loads((tmp_path / "run" / "teacher-scores.json").read_text())
-    assert cached["teacher"] == "bm25" and len(cached["scores"]) == len(trainer.examples)
+    assert cached["teachers"] == ["bm25"] * len(trainer.examples) and len(cached["scores"]) == len(trainer.examples)
+
+
+def test_a_source_brings_its_own_teacher(tmp_path, tiny_model_dir, icr_file):
+    from blockrank.training import Trainer, load_config
+
+    unlabelled = tmp_path / "unlabelled.jsonl"
+    unlabelled.write_text("".join(json.dumps({"qid": f"u{i}", "query": f"query {i}", "candidates": [
+        {"docid": f"u{i}-{j}", "text": f"passage {j} about query {i}" if j == i else f"other text {j}"}
+        for j in range(4)]}) + "\n" for i in range(3)))
+    cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "n_docs=4",
+                             "max_doc_tokens=16", "lm_weight=0", "aux_weight=1", "kd_weight=1"])
+    cfg.data = [{"type": "icr", "path": str(icr_file)}, {"type": "candidates", "path": str(unlabelled), "teacher": "bm25"}]
+    trainer = Trainer(cfg)  # no recipe-wide teacher: only the unlabelled source is distilled
+    labelled = [ex for ex in trainer.examples if ex.positives]
+    assert labelled and all(ex.teacher is None for ex in labelled)
+    for ex in trainer.examples:
+        if not ex.positives:  # BM25 puts the passage that names the query first
+            best = max(range(4), key=ex.teacher.__getitem__)
+            assert ex.teacher_name == "bm25" and ex.documents[best].id == f"{ex.query_id}-{ex.query_id[1:]}"
+    cached = json.loads((tmp_path / "run" / "teacher-scores.json").read_text())
+    assert cached["teachers"] == [ex.teacher_name for ex in trainer.examples]
+
+
+def test_init_adapter_continues_a_saved_adapter(tmp_path, tiny_model_dir, icr_file):
+    from safetensors.torch import load_file
+
+    from blockrank.errors import ConfigError
+    from blockrank.training import Trainer, load_config
+
+    base = [f"model={tiny_model_dir}", "layer=1", "max_steps=2", "grad_accum=1", "lora.r=4", "lora.dropout=0",
+            "max_doc_tokens=16", "lm_weight=0", "aux_weight=1", "lr=1e-2"]
+    first = load_config(None, [*base, f"out_dir={tmp_path / 'a'}"])
+    first.data = [{"type": "icr", "path": str(icr_file)}]
+    saved = load_file(Trainer(first).train() / "adapter_model.safetensors")
+    assert any(k.endswith("lora_B.weight") and v.abs().sum() > 0 for k, v in saved.items())  # B starts at zero
+
+    second = load_config(None, [*base, f"out_dir={tmp_path / 'b'}", f"init_adapter={tmp_path / 'a' / 'final'}"])
+    second.data = first.data
+    trainer = Trainer(second)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    state = {k.replace(".default", ""): v for k, v in model.state_dict().items() if "lora_" in k}
+    assert state.keys() == saved.keys()
+    assert all(torch.equal(state[k].to(torch.bfloat16), saved[k]) for k in saved)
+
+    for bad, match in [("lora.r=8", "its r is 4"), (f"init_adapter={tmp_path}", "not a LoRA adapter directory")]:
+        cfg = load_config(None, [*base, f"out_dir={tmp_path / 'c'}", f"init_adapter={tmp_path / 'a' / 'final'}", bad])
+        cfg.data = first.data
+        with pytest.raises(ConfigError, match=match):
+            Trainer(cfg)
 
 
 def test_unlabelled_source_needs_a_teacher(tmp_path, tiny_model_dir):

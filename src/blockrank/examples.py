@@ -37,6 +37,7 @@ class ICRExample:
     documents: list[Document]
     positives: list[int]  # 0-based indices into documents; empty for teacher-labelled lists
     teacher: list[float] | None = None  # a teacher's score per document (distillation)
+    teacher_name: str | None = None  # the source's own teacher, overriding the recipe's
 
 
 @dataclass
@@ -173,14 +174,15 @@ def build_examples(sources: list[dict[str, Any]], n_docs: int, seed: int, max_po
     * ``{type: icr, path}``: ready examples in the ICR JSONL format
 
     Any source takes ``offset``/``limit`` (a slice of its queries, e.g. to hold some out for dev) and
-    ``epochs`` (examples per query, each a fresh sample and order). ``counts`` receives the number of
-    examples each source gave.
+    ``epochs`` (examples per query, each a fresh sample and order), and ``teacher`` (the teacher that
+    labels this source's examples instead of the recipe's, e.g. ``bm25+minilm`` where BM25 is strong).
+    ``counts`` receives the number of examples each source gave.
     """
     examples: list[ICRExample] = []
     for i, src in enumerate(sources):
         kind = src.get("type")
         if kind == "icr":
-            examples += read_icr_jsonl(src["path"])
+            examples += _labelled_by(read_icr_jsonl(src["path"]), src)
             if counts is not None:
                 counts.append(len(examples) - sum(counts))
             continue
@@ -201,8 +203,15 @@ def build_examples(sources: list[dict[str, Any]], n_docs: int, seed: int, max_po
             raise ConfigError(f"data source {i}: unknown type {kind!r} (beir, candidates, titles, icr)")
         start, limit = src.get("offset", 0), src.get("limit")
         pools = pools[start:] if limit is None else pools[start:start + limit]
-        examples += sample_examples(pools, n_docs, seed + i, src.get("epochs", 1), max_positives=max_positives)
+        examples += _labelled_by(sample_examples(pools, n_docs, seed + i, src.get("epochs", 1),
+                                                 max_positives=max_positives), src)
         if counts is not None:
             counts.append(len(examples) - sum(counts))
     random.Random(seed).shuffle(examples)
+    return examples
+
+
+def _labelled_by(examples: list[ICRExample], src: dict[str, Any]) -> list[ICRExample]:
+    for ex in examples:
+        ex.teacher_name = src.get("teacher")
     return examples

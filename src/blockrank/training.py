@@ -31,7 +31,7 @@ from .data import atomic_directory, write_text_atomic
 from .errors import ConfigError
 from .examples import ICRExample, build_examples
 from .losses import LossWeights, blockrank_loss
-from .model import BASE_MODEL, default_layer, load_model
+from .model import BASE_MODEL, default_layer, default_reranker_path, load_model
 from .prompt import PromptBuilder
 from .scoring import attention_scores, forward_blocks
 
@@ -66,6 +66,7 @@ class TrainConfig:
     layer: int | None = None
     attention: str = "sparse"  # "causal" trains with full attention (ablation)
     lora: dict[str, Any] | None = field(default_factory=lambda: {"r": 16, "alpha": 32, "dropout": 0.05})
+    init_adapter: str | None = None  # a LoRA adapter to continue training ("default": the shipped one)
     gradient_checkpointing: bool = False
     bf16: bool = False
     seed: int = 0
@@ -128,7 +129,7 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.weights = LossWeights(cfg.lm_weight, cfg.aux_weight, cfg.kd_weight, cfg.temperature, cfg.teacher_temperature)
-        if cfg.kd_weight and not cfg.teacher:
+        if cfg.kd_weight and not cfg.teacher and not any(src.get("teacher") for src in cfg.data):
             raise ConfigError("kd_weight > 0 needs a teacher (e.g. teacher=bm25+minilm)")
         model, self.tokenizer, _ = load_model(cfg.model, dtype=torch.float32, device=self.accelerator.device)
         self.layer = default_layer(model.config) if cfg.layer is None else cfg.layer
@@ -146,16 +147,20 @@ class Trainer:
                                                      target_modules=lora["target_modules"], layers_to_transform=layers,
                                                      task_type="CAUSAL_LM"))
             model.peft_config["default"].base_model_name_or_path = cfg.model  # the name, not this machine's cache path
+            if cfg.init_adapter:
+                load_adapter_weights(model, cfg.init_adapter)
+        elif cfg.init_adapter:
+            raise ConfigError("init_adapter continues a LoRA adapter: set lora too")
         self.examples = build_examples(cfg.data, cfg.n_docs, cfg.seed, cfg.max_positives)
         self.dev = (build_examples([cfg.dev], cfg.n_docs, cfg.seed + 1000, cfg.max_positives)[: cfg.dev_examples]
                     if cfg.dev else [])
         if not self.examples:
             raise ConfigError("no training examples: check the data sources")
-        if cfg.teacher:
+        if any(not ex.positives and not (ex.teacher_name or cfg.teacher) for ex in self.examples):
+            raise ConfigError("unlabelled data sources (candidates without qrels) need a teacher")
+        if cfg.teacher or any(ex.teacher_name for ex in self.examples):
             label_examples(self.examples, cfg.teacher, self.out / "teacher-scores.json",
                            torch.bfloat16 if cfg.bf16 else None, cfg.teacher_max_tokens)
-        elif any(not ex.positives for ex in self.examples):
-            raise ConfigError("unlabelled data sources (candidates without qrels) need a teacher")
         per_epoch = math.ceil(len(self.examples) / cfg.grad_accum)
         self.total_steps = cfg.max_steps or per_epoch * cfg.epochs
         params = [p for p in model.parameters() if p.requires_grad]
@@ -322,10 +327,12 @@ class Trainer:
         return target
 
 
-def label_examples(examples: list[ICRExample], teacher: str, cache: Path, dtype: torch.dtype | None = None,
+def label_examples(examples: list[ICRExample], teacher: str | None, cache: Path, dtype: torch.dtype | None = None,
                    max_tokens: int | None = None) -> None:
-    """Attach the teacher's scores to every example, in one batched call, cached in ``cache`` for resumes."""
-    key = {"teacher": teacher, "dtype": str(dtype), "max_tokens": max_tokens,
+    """Attach teacher scores to every example (its source's teacher, else ``teacher``; none if neither),
+    one batched call per teacher, cached in ``cache`` for resumes."""
+    names = [ex.teacher_name or teacher for ex in examples]
+    key = {"teachers": names, "dtype": str(dtype), "max_tokens": max_tokens,
            "examples": [[ex.query_id, *(d.id for d in ex.documents)] for ex in examples]}
     saved = json.loads(cache.read_text()) if cache.is_file() else {}
     if {k: saved.get(k) for k in key} == key:
@@ -333,10 +340,43 @@ def label_examples(examples: list[ICRExample], teacher: str, cache: Path, dtype:
     else:
         from .teachers import load_teacher
 
-        scores = load_teacher(teacher, dtype=dtype, max_tokens=max_tokens).score_lists([(ex.query, ex.documents) for ex in examples])
+        scores = [None] * len(examples)
+        for name in dict.fromkeys(n for n in names if n):
+            mine = [i for i, n in enumerate(names) if n == name]
+            labels = load_teacher(name, dtype=dtype, max_tokens=max_tokens).score_lists(
+                [(examples[i].query, examples[i].documents) for i in mine])
+            for i, s in zip(mine, labels):
+                scores[i] = s
         write_text_atomic(cache, json.dumps(key | {"scores": scores}))
     for ex, s in zip(examples, scores):
         ex.teacher = s
+
+
+def load_adapter_weights(model, adapter: str) -> None:
+    """Start a LoRA model from a saved adapter's weights; its rank, targets and layers must match."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    path = default_reranker_path() if adapter == "default" else Path(adapter)
+    try:
+        saved = json.loads((path / "adapter_config.json").read_text())
+        weights = load_file(path / "adapter_model.safetensors")
+    except OSError as err:
+        raise ConfigError(f"init_adapter {adapter!r}: not a LoRA adapter directory ({err})") from None
+    ours = model.peft_config["default"]
+    for key in ("r", "lora_alpha", "layers_to_transform"):
+        mine = getattr(ours, key)
+        mine = sorted(mine) if isinstance(mine, (list, set)) else mine
+        theirs = sorted(saved[key]) if isinstance(saved.get(key), list) else saved.get(key)
+        if mine != theirs:
+            raise ConfigError(f"init_adapter {adapter!r}: its {key} is {theirs}, this recipe's is {mine}")
+    if set(saved["target_modules"]) != set(ours.target_modules):
+        raise ConfigError(f"init_adapter {adapter!r}: it adapts {sorted(saved['target_modules'])}, "
+                          f"this recipe {sorted(ours.target_modules)}")
+    result = set_peft_model_state_dict(model, weights)
+    if result.unexpected_keys:
+        raise ConfigError(f"init_adapter {adapter!r}: {len(result.unexpected_keys)} weights fit no layer of this model "
+                          f"(e.g. {result.unexpected_keys[0]})")
 
 
 def _logged_step(row: str) -> float:
