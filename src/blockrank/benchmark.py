@@ -11,6 +11,7 @@ context.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import platform
@@ -112,7 +113,10 @@ def causal_gflop(config, tokens: int, layers: int, lm_head: bool) -> float:
 
 
 class PeakMemory:
-    """Peak memory during a call: CUDA allocator peak, or sampled process RSS above the starting point."""
+    """Peak memory during a call: CUDA allocator peak, or sampled process RSS above the starting point.
+
+    On CPU, memory that malloc kept from earlier calls is handed back to the system first; otherwise a call
+    reuses it without raising the RSS and its peak reads too low."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -122,6 +126,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.base = torch.cuda.memory_allocated(self.device)
         else:
+            _release_free_memory()
             self.base = self.peak = _rss()
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -140,6 +145,14 @@ class PeakMemory:
             self._thread.join()
             self.peak = max(self.peak, _rss())
         self.mb = (self.peak - self.base) / 2**20
+
+
+def _release_free_memory() -> None:
+    """glibc's malloc_trim(0): give free heap pages back to the system (a no-op where libc is not glibc)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _rss() -> int:
