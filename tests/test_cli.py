@@ -88,3 +88,19 @@ def test_bench_reports_the_efficiency_of_every_pass(tmp_path, tiny_model_dir):
     by = {(r["config"], r["n_docs"]): r for r in report["results"]}
     assert by["layer-major", 4]["max_score_diff"] < 1e-5  # the two sparse passes agree
     assert by["full", 4]["gflop"] > by["causal", 4]["gflop"]  # all layers and the LM head vs layers up to l*
+
+
+def test_bench_on_whole_passages_runs_every_pass_on_the_same_real_text(tmp_path, tiny_model_dir):
+    from blockrank.reranker import Reranker
+
+    query, texts = "what is beta", [" ".join(["alpha", "beta", "gamma"][: i % 3 + 1]) + f" {i}" for i in range(6)]
+    passages = tmp_path / "passages.jsonl"
+    passages.write_text(json.dumps({"qid": "1", "query": query, "candidates": [
+        {"docid": str(i), "text": t} for i, t in enumerate(texts)]}) + "\n")
+    assert main(["bench", "--model", str(tiny_model_dir), "--layer", "1", "--ns", "3,6", "--configs", "sparse,full",
+                 "--repeats", "1", "--passages", str(passages), "--out", str(tmp_path), "--name", "b"]) == 0
+    report = json.loads((tmp_path / "b.json").read_text())
+    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1)
+    assert report["fixed_length"] is False
+    for r in report["results"]:  # both passes see the passages as they are, uneven lengths and all
+        assert r["tokens"] == reranker.prompt(query, texts[: r["n_docs"]]).num_tokens

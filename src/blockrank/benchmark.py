@@ -167,11 +167,15 @@ def _sync(device: torch.device) -> None:
 
 def fixed_length_blocks(reranker: Reranker, query: str, texts: list[str], n_docs: int) -> PromptBlocks:
     """N documents cut to exactly the reranker's token budget (texts are cycled; all must be long enough)."""
-    docs = [texts[i % len(texts)] for i in range(n_docs)]
-    blocks = reranker.prompt(query, docs)
+    blocks = text_blocks(reranker, query, texts, n_docs)
     if len(blocks.truncated) != n_docs:
         raise ValueError("benchmark texts must all exceed max_doc_tokens so every document has the same length")
     return blocks
+
+
+def text_blocks(reranker: Reranker, query: str, texts: list[str], n_docs: int) -> PromptBlocks:
+    """The first N texts (cycled) as they are, cut only where they exceed the reranker's token budget."""
+    return reranker.prompt(query, [texts[i % len(texts)] for i in range(n_docs)])
 
 
 @torch.inference_mode()
@@ -196,8 +200,11 @@ def run(
     max_seconds: float = 300.0,
     max_memory_fraction: float = 0.5,
     progress=None,
+    fixed_length: bool = True,
 ) -> dict:
-    """Benchmark and return a JSON-able report."""
+    """Benchmark and return a JSON-able report. ``fixed_length=False`` takes the texts as they are (e.g. whole
+    passages), so every pass, the full prefill included, runs on exactly the same real text."""
+    make_blocks = fixed_length_blocks if fixed_length else text_blocks
     model, device = reranker.model, reranker.model.device
     total_memory = (
         torch.cuda.get_device_properties(device).total_memory if device.type == "cuda"
@@ -207,7 +214,7 @@ def run(
     results: list[Measurement] = []
     last: dict[str, Measurement] = {}
     for n in ns:
-        blocks = fixed_length_blocks(reranker, query, texts, n)
+        blocks = make_blocks(reranker, query, texts, n)
         tokens = blocks.num_tokens
         row = {c: Measurement(c, n, tokens) for c in configs}
         for c, m in row.items():
@@ -216,7 +223,7 @@ def run(
                 m.skipped = f"predicted {predicted:.0f} s > {max_seconds:.0f} s limit"
             elif c == "dense" and tokens**2 * model.dtype.itemsize > max_memory_fraction * total_memory:
                 m.skipped = f"the {tokens}x{tokens} mask would exceed {max_memory_fraction:.0%} of memory"
-        attention_scores(model, fixed_length_blocks(reranker, query, texts, 2), reranker.layer)  # warm-up
+        attention_scores(model, make_blocks(reranker, query, texts, 2), reranker.layer)  # warm-up
         scores = {}
         for _ in range(repeats):
             for c, m in row.items():
@@ -254,6 +261,7 @@ def run(
         "dtype": str(model.dtype).replace("torch.", ""),
         "layer": reranker.layer,
         "doc_tokens": reranker.builder.max_doc_tokens,
+        "fixed_length": fixed_length,
         "repeats": repeats,
         "matmul_gflops": ceiling,
         "configs": CONFIGS,

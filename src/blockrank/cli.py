@@ -131,15 +131,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     console = Console()
     reranker = load_reranker(args)
-    demo = demo_example()
-    texts = [d.content for d in as_documents(demo["documents"])]
+    if args.passages:  # the same real text for every pass: the query and passages of a candidate file
+        from .data import read_candidates
+
+        lists = read_candidates(args.passages)
+        query, texts = lists[0].query, list(dict.fromkeys(d.content for c in lists for d in c.documents))
+    else:
+        demo = demo_example()
+        query, texts = demo["query"], [d.content for d in as_documents(demo["documents"])]
     ns = [int(n) for n in args.ns.split(",")]
     configs = args.configs.split(",")
     unknown = set(configs) - set(benchmark.CONFIGS)
     if unknown:
         raise InputError(f"unknown configs {sorted(unknown)}; choose from {', '.join(benchmark.CONFIGS)}")
-    report = benchmark.run(reranker, demo["query"], texts, ns, configs=configs, repeats=args.repeats,
-                           max_seconds=args.max_seconds, progress=lambda msg: console.log(msg))
+    report = benchmark.run(reranker, query, texts, ns, configs=configs, repeats=args.repeats,
+                           max_seconds=args.max_seconds, progress=lambda msg: console.log(msg),
+                           fixed_length=not args.passages)
     report["command"] = "blockrank " + " ".join(sys.argv[1:]) if args.command_line is None else args.command_line
     json_path, png_path = benchmark.write_report(report, Path(args.out), args.name or f"speed-{report['dtype']}")
     m = report["machine"]
@@ -423,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=float, default=300.0, help="skip a config predicted to take longer")
     p.add_argument("--out", default="bench/results")
     p.add_argument("--name", default=None, help="file stem of the JSON and PNG (default: speed-DTYPE)")
+    p.add_argument("--passages", default=None, help="a candidate JSONL: rank its first query's passages (then the "
+                   "next queries') as they are, cut only beyond --max-doc-tokens, instead of fixed-length demo text")
     p.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     add_model_args(p)
     p.set_defaults(func=cmd_bench)
