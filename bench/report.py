@@ -40,8 +40,10 @@ def speed_section(path: Path) -> list[str]:
     m = r["machine"]
     out = [f"### {path.stem}", "",
            f"Machine: {m['cpu']}, {m['threads']} threads, {m['device']}, torch {m['torch']}. Model "
-           f"`{Path(r['model']).name}` in {r['dtype']}, l* = {r['layer']}, documents of {r['doc_tokens']} tokens "
-           f"(+ label), {r['repeats']} interleaved repeats, medians. Measured dense matmul: "
+           f"`{Path(r['model']).name}` in {r['dtype']}, l* = {r['layer']}, "
+           + (f"documents of {r['doc_tokens']} tokens (+ label)" if r.get("fixed_length", True) else
+              f"real passages as they are (cut only beyond {r['doc_tokens']} tokens), the same text for every pass")
+           + f", {r['repeats']} interleaved repeats, medians. Measured dense matmul: "
            f"{r['matmul_gflops']:.0f} GFLOP/s. Command: `{r.get('command', '')}`", ""]
     ran = [c for c in r["configs"] if any(x.get(f"{c}_s") for x in r["summary"])]
     tag = {c: r["configs"][c].split()[0] for c in ran}  # "(a)", "(a')", ...
