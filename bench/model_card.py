@@ -21,7 +21,7 @@ OLD = ROOT / "bench" / "results" / "train"  # the previous adapter's training an
 WEIGHTS = ROOT / "src" / "blockrank" / "weights" / "blockrank-smollm2-135m"
 RUN = "smollm2-continue"  # the shipped adapter's run
 EARLIER_RUN = "smollm2-distill"  # the run it continued (its init_adapter)
-RUN_NOTE = "nothing else heavy ran beside it"  # what shared the machine during the run
+RUN_NOTE = "a few short test runs and a one-minute torch.compile probe shared the cores at times"  # what else ran
 SETS = {"dl19": "DL19 (43 q, BM25 top-100)", "scifact": "SciFact test (300 q, BM25 top-100)",
         "wikiqa": "WikiQA test (BM25 order of the article's sentences)"}
 TEACHERS = {"bm25": "BM25 (the candidates' order)", "dense": "all-MiniLM-L6-v2 rerank", "mpnet": "all-mpnet-base-v2 rerank",
