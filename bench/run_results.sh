@@ -13,7 +13,9 @@ if [ "$what" = all ] || [ "$what" = speed ]; then
     python bench/speed.py --ns 100,500 --configs sparse --batch-tokens $g --repeats 3 --name groups-$g
   done
   python bench/speed.py --ns 10,20,50,100,200,500,1000 --repeats 3 --max-seconds 60 --name speed-default
-  # peak memory of the default pass alone, and the same real text (whole DL19 passages) for BlockRank and the full prefill
+  # BlockRank against the full prefill alone; peak memory of the default pass alone; and the same real text
+  # (whole DL19 passages) for BlockRank and the full prefill
+  python bench/speed.py --ns 20,100,500 --configs sparse,full --repeats 3 --max-seconds 60 --name speed-vs-prefill
   python bench/speed.py --ns 100,500,1000 --configs sparse --repeats 1 --name speed-memory
   python bench/speed.py --passages $D/trec-dl/dl19-bm25-top100.jsonl --max-doc-tokens 512 --ns 100 --configs sparse,full \
     --repeats 3 --name speed-same-text-dl19
