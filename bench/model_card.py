@@ -131,7 +131,7 @@ def dev_rows() -> list[tuple[str, int, dict]]:
         path = R / f"{name}.log.jsonl"
         rows = [r for r in log(path) if "dev_mrr" in r] if path.is_file() else []
         out += [(name, before + r["examples"], r) for r in rows]
-        before += rows[-1]["examples"] if rows else 0
+        before += _examples(name) if path.is_file() else 0
     return out
 
 

@@ -221,15 +221,21 @@ def test_config_errors():
     assert load_config(None, ["lora.r=8"]).lora == {"r": 8}
 
 
+def unlabelled_source(tmp_path):
+    """Three candidate lists without qrels; in list ``u{i}`` only passage ``u{i}-{i}`` names the query."""
+    path = tmp_path / "unlabelled.jsonl"
+    path.write_text("".join(json.dumps({"qid": f"u{i}", "query": f"query {i}", "candidates": [
+        {"docid": f"u{i}-{j}", "text": f"passage {j} about query {i}" if j == i else f"other text {j}"}
+        for j in range(4)]}) + "\n" for i in range(3)))
+    return path
+
+
 def test_aux_only_bf16_distillation_run_with_an_unlabelled_source(tmp_path, tiny_model_dir, icr_file):
     from safetensors.torch import load_file
 
     from blockrank.training import Trainer, load_config
 
-    unlabelled = tmp_path / "unlabelled.jsonl"
-    unlabelled.write_text("".join(json.dumps({"qid": f"u{i}", "query": f"query {i}", "candidates": [
-        {"docid": f"u{i}-{j}", "text": f"passage {j} about query {i}" if j == i else f"other text {j}"}
-        for j in range(4)]}) + "\n" for i in range(3)))
+    unlabelled = unlabelled_source(tmp_path)
     overrides = [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "max_steps=2", "grad_accum=2",
                  "lora.r=4", "lora.dropout=0", "max_doc_tokens=16", "n_docs=4", "lm_weight=0", "aux_weight=1",
                  "bf16=true", "teacher=bm25", "kd_weight=1", "log_every=1", "threads=1"]
@@ -250,10 +256,7 @@ def test_aux_only_bf16_distillation_run_with_an_unlabelled_source(tmp_path, tiny
 def test_a_source_brings_its_own_teacher(tmp_path, tiny_model_dir, icr_file):
     from blockrank.training import Trainer, load_config
 
-    unlabelled = tmp_path / "unlabelled.jsonl"
-    unlabelled.write_text("".join(json.dumps({"qid": f"u{i}", "query": f"query {i}", "candidates": [
-        {"docid": f"u{i}-{j}", "text": f"passage {j} about query {i}" if j == i else f"other text {j}"}
-        for j in range(4)]}) + "\n" for i in range(3)))
+    unlabelled = unlabelled_source(tmp_path)
     cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "n_docs=4",
                              "max_doc_tokens=16", "lm_weight=0", "aux_weight=1", "kd_weight=1"])
     cfg.data = [{"type": "icr", "path": str(icr_file)}, {"type": "candidates", "path": str(unlabelled), "teacher": "bm25"}]

@@ -364,15 +364,11 @@ def load_adapter_weights(model, adapter: str) -> None:
     except OSError as err:
         raise ConfigError(f"init_adapter {adapter!r}: not a LoRA adapter directory ({err})") from None
     ours = model.peft_config["default"]
-    for key in ("r", "lora_alpha", "layers_to_transform"):
-        mine = getattr(ours, key)
-        mine = sorted(mine) if isinstance(mine, (list, set)) else mine
-        theirs = sorted(saved[key]) if isinstance(saved.get(key), list) else saved.get(key)
+    as_compared = lambda v: sorted(v) if isinstance(v, (list, set)) else v  # noqa: E731 (peft keeps sets, JSON lists)
+    for key in ("r", "lora_alpha", "layers_to_transform", "target_modules"):
+        mine, theirs = as_compared(getattr(ours, key)), as_compared(saved.get(key))
         if mine != theirs:
             raise ConfigError(f"init_adapter {adapter!r}: its {key} is {theirs}, this recipe's is {mine}")
-    if set(saved["target_modules"]) != set(ours.target_modules):
-        raise ConfigError(f"init_adapter {adapter!r}: it adapts {sorted(saved['target_modules'])}, "
-                          f"this recipe {sorted(ours.target_modules)}")
     result = set_peft_model_state_dict(model, weights)
     if result.unexpected_keys:
         raise ConfigError(f"init_adapter {adapter!r}: {len(result.unexpected_keys)} weights fit no layer of this model "
