@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from blockrank.baselines import FirstStage
+from blockrank.baselines import FirstStage, TeacherScorer
 from blockrank.cli import RERANKERS, main
 from blockrank.data import Candidates, DataFormatError
 from blockrank.evaluation import EvalSet, evaluate, load_eval_set
@@ -54,6 +54,18 @@ def test_resume_skips_finished_queries(tmp_path):
     evaluate([Counting("bm25")], toy_set(), tmp_path)
     evaluate([Counting("bm25")], toy_set(), tmp_path)
     assert Counting.calls == 2
+
+
+def test_finished_teacher_evaluation_loads_no_model(tmp_path, monkeypatch):
+    import blockrank.teachers
+
+    loads = []
+    real = blockrank.teachers.load_teacher
+    monkeypatch.setattr(blockrank.teachers, "load_teacher", lambda *a, **k: loads.append(a) or real(*a, **k))
+    first = evaluate([TeacherScorer("bm25")], toy_set(), tmp_path)
+    again = evaluate([TeacherScorer("bm25")], toy_set(), tmp_path)
+    assert loads == [("bm25",)]  # the second run found every query done
+    assert again["rerankers"]["bm25"]["metrics"] == first["rerankers"]["bm25"]["metrics"]
 
 
 def _write_beir(root, qrels="query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n"):

@@ -102,6 +102,7 @@ def icr_file(tmp_path):
 
 
 def test_two_step_lora_run_checkpoints_and_resumes(tmp_path, tiny_model_dir, icr_file):
+    from blockrank.errors import ConfigError
     from blockrank.reranker import Reranker
     from blockrank.training import Trainer, load_config
 
@@ -120,6 +121,11 @@ def test_two_step_lora_run_checkpoints_and_resumes(tmp_path, tiny_model_dir, icr
     r = Reranker.from_pretrained(final)  # base + adapter, merged; layer comes from the recipe
     assert r.layer == 1 and r.builder.max_doc_tokens == 16
     assert len(r.rerank("q", ["a", "b"])) == 2
+
+    changed = load_config(None, [*overrides, "lora.r=8"])  # resuming under a different recipe is refused by name
+    changed.data = cfg.data
+    with pytest.raises(ConfigError, match="checkpoint .*checkpoint-2.*its r is 4"):
+        Trainer(changed, resume=True)
 
 
 def test_numbers_in_exponent_form_are_numbers():

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import torch
 from transformers import DynamicCache
 
@@ -39,10 +41,14 @@ class TeacherScorer:
     tokens = 0
 
     def __init__(self, name: str, dtype: torch.dtype | None = None):
+        self.name, self.dtype = name, dtype
+
+    @cached_property
+    def teacher(self):
+        """Loaded at the first query, so that resuming a finished evaluation loads no model."""
         from .teachers import load_teacher
 
-        self.teacher = load_teacher("minilm" if name == "dense" else name, dtype=dtype)
-        self.name = name
+        return load_teacher("minilm" if self.name == "dense" else self.name, dtype=self.dtype)
 
     def scores(self, query, documents, first_stage=None):
         return self.teacher.score_lists([(query, documents)])[0]

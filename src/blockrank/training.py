@@ -301,10 +301,7 @@ class Trainer:
         state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
         model = self.accelerator.unwrap_model(self.model)
         if self.cfg.lora is not None:
-            from peft import set_peft_model_state_dict
-            from safetensors.torch import load_file
-
-            set_peft_model_state_dict(model, load_file(ckpt / "adapter_model.safetensors"))
+            load_adapter_weights(model, str(ckpt), what="checkpoint")
         else:
             from safetensors.torch import load_file
 
@@ -352,8 +349,9 @@ def label_examples(examples: list[ICRExample], teacher: str | None, cache: Path,
         ex.teacher = s
 
 
-def load_adapter_weights(model, adapter: str) -> None:
-    """Start a LoRA model from a saved adapter's weights; its rank, targets and layers must match."""
+def load_adapter_weights(model, adapter: str, what: str = "init_adapter") -> None:
+    """Load a saved adapter's weights (``what`` names it in errors) into a LoRA model; its rank, targets
+    and layers must match."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
@@ -362,16 +360,16 @@ def load_adapter_weights(model, adapter: str) -> None:
         saved = json.loads((path / "adapter_config.json").read_text())
         weights = load_file(path / "adapter_model.safetensors")
     except OSError as err:
-        raise ConfigError(f"init_adapter {adapter!r}: not a LoRA adapter directory ({err})") from None
+        raise ConfigError(f"{what} {adapter!r}: not a LoRA adapter directory ({err})") from None
     ours = model.peft_config["default"]
     as_compared = lambda v: sorted(v) if isinstance(v, (list, set)) else v  # noqa: E731 (peft keeps sets, JSON lists)
     for key in ("r", "lora_alpha", "layers_to_transform", "target_modules"):
         mine, theirs = as_compared(getattr(ours, key)), as_compared(saved.get(key))
         if mine != theirs:
-            raise ConfigError(f"init_adapter {adapter!r}: its {key} is {theirs}, this recipe's is {mine}")
+            raise ConfigError(f"{what} {adapter!r}: its {key} is {theirs}, this recipe's is {mine}")
     result = set_peft_model_state_dict(model, weights)
     if result.unexpected_keys:
-        raise ConfigError(f"init_adapter {adapter!r}: {len(result.unexpected_keys)} weights fit no layer of this model "
+        raise ConfigError(f"{what} {adapter!r}: {len(result.unexpected_keys)} weights fit no layer of this model "
                           f"(e.g. {result.unexpected_keys[0]})")
 
 
