@@ -114,7 +114,7 @@ def test_two_step_lora_run_checkpoints_and_resumes(tmp_path, tiny_model_dir, icr
     final = Trainer(cfg).train()
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2]
-    assert all(r["lm_loss"] > 0 and r["aux_loss"] > 0 and 0 <= r["dev_mrr"] <= 1 for r in log)
+    assert all(r["lm_loss"] > 0 and r["aux_loss"] > 0 and 0 <= r["dev_mrr"] <= 1 and r["dev_seed"] == 1000 for r in log)
     assert (tmp_path / "run" / "latest").read_text() == "checkpoint-2"
     assert (final / "adapter_model.safetensors").is_file()
 

@@ -74,6 +74,7 @@ class TrainConfig:
     eval_every: int = 100
     save_every: int = 50
     dev_examples: int = 32
+    dev_seed: int | None = None  # draws the dev prompts (default: seed + 1000); fix it to compare runs' dev curves
     keep_checkpoints: int = 2
 
 
@@ -152,7 +153,8 @@ class Trainer:
         elif cfg.init_adapter:
             raise ConfigError("init_adapter continues a LoRA adapter: set lora too")
         self.examples = build_examples(cfg.data, cfg.n_docs, cfg.seed, cfg.max_positives)
-        self.dev = (build_examples([cfg.dev], cfg.n_docs, cfg.seed + 1000, cfg.max_positives)[: cfg.dev_examples]
+        self.dev_seed = cfg.seed + 1000 if cfg.dev_seed is None else cfg.dev_seed
+        self.dev = (build_examples([cfg.dev], cfg.n_docs, self.dev_seed, cfg.max_positives)[: cfg.dev_examples]
                     if cfg.dev else [])
         if not self.examples:
             raise ConfigError("no training examples: check the data sources")
@@ -252,7 +254,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Attention-mode ranking on the dev examples: top-1 accuracy and MRR of the first positive."""
+        """Attention-mode ranking on the dev examples: top-1 accuracy and MRR of the first positive (and the
+        seed that drew the examples, so that a log says which dev rows compare)."""
         self.model.eval()
         model = self.accelerator.unwrap_model(self.model)
         top1, rr = [], []
@@ -263,7 +266,7 @@ class Trainer:
             top1.append(first == 0)
             rr.append(1 / (first + 1))
         self.model.train()
-        return {"dev_top1": _mean(top1), "dev_mrr": _mean(rr)}
+        return {"dev_top1": _mean(top1), "dev_mrr": _mean(rr), "dev_seed": self.dev_seed}
 
     # -- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self) -> Path | None:
