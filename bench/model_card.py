@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 R = ROOT / "bench" / "results" / "quality"
 OLD = ROOT / "bench" / "results" / "train"  # the previous adapter's training and ablation
 WEIGHTS = ROOT / "src" / "blockrank" / "weights" / "blockrank-smollm2-135m"
-RUN = "smollm2-continue"  # the shipped adapter's run
-EARLIER_RUN = "smollm2-distill"  # the run it continued (its init_adapter)
+RUNS = ("smollm2-distill", "smollm2-continue")  # each run continues the adapter of the one before; the last is shipped
+RUN = RUNS[-1]
 RUN_NOTE = "a few short test runs and a one-minute torch.compile probe shared the cores at times"  # what else ran
 SETS = {"dl19": "DL19 (43 q, BM25 top-100)", "scifact": "SciFact test (300 q, BM25 top-100)",
         "wikiqa": "WikiQA test (BM25 order of the article's sentences)"}
@@ -124,40 +124,52 @@ def log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def dev_rows() -> list[tuple[str, int, dict]]:
-    """(run, examples seen in total, log row) for every dev evaluation, the earlier run first."""
+def dev_rows() -> list[tuple[str, int, int, dict]]:
+    """(run, dev seed, examples seen in total, log row) for every dev evaluation, the earliest run first. Rows
+    logged before the seed was (those of runs that drew their dev prompts with ``seed + 1000``) get it from the
+    run's recipe."""
     out, before = [], 0
-    for name in (EARLIER_RUN, RUN):
-        path = R / f"{name}.log.jsonl"
-        rows = [r for r in log(path) if "dev_mrr" in r] if path.is_file() else []
-        out += [(name, before + r["examples"], r) for r in rows]
-        before += _examples(name) if path.is_file() else 0
+    for name in RUNS:
+        path, cfg_path = R / f"{name}.log.jsonl", R / f"{name}.config.json"
+        if not path.is_file():
+            continue
+        cfg = json.loads(cfg_path.read_text())
+        default = cfg.get("dev_seed") or cfg["seed"] + 1000
+        out += [(name, r.get("dev_seed", default), before + r["examples"], r) for r in log(path) if "dev_mrr" in r]
+        before += _examples(name)
     return out
 
 
 def dev_curve(cfg: dict) -> list[str]:
-    """The dev table across both runs, and the same curve as ``dev-curve.png``."""
+    """The dev table across all runs, and the same curve as ``dev-curve.png`` (a line per run and dev sample)."""
     rows = dev_rows()
     if not rows:
         return ["(no training log yet)"]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name in (EARLIER_RUN, RUN):
-        mine = [(n, r) for run, n, r in rows if run == name]
-        ax.plot([n for n, _ in mine], [r["dev_mrr"] for _, r in mine], marker="o", label=name)
-    ax.legend()
-    ax.set_xlabel("training examples (both runs)")
+    for name, seed in dict.fromkeys((run, seed) for run, seed, _, _ in rows):
+        mine = [(n, r) for run, s, n, r in rows if (run, s) == (name, seed)]
+        ax.plot([n for n, _ in mine], [r["dev_mrr"] for _, r in mine], marker="o", label=f"{name}, dev seed {seed}")
+    ax.legend(fontsize=8)
+    ax.set_xlabel("training examples (all runs)")
     ax.set_ylabel("dev MRR (held-out DL21)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(R / "dev-curve.png", dpi=120)
     plt.close(fig)
     out = ["![dev MRR against training examples](bench/results/quality/dev-curve.png)", "",
-           f"| run | training examples (both runs) | dev MRR ({cfg['dev'].get('limit')} held-out DL21 queries, "
-           f"{cfg['dev_examples']} prompts of {cfg['n_docs']} documents) | dev top-1 |",
-           "|---|---|---|---|"]
-    out += [f"| {name} | {n} | {r['dev_mrr']:.3f} | {r['dev_top1']:.3f} |" for name, n, r in rows]
+           "Rows with the same dev seed rank the same prompts; levels under different seeds do not compare.", "",
+           f"| run | dev seed | training examples (all runs) | dev MRR ({cfg['dev'].get('limit')} held-out DL21 "
+           f"queries, {_dev_prompts(cfg)} prompts of {cfg['n_docs']} documents) | dev top-1 |",
+           "|---|---|---|---|---|"]
+    out += [f"| {name} | {seed} | {n} | {r['dev_mrr']:.3f} | {r['dev_top1']:.3f} |" for name, seed, n, r in rows]
     return out
+
+
+def _dev_prompts(cfg: dict) -> int:
+    """How many dev prompts a recipe ranks: one per held-out query and epoch, up to ``dev_examples``."""
+    limit = cfg["dev"].get("limit")
+    return cfg["dev_examples"] if limit is None else min(cfg["dev_examples"], limit * cfg["dev"].get("epochs", 1))
 
 
 def _examples(name: str) -> int:
@@ -236,15 +248,15 @@ def main() -> None:
             f"{cfg['teacher_max_tokens']} tokens). AdamW lr {cfg['lr']}, {cfg['warmup_ratio']:.0%} warm-up then cosine, "
             f"{cfg['grad_accum']} examples per step, bf16 autocast.",
             *([f"- **Start:** the LoRA weights of `{cfg['init_adapter']}`: the previous default, trained by "
-               f"`configs/{EARLIER_RUN}.yaml` on {_examples(EARLIER_RUN)} examples. The optimizer and the warm-up + "
-               "cosine schedule start afresh."] if cfg.get("init_adapter") else []),
+               + ", then ".join(f"`configs/{r}.yaml` ({_examples(r)} examples)" for r in RUNS[:-1])
+               + ". The optimizer and the warm-up + cosine schedule start afresh at each run."] if cfg.get("init_adapter") else []),
             f"- **Examples:** {cfg['n_docs']} documents × {cfg['max_doc_tokens']} tokens (at most {cfg['max_positives']} "
             "positives; negatives half the hardest, half random), shuffled together; the run takes the first "
             f"{(cfg['max_steps'] or 0) * cfg['grad_accum']} of {sum(n for _, n in data_counts())}. Examples per source:",
             *[f"  - {n}: `{json.dumps(src)}`" for src, n in data_counts()],
             "  No DL19, SciFact test or WikiQA test query is used, and the `titles` source leaves out every "
             "SciFact-test-judged abstract, as a query and as a negative. (An earlier 1,600-step run of "
-            f"`configs/{EARLIER_RUN}.yaml` drew 18 of them among its 300 titles; it was not shipped.)",
+            f"`configs/{RUNS[0]}.yaml` drew 18 of them among its 300 titles; it was not shipped.)",
             f"- **Dev:** `{json.dumps(cfg['dev'])}`, held out of every DL21 source.",
         ]
     if rows:
