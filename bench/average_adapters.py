@@ -1,0 +1,57 @@
+"""Average two LoRA adapters of the same shape, weight by weight (a two-model "soup").
+
+Meant for a run continued from another: both start from the same weights, so the mean of their A and B
+matrices lies between the two models. The shipped default is the mean of configs/smollm2-continue.yaml's
+adapter and configs/smollm2-scifact.yaml's, which continued it:
+
+    python bench/average_adapters.py runs/init-adapter runs/smollm2-scifact/final runs/shipped [--weight 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from blockrank.data import atomic_directory
+
+SHAPE = ("r", "lora_alpha", "layers_to_transform", "target_modules", "base_model_name_or_path")
+
+
+def average(first: Path, second: Path, out: Path, weight: float = 0.5) -> None:
+    """``out`` = (1 - weight) · ``first`` + weight · ``second``; recipe and tokenizer files come from ``second``."""
+    configs = [json.loads((d / "adapter_config.json").read_text()) for d in (first, second)]
+    norm = lambda v: sorted(v) if isinstance(v, list) else v  # noqa: E731 (target_modules is an unordered set)
+    for key in SHAPE:
+        if norm(configs[0].get(key)) != norm(configs[1].get(key)):
+            raise SystemExit(f"the adapters differ in {key}: {configs[0].get(key)} vs {configs[1].get(key)}")
+    a, b = load_file(first / "adapter_model.safetensors"), load_file(second / "adapter_model.safetensors")
+    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+        raise SystemExit("the adapters hold different weights")
+    mean = {k: ((1 - weight) * a[k].float() + weight * b[k].float()).to(a[k].dtype) for k in a}
+    with atomic_directory(out) as tmp:
+        for f in second.iterdir():
+            if f.is_file() and f.name != "adapter_model.safetensors":
+                shutil.copy2(f, tmp / f.name)
+        save_file(mean, tmp / "adapter_model.safetensors", metadata={"format": "pt"})
+        recipe = json.loads((second / "blockrank.json").read_text())
+        (tmp / "blockrank.json").write_text(json.dumps(recipe | {"average_of": [str(first), str(second)],
+                                                                  "weight": weight}))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("first", type=Path)
+    p.add_argument("second", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--weight", type=float, default=0.5, help="the second adapter's share")
+    args = p.parse_args()
+    average(args.first, args.second, args.out, args.weight)
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
