@@ -128,16 +128,14 @@ def log(path: Path) -> list[dict]:
 
 
 def dev_rows() -> list[tuple[str, int, int, dict]]:
-    """(run, dev seed, examples seen in total, log row) for every dev evaluation, the earliest run first. Rows
-    logged before the seed was (those of runs that drew their dev prompts with ``seed + 1000``) get it from the
-    run's recipe."""
+    """(run, dev seed, examples seen in total, log row) for every dev evaluation, the earliest run first. A row
+    without its seed was logged before ``dev_seed`` existed, when the prompts were drawn with ``seed + 1000``."""
     out, before = [], 0
     for name in RUNS:
         path, cfg_path = R / f"{name}.log.jsonl", R / f"{name}.config.json"
         if not path.is_file():
             continue
-        cfg = json.loads(cfg_path.read_text())
-        default = cfg.get("dev_seed") or cfg["seed"] + 1000
+        default = json.loads(cfg_path.read_text())["seed"] + 1000
         out += [(name, r.get("dev_seed", default), before + r["examples"], r) for r in log(path) if "dev_mrr" in r]
         before += _examples(name)
     return out
