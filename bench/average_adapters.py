@@ -17,24 +17,22 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from blockrank.data import atomic_directory
+from blockrank.training import ADAPTER_SHAPE, adapter_shape_difference
 
-SHAPE = ("r", "lora_alpha", "layers_to_transform", "target_modules", "base_model_name_or_path")
 
 
 def average(first: Path, second: Path, out: Path, weight: float = 0.5) -> None:
     """``out`` = (1 - weight) · ``first`` + weight · ``second``; recipe and tokenizer files come from ``second``."""
     configs = [json.loads((d / "adapter_config.json").read_text()) for d in (first, second)]
-    norm = lambda v: sorted(v) if isinstance(v, list) else v  # noqa: E731 (target_modules is an unordered set)
-    for key in SHAPE:
-        if norm(configs[0].get(key)) != norm(configs[1].get(key)):
-            raise SystemExit(f"the adapters differ in {key}: {configs[0].get(key)} vs {configs[1].get(key)}")
+    if differs := adapter_shape_difference(*configs, keys=(*ADAPTER_SHAPE, "base_model_name_or_path")):
+        raise SystemExit("the adapters differ in {}: {} vs {}".format(*differs))
     a, b = load_file(first / "adapter_model.safetensors"), load_file(second / "adapter_model.safetensors")
     if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
         raise SystemExit("the adapters hold different weights")
     mean = {k: ((1 - weight) * a[k].float() + weight * b[k].float()).to(a[k].dtype) for k in a}
     with atomic_directory(out) as tmp:
         for f in second.iterdir():
-            if f.is_file() and f.name != "adapter_model.safetensors":
+            if f.is_file() and f.name not in ("adapter_model.safetensors", "blockrank.json"):
                 shutil.copy2(f, tmp / f.name)
         save_file(mean, tmp / "adapter_model.safetensors", metadata={"format": "pt"})
         recipe = json.loads((second / "blockrank.json").read_text())

@@ -352,6 +352,20 @@ def label_examples(examples: list[ICRExample], teacher: str | None, cache: Path,
         ex.teacher = s
 
 
+ADAPTER_SHAPE = ("r", "lora_alpha", "layers_to_transform", "target_modules")  # what two adapters must share
+
+
+def adapter_shape_difference(first: dict, second: dict, keys=ADAPTER_SHAPE) -> tuple[str, Any, Any] | None:
+    """The first of ``keys`` on which two adapter configs differ, with both values (lists and sets compare
+    as sets: peft keeps target_modules as a set, its JSON as a list); None if they agree."""
+    as_compared = lambda v: sorted(v) if isinstance(v, (list, set)) else v  # noqa: E731
+    for key in keys:
+        mine, theirs = as_compared(first.get(key)), as_compared(second.get(key))
+        if mine != theirs:
+            return key, mine, theirs
+    return None
+
+
 def load_adapter_weights(model, adapter: str, what: str = "init_adapter") -> None:
     """Load a saved adapter's weights (``what`` names it in errors) into a LoRA model; its rank, targets
     and layers must match."""
@@ -365,11 +379,9 @@ def load_adapter_weights(model, adapter: str, what: str = "init_adapter") -> Non
     except OSError as err:
         raise ConfigError(f"{what} {adapter!r}: not a LoRA adapter directory ({err})") from None
     ours = model.peft_config["default"]
-    as_compared = lambda v: sorted(v) if isinstance(v, (list, set)) else v  # noqa: E731 (peft keeps sets, JSON lists)
-    for key in ("r", "lora_alpha", "layers_to_transform", "target_modules"):
-        mine, theirs = as_compared(getattr(ours, key)), as_compared(saved.get(key))
-        if mine != theirs:
-            raise ConfigError(f"{what} {adapter!r}: its {key} is {theirs}, this recipe's is {mine}")
+    if differs := adapter_shape_difference({k: getattr(ours, k) for k in ADAPTER_SHAPE}, saved):
+        key, mine, theirs = differs
+        raise ConfigError(f"{what} {adapter!r}: its {key} is {theirs}, this recipe's is {mine}")
     result = set_peft_model_state_dict(model, weights)
     if result.unexpected_keys:
         raise ConfigError(f"{what} {adapter!r}: {len(result.unexpected_keys)} weights fit no layer of this model "
