@@ -50,7 +50,7 @@ def test_shipped_default_beats_bm25_on_real_queries(reranker):
     ours, bm25 = {}, {}
     for c in queries:
         docs = c.documents[:30]
-        ranking = reranker.rank(c.query, docs, max_doc_tokens=64)  # the training budget
+        ranking = reranker.rerank_report(c.query, docs, max_doc_tokens=64)  # the training budget
         assert ranking.truncated  # reported on every call, though the warning came once
         ours[c.qid] = {r.id: r.score for r in ranking.results}
         bm25[c.qid] = {d.id: -i for i, d in enumerate(docs)}
@@ -141,19 +141,19 @@ def test_truncation_warns_once_per_reranker_then_logs(tiny_model_dir, caplog, re
     long_doc = "word " * 50
     with caplog.at_level(logging.INFO, logger="blockrank"):
         for _ in range(3):
-            ranking = reranker.rank("q", ["short", long_doc, long_doc])
+            ranking = reranker.rerank_report("q", ["short", long_doc, long_doc])
             assert ranking.truncated == [1, 2]
     caught = [w for w in recwarn if issubclass(w.category, TruncationWarning)]
     assert len(caught) == 1 and "2 of 3 documents were truncated to 8 tokens" in str(caught[0].message)
     assert sum("truncated to 8 tokens" in r.message for r in caplog.records) == 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        Reranker.from_pretrained(tiny_model_dir, max_doc_tokens=8).rank("q", ["short"])  # nothing cut: silent
+        Reranker.from_pretrained(tiny_model_dir, max_doc_tokens=8).rerank_report("q", ["short"])  # nothing cut: silent
     with pytest.raises(ValueError, match="over the budget of 8"):
-        reranker.rank("q", [long_doc], truncate=False)
+        reranker.rerank_report("q", [long_doc], truncate=False)
 
 
-def test_cross_encoder_style_predict_and_rank_dicts(tiny_model_dir):
+def test_cross_encoder_style_predict_and_rank(tiny_model_dir):
     import numpy as np
 
     reranker = Reranker.from_pretrained(tiny_model_dir, layer=1)
@@ -170,9 +170,11 @@ def test_cross_encoder_style_predict_and_rank_dicts(tiny_model_dir):
         reranker.predict([("q", "d"), ("q", 3)])
     with pytest.raises(ValueError, match="pairs is empty"):
         reranker.predict([])
-    ranked = reranker.rank_dicts("q1", docs, top_k=2, return_documents=True)
+    # CrossEncoder.rank's call and result, unchanged
+    ranked = reranker.rank("q1", docs, top_k=2, return_documents=True, batch_size=32, show_progress_bar=False)
     expected = reranker.rerank("q1", docs, top_k=2)
     assert ranked == [{"corpus_id": e.index, "score": e.score, "text": e.document.content} for e in expected]
+    assert [set(r) for r in reranker.rank("q1", docs)] == [{"corpus_id", "score"}] * 3
 
 
 def test_library_limits_on_query_and_prompt_tokens(tiny_model_dir):
@@ -183,6 +185,6 @@ def test_library_limits_on_query_and_prompt_tokens(tiny_model_dir):
         reranker.rerank("why " * 50, ["doc"])
     with pytest.raises(PromptTooLongError, match="over the limit of 300"):
         reranker.rerank("q", ["some words here"] * 40)
-    assert len(reranker.rank("q", ["a", "b"], max_prompt_tokens=10_000).results) == 2
+    assert len(reranker.rerank_report("q", ["a", "b"], max_prompt_tokens=10_000).results) == 2
     with pytest.raises(QueryTooLongError):  # the default is generous but bounded
         Reranker.from_pretrained(tiny_model_dir, layer=1).rerank("why " * 5000, ["doc"])

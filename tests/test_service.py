@@ -129,7 +129,7 @@ class Gate:
     def rank(self, *args, **kwargs):
         self.entered.release()
         assert self.open.wait(30), "the test never opened the gate"
-        return self.reranker.rank(*args, **kwargs)
+        return self.reranker.rerank_report(*args, **kwargs)
 
 
 def post_in_background(url: str, statuses: list) -> threading.Thread:

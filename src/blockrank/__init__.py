@@ -4,6 +4,8 @@ The model-facing names load on first use, so that ``import blockrank`` (and ``bl
 pay for importing torch and transformers.
 """
 
+__version__ = "0.2.0"  # the one version source (pyproject reads it)
+
 from importlib import import_module
 from typing import TYPE_CHECKING
 
@@ -49,4 +51,3 @@ __all__ = [
     "UnsupportedModelError",
     "load_model",
 ]
-__version__ = "0.1.0"

@@ -102,7 +102,7 @@ def cmd_rerank(args: argparse.Namespace) -> int:
         reranker = load_reranker(args)
     with console.status(f"reranking {len(documents)} documents"), warnings.catch_warnings():
         warnings.simplefilter("ignore", TruncationWarning)  # said below, as a note
-        ranking = reranker.rank(query, documents, top_k=args.top_k)
+        ranking = reranker.rerank_report(query, documents, top_k=args.top_k)
     results = ranking.results
     if ranking.truncated:
         console.print(f"[yellow]note:[/yellow] {len(ranking.truncated)} of {len(documents)} documents were truncated to "

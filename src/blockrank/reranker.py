@@ -39,7 +39,7 @@ class Result:
 
 
 @dataclass(frozen=True)
-class Ranking:
+class RerankReport:
     """Results best first, with the indices of documents cut to the token budget and the prompt's length."""
 
     results: list[Result]
@@ -140,9 +140,9 @@ class Reranker:
 
     def rerank(self, query: str, documents: Sequence[DocumentLike], top_k: int | None = None) -> list[Result]:
         """Documents best first (ties keep the input order); ``top_k`` keeps only the best ``k``."""
-        return self.rank(query, documents, top_k=top_k).results
+        return self.rerank_report(query, documents, top_k=top_k).results
 
-    def rank(
+    def rerank_report(
         self,
         query: str,
         documents: Sequence[DocumentLike],
@@ -152,7 +152,7 @@ class Reranker:
         max_query_tokens: int | None = None,
         max_prompt_tokens: int | None = None,
         cancel: threading.Event | None = None,
-    ) -> Ranking:
+    ) -> RerankReport:
         """:meth:`rerank` plus what the prompt looked like (truncated documents, token count).
 
         The cost is bounded before the model runs: a query over ``max_query_tokens`` raises
@@ -178,7 +178,7 @@ class Reranker:
             scores = self.score_blocks(blocks)
         order = sorted(range(len(docs)), key=lambda i: -float(scores[i]))
         results = [Result(i, docs[i].id, float(scores[i]), docs[i]) for i in order[:top_k]]
-        return Ranking(results=results, truncated=blocks.truncated, num_tokens=blocks.num_tokens)
+        return RerankReport(results=results, truncated=blocks.truncated, num_tokens=blocks.num_tokens)
 
     def predict(self, pairs: Sequence[tuple[str, DocumentLike]]) -> np.ndarray:
         """One score per ``(query, document)`` pair, like sentence-transformers' ``CrossEncoder.predict``.
@@ -199,10 +199,12 @@ class Reranker:
             scores[idx] = self.score(query, [pairs[i][1] for i in idx])
         return scores
 
-    def rank_dicts(self, query: str, documents: Sequence[DocumentLike], top_k: int | None = None,
-                   return_documents: bool = False) -> list[dict[str, Any]]:
-        """``CrossEncoder.rank``'s output: ``[{"corpus_id", "score", "text"?}]`` best first. (Named apart from
-        :meth:`rank`, which returns a :class:`Ranking`.)"""
+    def rank(self, query: str, documents: Sequence[DocumentLike], top_k: int | None = None,
+             return_documents: bool = False, batch_size: int | None = None,
+             show_progress_bar: bool | None = None) -> list[dict[str, Any]]:
+        """sentence-transformers' ``CrossEncoder.rank``: ``[{"corpus_id", "score", "text"?}]`` best first.
+        ``batch_size`` and ``show_progress_bar`` are accepted for drop-in use and change nothing: the documents
+        of one query always go into one prompt."""
         out = []
         for r in self.rerank(query, documents, top_k=top_k):
             item = {"corpus_id": r.index, "score": r.score}

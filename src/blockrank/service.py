@@ -23,10 +23,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from . import __version__
 from .errors import DocumentTooLongError, InputError, PromptTooLongError, QueryTooLongError
 from .model import display_name
 from .prompt import Document, as_documents
-from .reranker import Ranking, Reranker
+from .reranker import RerankReport, Reranker
 from .scoring import Cancelled
 
 logger = logging.getLogger("blockrank.service")
@@ -142,7 +143,7 @@ class Service:
         self.waiting = 0  # requests accepted and not yet answered
 
     async def run(self, query: str, documents: list, top_n: int | None, max_tokens: int | None,
-                  truncate: bool = True, request: Request | None = None) -> Ranking:
+                  truncate: bool = True, request: Request | None = None) -> RerankReport:
         """Rank on the worker. A timeout or a client that hangs up cancels the work at the model's next
         layer (or before it starts, if still queued), so the requests behind it are not held up."""
         if self.waiting >= self.limits.max_queue:
@@ -166,9 +167,9 @@ class Service:
                 watcher.cancel()
             self.waiting -= 1
 
-    def _rank(self, query, documents, top_n, max_tokens, truncate, cancel: threading.Event) -> Ranking:
+    def _rank(self, query, documents, top_n, max_tokens, truncate, cancel: threading.Event) -> RerankReport:
         budget = min(max_tokens or self.reranker.builder.max_doc_tokens, self.limits.max_tokens_per_doc)
-        return self.reranker.rank(query, documents, top_k=top_n, max_doc_tokens=budget, truncate=truncate,
+        return self.reranker.rerank_report(query, documents, top_k=top_n, max_doc_tokens=budget, truncate=truncate,
                                   max_query_tokens=self.limits.max_query_tokens,
                                   max_prompt_tokens=self.limits.max_prompt_tokens, cancel=cancel)
 
@@ -197,7 +198,7 @@ def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
         yield
         service.pool.shutdown(wait=True)  # finish in-flight work on shutdown
 
-    app = FastAPI(title="BlockRank", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="BlockRank", version=__version__, lifespan=lifespan,
                   description="In-context reranking with structured sparse attention (Cohere- and TEI-compatible).")
     app.state.service = service
 
@@ -320,7 +321,7 @@ async def _watch_disconnect(request: Request, cancel: threading.Event, every_s: 
 
 
 async def _ranked(service: Service, query, documents, top_n, max_tokens, truncate: bool = True,
-                  request: Request | None = None) -> Ranking:
+                  request: Request | None = None) -> RerankReport:
     try:
         return await service.run(query, documents, top_n, max_tokens, truncate, request)
     except DocumentTooLongError as err:
