@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import ir_measures
+from depth_card import section as depth_section  # bench/, the script's own directory, is on sys.path
 from safetensors import safe_open
 
 from blockrank.data import read_beir, read_qrels, read_run
@@ -221,7 +222,8 @@ def main() -> None:
         f"tokens pay each document at layer {shipped['layer']}, with no decoding and no layer above it run, on documents "
         f"cut to {shipped['max_doc_tokens']} tokens. `SmolLM2-135M-Instruct` as the model gives the untrained base.",
         "",
-        "## Results",
+        *depth_section(),
+        "## Results on BM25 lists (the earlier report)",
         "",
         f"nDCG@10, computed by `blockrank eval`. Every BlockRank row uses the same prompt, {shipped['max_doc_tokens']}-token "
         "documents, bf16 and block-sparse attention in attention mode. The embedding rerankers and fusions score in "

@@ -30,7 +30,7 @@ def test_fusion_is_the_mean_of_z_scores():
         def __init__(self, name, values):
             self.name, self.values = name, values
 
-        def score_lists(self, lists):
+        def score_lists(self, lists, given=None):
             return [self.values for _ in lists]
 
     fusion = teachers.FusionTeacher([Fixed("a", [1.0, 2.0, 3.0]), Fixed("b", [30.0, 10.0, 20.0])])

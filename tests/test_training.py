@@ -89,6 +89,16 @@ def test_sources_slice_queries_to_hold_out_a_dev_set(tmp_path):
     assert sorted(e.query_id for e in train) == ["2", "2", "2", "3", "3", "3", "4", "4", "4"]
 
 
+def dev_fixture(tmp_path):
+    """Two dev queries (d0, d1) of four candidates each; one relevant, one judged non-relevant, two unjudged."""
+    lists = tmp_path / "dev.jsonl"
+    lists.write_text("".join(json.dumps({"qid": q, "query": f"question {q}", "candidates": [
+        {"docid": f"{q}_{j}", "score": 4 - j, "text": f"passage {j} for {q}"} for j in range(4)]}) + "\n" for q in ("d0", "d1")))
+    qrels = tmp_path / "dev-qrels.txt"
+    qrels.write_text("d0 0 d0_2 3\nd0 0 d0_0 0\nd1 0 d1_3 2\nd1 0 d1_1 0\n")
+    return lists, qrels
+
+
 def icr_examples(n: int) -> list[ICRExample]:
     rng = random.Random(0)
     return [sample_example(pool(qid=str(i)), n_docs=4, rng=rng) for i in range(n)]
@@ -107,14 +117,20 @@ def test_two_step_lora_run_checkpoints_and_resumes(tmp_path, tiny_model_dir, icr
     from blockrank.training import Trainer, load_config
 
     overrides = [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "max_steps=2", "grad_accum=2",
-                 "lora.r=4", "max_doc_tokens=16", "save_every=1", "log_every=1", "eval_every=1", "dev_examples=2"]
+                 "lora.r=4", "max_doc_tokens=16", "save_every=1", "log_every=1", "eval_every=1"]
     cfg = load_config(None, overrides)
+    dev_lists, dev_qrels = dev_fixture(tmp_path)
+    (tmp_path / "dev.qids").write_text("# dev\nd0\nd1\n")
     cfg.data = [{"type": "icr", "path": str(icr_file)}]
-    cfg.dev = {"type": "icr", "path": str(icr_file)}
+    cfg.holdout = str(tmp_path / "dev.qids")
+    cfg.dev = {"lists": [str(dev_lists)], "qrels": str(dev_qrels), "top_k": 4}
     final = Trainer(cfg).train()
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2]
-    assert all(r["lm_loss"] > 0 and r["aux_loss"] > 0 and 0 <= r["dev_mrr"] <= 1 and r["dev_seed"] == 1000 for r in log)
+    assert [r["step"] for r in log] == [0, 1, 2]  # the curve starts with the untrained model's dev row
+    assert all(r["lm_loss"] > 0 and r["aux_loss"] > 0 for r in log[1:])
+    for r in log:  # two dev queries ranked at full depth, plain and condensed
+        assert 0 <= r["dev_dev_ndcg"] <= 1 and 0 <= r["dev_dev_condensed"] <= 1
+        assert r["dev_score"] == pytest.approx((r["dev_dev_ndcg"] + r["dev_dev_condensed"]) / 2)
     assert (tmp_path / "run" / "latest").read_text() == "checkpoint-2"
     assert (final / "adapter_model.safetensors").is_file()
 
@@ -255,8 +271,9 @@ def test_aux_only_bf16_distillation_run_with_an_unlabelled_source(tmp_path, tiny
     assert sum(r["kd_loss"] for r in log) > 0
     adapted = {k.split(".layers.")[1].split(".")[0] for k in load_file(final / "adapter_model.safetensors")}
     assert adapted == {"0", "1"}  # aux-only: no adapters above l* (the tiny model has 3 layers)
-    cached = json.loads((tmp_path / "run" / "teacher-scores.json").read_text())
-    assert cached["teachers"] == ["bm25"] * len(trainer.examples) and len(cached["scores"]) == len(trainer.examples)
+    stored = tmp_path / "run" / "teacher-scores"  # every source's lists, scored once before training
+    assert sorted(p.name for p in stored.iterdir()) == ["train.bm25.jsonl", "unlabelled.bm25.jsonl"]
+    assert len((stored / "unlabelled.bm25.jsonl").read_text().splitlines()) == 3
 
 
 def test_a_source_brings_its_own_teacher(tmp_path, tiny_model_dir, icr_file):
@@ -273,8 +290,7 @@ def test_a_source_brings_its_own_teacher(tmp_path, tiny_model_dir, icr_file):
         if not ex.positives:  # BM25 puts the passage that names the query first
             best = max(range(4), key=ex.teacher.__getitem__)
             assert ex.teacher_name == "bm25" and ex.documents[best].id == f"{ex.query_id}-{ex.query_id[1:]}"
-    cached = json.loads((tmp_path / "run" / "teacher-scores.json").read_text())
-    assert cached["teachers"] == [ex.teacher_name for ex in trainer.examples]
+    assert [p.name for p in (tmp_path / "run" / "teacher-scores").iterdir()] == ["unlabelled.bm25.jsonl"]
 
 
 def test_init_adapter_continues_a_saved_adapter(tmp_path, tiny_model_dir, icr_file):

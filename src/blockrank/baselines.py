@@ -51,7 +51,7 @@ class TeacherScorer:
         return load_teacher("minilm" if self.name == "dense" else self.name, dtype=self.dtype)
 
     def scores(self, query, documents, first_stage=None):
-        return self.teacher.score_lists([(query, documents)])[0]
+        return self.teacher.score_lists([(query, documents)], [first_stage])[0]
 
 
 class BlockRankScorer:

@@ -271,12 +271,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from . import evaluation
+    from .examples import read_qids
 
     names = args.rerankers.split(",")
     evalset = evaluation.load_eval_set(args.data, qrels=args.qrels, first_stage=args.first_stage, top_k=args.top_k,
-                                       split=args.split, run=args.run, limit=args.limit)
+                                       split=args.split, run=args.run, limit=args.limit,
+                                       qids=read_qids(args.qids) if args.qids else None)
     scorers = make_scorers(names, args)
     config = {k: v for k, v in vars(args).items() if k != "func"}
+    if args.depths:
+        depths = [int(n) for n in args.depths.split(",")]
+        curve = evaluation.depth_curve(scorers, evalset, depths, args.out, config)["curve"]
+        table = Table(title=f"{evalset.name}: {len(evalset.candidates)} queries, nDCG@10 / condensed nDCG@10 by depth")
+        for col in ["reranker", *map(str, depths)]:
+            table.add_column(col, justify="right")
+        for name, row in curve.items():
+            table.add_row(name, *(f"{a:.3f} / {b:.3f}" for a, b in zip(row["nDCG@10"], row[evaluation.CONDENSED])))
+        Console(width=200).print(table)
+        print(f"wrote {args.out}/depth.json, depth.png and depth-N/ for each depth", file=sys.stderr)
+        return 0
     report = evaluation.evaluate(scorers, evalset, args.out, config)
     if args.latency_ns:
         ns = [int(n) for n in args.latency_ns.split(",")]
@@ -286,11 +299,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         evaluation.write_json(Path(args.out) / "summary.json", report)
     table = Table(title=f"{evalset.name}: {report['queries']} queries, top-{args.top_k}, relevant = grade >= {evalset.rel}")
     metric_names = list(next(iter(report["rerankers"].values()))["metrics"])
-    for col in ["reranker", *metric_names, "s/query (mean)", "p95 s", "tokens/query"]:
+    for col in ["reranker", *metric_names, "W/T/L vs given", "s/query (mean)", "p95 s", "tokens/query"]:
         table.add_column(col, justify="right")
     for name, r in report["rerankers"].items():
-        table.add_row(name, *(f"{r['metrics'][m]:.4f}" for m in metric_names), f"{r['latency_s']['mean']:.3f}",
-                      f"{r['latency_s']['p95']:.3f}", f"{r['tokens_per_query']:.0f}")
+        wtl = r["vs_given_order"]["nDCG@10"]
+        table.add_row(name, *(f"{r['metrics'][m]:.4f}" for m in metric_names), f"{wtl['wins']}/{wtl['ties']}/{wtl['losses']}",
+                      f"{r['latency_s']['mean']:.3f}", f"{r['latency_s']['p95']:.3f}", f"{r['tokens_per_query']:.0f}")
     Console(width=200).print(table)
     print(f"wrote {args.out}/summary.json, run files and plots", file=sys.stderr)
     return 0
@@ -303,10 +317,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.overrides, args.config = [args.config, *args.overrides], None
     cfg = load_config(args.config, args.overrides)
     if args.dry_run:
-        from .examples import build_examples
+        from .examples import build_examples, read_qids
 
         counts: list[int] = []
-        build_examples(cfg.data, cfg.n_docs, cfg.seed, cfg.max_positives, counts)
+        unlabelled = [{k: v for k, v in src.items() if k != "teacher"} for src in cfg.data]  # counts only: no scores read
+        build_examples(unlabelled, cfg.n_docs, cfg.seed, cfg.max_positives, counts,
+                       holdout=read_qids(cfg.holdout) if cfg.holdout else set())
         print(json.dumps([{"source": src, "examples": n} for src, n in zip(cfg.data, counts)], indent=1))
         print(f"{sum(counts)} examples; {cfg.max_steps or 'all'} steps x {cfg.grad_accum} per step", file=sys.stderr)
         return 0
@@ -318,6 +334,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"stopped; resume with: blockrank train {args.config or ''} --resume", file=sys.stderr)
         return 130
     print(f"saved {final}", file=sys.stderr)
+    return 0
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    import torch
+
+    from .examples import label_sources, read_qids
+    from .training import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    scores_dir = Path(cfg.teacher_scores or Path(cfg.out_dir) / "teacher-scores")
+    try:
+        added = label_sources(cfg.data, cfg.teacher, scores_dir, cfg.seed, read_qids(cfg.holdout) if cfg.holdout else set(),
+                              torch.bfloat16 if cfg.bf16 else None, cfg.teacher_max_tokens)
+    except KeyboardInterrupt:
+        print("stopped; run the same command again to resume", file=sys.stderr)
+        return 130
+    for path, n in added.items():
+        print(f"{path}: {n} queries scored now", file=sys.stderr)
     return 0
 
 
@@ -379,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerankers", default="bm25,blockrank", help=f"comma-separated from: {', '.join(RERANKERS)}")
     p.add_argument("--top-k", type=int, default=100, help="candidates reranked per query")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries")
+    p.add_argument("--qids", default=None, help="evaluate only the query ids in this file, one a line (e.g. a dev split)")
+    p.add_argument("--depths", default=None, help="a depth curve: rerank the first N candidates for each N "
+                   "(e.g. 10,20,30,50,100), one evaluation per depth")
     p.add_argument("--teacher-dtype", default="fp32", help="precision of the embedding rerankers (dense, mpnet, fusions)")
     p.add_argument("--latency-ns", default=None, help="also time each reranker at these list sizes (e.g. 10,20,50)")
     p.add_argument("--out", required=True, help="output directory (resumes if it holds a partial run)")
@@ -391,6 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in out_dir")
     p.add_argument("--dry-run", action="store_true", help="print the examples each data source gives (JSON), train nothing")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("label", help="compute and store a recipe's teacher scores (resumable), so training runs no teacher")
+    p.add_argument("config", help="YAML/TOML recipe (see configs/)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.set_defaults(func=cmd_label)
 
     p = sub.add_parser("synth", help="synthetic training data for a corpus without labels (queries + teacher labels)")
     p.add_argument("passages", help="BEIR corpus (directory or corpus.jsonl) or candidate-list JSONL")

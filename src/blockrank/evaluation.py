@@ -46,9 +46,13 @@ class EvalSet:
     rel: int  # minimum grade that counts as relevant for binary measures
 
 
+CONDENSED = "nDCG(judged_only=True)@10"  # unjudged documents dropped before ranking (fair on deep, modern lists)
+
+
 def measures(rel: int) -> list:
     return [ir_measures.parse_measure(m) for m in
-            ("nDCG@10", f"RR(rel={rel})@10", f"R(rel={rel})@10", f"R(rel={rel})@20", f"R(rel={rel})@100")]
+            ("nDCG@10", CONDENSED, "Judged@10", f"RR(rel={rel})@10", f"R(rel={rel})@10", f"R(rel={rel})@20",
+             f"R(rel={rel})@100")]
 
 
 def load_eval_set(
@@ -60,10 +64,12 @@ def load_eval_set(
     run: str | os.PathLike | None = None,
     rel: int | None = None,
     limit: int | None = None,
+    qids: set[str] | None = None,
 ) -> EvalSet:
     """A BEIR directory (first stage computed here), a candidate-list JSONL, or a TREC run over a BEIR corpus.
 
-    Queries without judgements are dropped with a warning; an empty result is an error.
+    ``qids`` keeps only those queries (e.g. a dev split). Queries without judgements are dropped with a
+    warning; an empty result is an error.
     """
     data = Path(data)
     if data.is_dir():
@@ -97,7 +103,7 @@ def load_eval_set(
     unjudged = [c.qid for c in candidates if c.qid not in judged]
     if unjudged:
         warnings.warn(f"{len(unjudged)} of {len(candidates)} queries have no judgements and are skipped", stacklevel=2)
-    candidates = [c for c in candidates if c.qid in judged]
+    candidates = [c for c in candidates if c.qid in judged and (qids is None or c.qid in qids)]
     empty = [c.qid for c in candidates if not c.documents]
     if empty:
         raise DataFormatError(f"{len(empty)} queries have an empty candidate list (e.g. {empty[0]!r})")
@@ -165,15 +171,15 @@ def evaluate(scorers: list, evalset: EvalSet, out_dir: str | os.PathLike, config
     report = {"dataset": evalset.name, "queries": len(evalset.candidates), "relevance_threshold": evalset.rel,
               "git_commit": _git_commit(), "machine": machine_info(_device(config)), "config": config or {},
               "rerankers": {}}
+    given = per_query_metrics(ms, evalset.qrels, given_run(evalset))
     for scorer in scorers:
         run, timings = run_scorer(scorer, evalset, out_dir)
         aggregate = ir_measures.calc_aggregate(ms, evalset.qrels, run)
-        per_query: dict[str, dict] = {}
-        for m in ir_measures.iter_calc(ms, evalset.qrels, run):
-            per_query.setdefault(m.query_id, {})[str(m.measure)] = m.value
+        per_query = per_query_metrics(ms, evalset.qrels, run)
         seconds = [t["seconds"] for t in timings]
         report["rerankers"][scorer.name] = {
             "metrics": {str(m): aggregate[m] for m in ms},
+            "vs_given_order": {m: wins_ties_losses(per_query, given, m) for m in ("nDCG@10", CONDENSED)},
             "latency_s": {"mean": statistics.mean(seconds), "p50": statistics.median(seconds),
                           "p95": _percentile(seconds, 95)},
             "tokens_per_query": statistics.mean(t["tokens"] for t in timings),
@@ -183,6 +189,73 @@ def evaluate(scorers: list, evalset: EvalSet, out_dir: str | os.PathLike, config
     write_json(out_dir / "summary.json", report)
     plot_ndcg(report, out_dir / "ndcg.png")
     return report
+
+
+def given_run(evalset: EvalSet) -> dict[str, dict[str, float]]:
+    """The candidates' own order as a run (rank-based scores, so ties in first-stage scores keep file order)."""
+    return {c.qid: {d.id: float(len(c.documents) - i) for i, d in enumerate(c.documents)} for c in evalset.candidates}
+
+
+def per_query_metrics(ms: list, qrels: Qrels, run: dict) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for m in ir_measures.iter_calc(ms, qrels, run):
+        out.setdefault(m.query_id, {})[str(m.measure)] = m.value
+    return out
+
+
+def wins_ties_losses(per_query: dict[str, dict[str, float]], baseline: dict[str, dict[str, float]],
+                     measure: str) -> dict[str, int]:
+    """Queries where ``measure`` beats, equals (within 1e-9) or trails the baseline's."""
+    out = {"wins": 0, "ties": 0, "losses": 0}
+    for qid, base in baseline.items():
+        diff = per_query.get(qid, {}).get(measure, 0.0) - base.get(measure, 0.0)
+        out["ties" if abs(diff) < 1e-9 else "wins" if diff > 0 else "losses"] += 1
+    return out
+
+
+def dev_metrics(score, sets: list[EvalSet]) -> dict[str, float]:
+    """Plain and condensed nDCG@10 of ``score(query, documents) -> scores`` on each dev set (keys
+    ``dev_NAME_ndcg``, ``dev_NAME_condensed``) and the mean of them all, ``dev_score``: the ship criterion."""
+    ms = [ir_measures.parse_measure("nDCG@10"), ir_measures.parse_measure(CONDENSED)]
+    out: dict[str, float] = {}
+    for evalset in sets:
+        run = {c.qid: {d.id: float(s) for d, s in zip(c.documents, score(c.query, c.documents))} for c in evalset.candidates}
+        aggregate = ir_measures.calc_aggregate(ms, evalset.qrels, run)
+        out[f"dev_{evalset.name}_ndcg"] = aggregate[ms[0]]
+        out[f"dev_{evalset.name}_condensed"] = aggregate[ms[1]]
+    out["dev_score"] = statistics.mean(out.values())
+    return out
+
+
+def depth_curve(scorers: list, evalset: EvalSet, depths: list[int], out_dir: str | os.PathLike,
+                config: dict | None = None) -> dict:
+    """Evaluate every scorer on the first ``d`` candidates for each depth ``d`` (``OUT/depth-d/``), and
+    write ``depth.json`` and ``depth.png``: nDCG@10 and condensed nDCG@10 against depth."""
+    out_dir = Path(out_dir)
+    curve: dict[str, dict[str, list]] = {}
+    for d in depths:
+        cut = EvalSet(evalset.name, [Candidates(c.qid, c.query, c.documents[:d], c.scores[:d]) for c in evalset.candidates],
+                      evalset.qrels, evalset.rel)
+        report = evaluate(scorers, cut, out_dir / f"depth-{d}", config)
+        for name, r in report["rerankers"].items():
+            row = curve.setdefault(name, {"depth": [], "nDCG@10": [], CONDENSED: []})
+            row["depth"].append(d)
+            for m in ("nDCG@10", CONDENSED):
+                row[m].append(r["metrics"][m])
+    result = {"dataset": evalset.name, "queries": len(evalset.candidates), "curve": curve}
+    write_json(out_dir / "depth.json", result)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, m in zip(axes, ("nDCG@10", CONDENSED)):
+        for name, row in curve.items():
+            ax.plot(row["depth"], row[m], marker="o", label=name)
+        ax.set(xlabel="candidates reranked", ylabel=m, xscale="log", title=f"{evalset.name}: {m}")
+        ax.set_xticks(depths, [str(d) for d in depths])
+        ax.grid(True, alpha=0.3)
+    axes[0].legend()
+    fig.savefig(out_dir / "depth.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return result
 
 
 def latency_sweep(scorers: list, candidates: Candidates, ns: list[int]) -> dict[str, list[tuple[int, float]]]:

@@ -12,10 +12,12 @@ import json
 import os
 import random
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import teacher_scores
 from .data import (
     Candidates,
     DataFormatError,
@@ -28,6 +30,7 @@ from .data import (
 )
 from .errors import ConfigError
 from .prompt import Document
+from .teachers import fuse
 
 
 @dataclass
@@ -48,6 +51,11 @@ class Pool:
     query: str
     positives: list[Document]
     negatives: list[Document] = field(default_factory=list)
+    first_stage: dict[str, float] | None = None  # docid -> the first stage's score, where there was one
+
+    @property
+    def documents(self) -> list[Document]:
+        return self.positives + self.negatives
 
 
 def pools_from_candidates(candidates: list[Candidates], qrels: Qrels, min_grade: int = 1) -> list[Pool]:
@@ -62,7 +70,7 @@ def pools_from_candidates(candidates: list[Candidates], qrels: Qrels, min_grade:
             continue
         # judged-irrelevant and unjudged candidates both serve as negatives, as in standard practice
         neg = [d for d in c.documents if grades.get(d.id, 0) < min_grade]
-        pools.append(Pool(c.qid, c.query, pos, neg))
+        pools.append(Pool(c.qid, c.query, pos, neg, _first_stage(c)))
     if skipped:
         warnings.warn(f"{skipped} of {len(candidates)} queries have no positive among their candidates; skipped",
                       stacklevel=2)
@@ -71,7 +79,11 @@ def pools_from_candidates(candidates: list[Candidates], qrels: Qrels, min_grade:
 
 def unlabelled_pools(candidates: list[Candidates]) -> list[Pool]:
     """Candidate lists with no labels, in first-stage order; a teacher must score them."""
-    return [Pool(c.qid, c.query, [], list(c.documents)) for c in candidates if c.documents]
+    return [Pool(c.qid, c.query, [], list(c.documents), _first_stage(c)) for c in candidates if c.documents]
+
+
+def _first_stage(c: Candidates) -> dict[str, float]:
+    return {d.id: s for d, s in zip(c.documents, c.scores)}
 
 
 def pools_from_beir(corpus: dict[str, Document], queries: dict[str, str], qrels: Qrels, top_k: int = 100,
@@ -86,8 +98,10 @@ def pools_from_beir(corpus: dict[str, Document], queries: dict[str, str], qrels:
         if not pos_ids:
             skipped += 1
             continue
-        pools.append(Pool(c.qid, c.query, [corpus[d] for d in pos_ids],
-                          [d for d in c.documents if d.id not in set(pos_ids)]))
+        given = _first_stage(c)
+        floor = min(given.values(), default=0.0)  # a positive BM25 missed scores below every retrieved one
+        pools.append(Pool(c.qid, c.query, [corpus[d] for d in pos_ids], [d for d in c.documents if d.id not in set(pos_ids)],
+                          given | {d: floor - 1 for d in pos_ids if d not in given}))
     if skipped:
         warnings.warn(f"{skipped} of {len(judged)} queries have no positive in the corpus; skipped", stacklevel=2)
     return pools
@@ -106,7 +120,9 @@ def pools_from_titles(corpus: dict[str, Document], n: int, seed: int = 0, top_k:
     stripped = {d: Document(d, corpus[d].text) for d in corpus if d not in exclude}
     pools = []
     for c in bm25_candidates(stripped, {d: corpus[d].title for d in chosen}, top_k):
-        pools.append(Pool(f"title:{c.qid}", c.query, [stripped[c.qid]], [d for d in c.documents if d.id != c.qid]))
+        given = _first_stage(c)
+        pools.append(Pool(f"title:{c.qid}", c.query, [stripped[c.qid]], [d for d in c.documents if d.id != c.qid],
+                          given | {c.qid: given.get(c.qid, min(given.values(), default=0.0) - 1)}))
     return pools
 
 
@@ -124,11 +140,29 @@ def sample_example(pool: Pool, n_docs: int, rng: random.Random, max_positives: i
     return ICRExample(pool.query_id, pool.query, [d for d, _ in docs], [i for i, (_, p) in enumerate(docs) if p])
 
 
-def sample_examples(pools: list[Pool], n_docs: int, seed: int = 0, epochs: int = 1, **kwargs) -> list[ICRExample]:
-    """Seeded examples, ``epochs`` per pool (each with a fresh sample and order)."""
+NDocs = int | Sequence[int]  # a fixed list size, or an inclusive [low, high] range drawn per example
+
+
+def sample_examples(pools: list[Pool], n_docs: NDocs, seed: int = 0, epochs: int = 1,
+                    skipped: list[int] | None = None, **kwargs) -> list[ICRExample]:
+    """Seeded examples, ``epochs`` per pool (each with a fresh sample and order). ``n_docs`` is fixed or a
+    ``[low, high]`` range drawn per example; a pool with fewer documents than drawn gives no example, and
+    ``skipped`` (if given) receives how many were passed over."""
+    low, high = (n_docs, n_docs) if isinstance(n_docs, int) else n_docs
+    if not 1 <= low <= high:
+        raise ConfigError(f"n_docs {n_docs!r}: need 1 <= low <= high")
     rng = random.Random(seed)
-    examples = [sample_example(p, n_docs, rng, **kwargs) for _ in range(epochs) for p in pools]
+    examples, short = [], 0
+    for _ in range(epochs):
+        for p in pools:
+            n = rng.randint(low, high)
+            if len(p.positives) + len(p.negatives) < n:
+                short += 1
+                continue
+            examples.append(sample_example(p, n, rng, **kwargs))
     rng.shuffle(examples)
+    if skipped is not None:
+        skipped.append(short)
     return examples
 
 
@@ -163,9 +197,61 @@ def read_icr_jsonl(path: str | os.PathLike) -> list[ICRExample]:
     return out
 
 
-def build_examples(sources: list[dict[str, Any]], n_docs: int, seed: int, max_positives: int = 3,
-                   counts: list[int] | None = None) -> list[ICRExample]:
-    """``n_docs``-document examples from every source of a training recipe, shuffled. Source types:
+def source_name(src: dict[str, Any], i: int, seed: int) -> str:
+    """A source's name in teacher-score files: ``name`` if given, else one derived from its path."""
+    if src.get("name"):
+        return str(src["name"])
+    stem = Path(src.get("path", f"source{i}")).name.removesuffix(".jsonl")
+    if src.get("type") == "beir":
+        return f"{stem}-{src.get('split', 'train')}"
+    if src.get("type") == "titles":  # its queries are drawn with the source's seed
+        return f"{stem}-titles-{src.get('n', 1000)}-seed{seed + i}"
+    return stem
+
+
+def read_qids(path: str | os.PathLike) -> set[str]:
+    """Query ids, one a line (``#`` comments allowed): e.g. the dev queries every training source leaves out."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"holdout file {path} does not exist")
+    return {line.split("#")[0].strip() for line in path.read_text().splitlines()} - {""}
+
+
+def source_pools(src: dict[str, Any], i: int, seed: int, holdout: set[str] = frozenset()) -> list[Pool]:
+    """The pools of one recipe source (after ``offset``/``limit``, without ``holdout`` queries). An ICR
+    source's pool for a query is the union of its examples' documents."""
+    kind = src.get("type")
+    if kind == "icr":
+        pools: dict[str, Pool] = {}
+        for ex in read_icr_jsonl(src["path"]):
+            pool = pools.setdefault(ex.query_id, Pool(ex.query_id, ex.query, []))
+            known = {d.id for d in pool.documents}
+            pool.negatives += [d for d in ex.documents if d.id not in known]
+        return [p for p in pools.values() if p.query_id not in holdout]
+    if kind == "beir":
+        ds = read_beir(src["path"], src.get("split", "train"))
+        found = pools_from_beir(ds.corpus, ds.queries, ds.qrels, src.get("top_k", 100), src.get("min_grade", 1))
+    elif kind == "candidates":
+        candidates = read_candidates(src["path"])
+        found = (pools_from_candidates(candidates, read_qrels(src["qrels"]), src.get("min_grade", 2)) if "qrels" in src
+                 else unlabelled_pools(candidates))
+    elif kind == "titles":
+        ds = read_beir(src["path"], src.get("split", "train"))
+        test_qrels = Path(src["path"]) / "qrels" / "test.tsv"  # evaluation documents stay out of training
+        held_out = read_qrels(test_qrels) if test_qrels.is_file() else {}
+        found = pools_from_titles(ds.corpus, src.get("n", 1000), seed + i,
+                                  exclude={d for judged in held_out.values() for d in judged})
+    else:
+        raise ConfigError(f"data source {i}: unknown type {kind!r} (beir, candidates, titles, icr)")
+    start, limit = src.get("offset", 0), src.get("limit")
+    found = found[start:] if limit is None else found[start:start + limit]
+    return [p for p in found if p.query_id not in holdout]
+
+
+def build_examples(sources: list[dict[str, Any]], n_docs: NDocs, seed: int, max_positives: int = 3,
+                   counts: list[int] | None = None, teacher: str | None = None, scores_dir: str | os.PathLike | None = None,
+                   holdout: set[str] = frozenset()) -> list[ICRExample]:
+    """Examples from every source of a training recipe, shuffled. Source types:
 
     * ``{type: beir, path, split, top_k}``: BM25 hard negatives over a BEIR corpus
     * ``{type: candidates, path, qrels, min_grade}``: candidate lists with (graded) qrels; without
@@ -173,45 +259,68 @@ def build_examples(sources: list[dict[str, Any]], n_docs: int, seed: int, max_po
     * ``{type: titles, path, n}``: weak supervision, titles of a BEIR corpus as queries
     * ``{type: icr, path}``: ready examples in the ICR JSONL format
 
-    Any source takes ``offset``/``limit`` (a slice of its queries, e.g. to hold some out for dev) and
-    ``epochs`` (examples per query, each a fresh sample and order), and ``teacher`` (the teacher that
-    labels this source's examples instead of the recipe's, e.g. ``bm25+minilm`` where BM25 is strong).
-    ``counts`` receives the number of examples each source gave.
+    Any source takes ``offset``/``limit`` (a slice of its queries), ``epochs`` (examples per query, each a
+    fresh sample and order), ``n_docs`` (its own list size or ``[low, high]`` range), ``teacher`` (this
+    source's teacher instead of the recipe's ``teacher``, e.g. ``given+mpnet``) and ``name`` (its name in
+    teacher-score files). Queries in ``holdout`` are left out of every source. Teacher scores are read from
+    ``scores_dir`` (see :mod:`blockrank.teacher_scores`; :func:`label_sources` writes them), never computed
+    here. ``counts`` receives the number of examples each source gave.
     """
     examples: list[ICRExample] = []
     for i, src in enumerate(sources):
-        kind = src.get("type")
-        if kind == "icr":
-            examples += _labelled_by(read_icr_jsonl(src["path"]), src)
-            if counts is not None:
-                counts.append(len(examples) - sum(counts))
-            continue
-        if kind == "beir":
-            ds = read_beir(src["path"], src.get("split", "train"))
-            pools = pools_from_beir(ds.corpus, ds.queries, ds.qrels, src.get("top_k", 100), src.get("min_grade", 1))
-        elif kind == "candidates":
-            candidates = read_candidates(src["path"])
-            pools = (pools_from_candidates(candidates, read_qrels(src["qrels"]), src.get("min_grade", 2)) if "qrels" in src
-                     else unlabelled_pools(candidates))
-        elif kind == "titles":
-            ds = read_beir(src["path"], src.get("split", "train"))
-            test_qrels = Path(src["path"]) / "qrels" / "test.tsv"  # evaluation documents stay out of training
-            held_out = read_qrels(test_qrels) if test_qrels.is_file() else {}
-            pools = pools_from_titles(ds.corpus, src.get("n", 1000), seed + i,
-                                      exclude={d for judged in held_out.values() for d in judged})
+        name = source_name(src, i, seed)
+        if src.get("type") == "icr":
+            mine = [ex for ex in read_icr_jsonl(src["path"]) if ex.query_id not in holdout]
         else:
-            raise ConfigError(f"data source {i}: unknown type {kind!r} (beir, candidates, titles, icr)")
-        start, limit = src.get("offset", 0), src.get("limit")
-        pools = pools[start:] if limit is None else pools[start:start + limit]
-        examples += _labelled_by(sample_examples(pools, n_docs, seed + i, src.get("epochs", 1),
-                                                 max_positives=max_positives), src)
+            skipped: list[int] = []
+            size = src.get("n_docs", n_docs)
+            mine = sample_examples(source_pools(src, i, seed, holdout), size, seed + i, src.get("epochs", 1),
+                                   skipped, max_positives=max_positives)
+            if skipped[0]:
+                warnings.warn(f"data source {i} ({name}): {skipped[0]} lists had fewer documents than n_docs={size} "
+                              "asked for and were skipped", stacklevel=2)
+            if not mine:
+                raise ConfigError(f"data source {i} ({name}): no list has the n_docs={size} documents asked for; "
+                                  "give the source a smaller n_docs")
+        if src.get("teacher") or teacher:
+            attach_teacher(mine, src.get("teacher") or teacher, name, scores_dir)
+        examples += mine
         if counts is not None:
-            counts.append(len(examples) - sum(counts))
+            counts.append(len(mine))
     random.Random(seed).shuffle(examples)
     return examples
 
 
-def _labelled_by(examples: list[ICRExample], src: dict[str, Any]) -> list[ICRExample]:
+def attach_teacher(examples: list[ICRExample], teacher: str, source: str, scores_dir: str | os.PathLike | None) -> None:
+    """Set each example's teacher scores: its members' stored scores, fused within the example's list."""
+    if scores_dir is None:
+        raise ConfigError(f"source {source} has teacher {teacher!r} but no directory of stored teacher scores was given")
+    stored = []
+    for member in teacher_scores.members(teacher):
+        path = teacher_scores.score_path(scores_dir, source, member)
+        if not path.is_file():
+            raise ConfigError(f"no stored {member} scores for source {source} ({path}): "
+                              "compute them with `blockrank label RECIPE`")
+        stored.append((path, teacher_scores.read_scores(path)))
     for ex in examples:
-        ex.teacher_name = src.get("teacher")
-    return examples
+        ex.teacher = fuse([teacher_scores.lookup(s, path, ex.query_id, ex.documents) for path, s in stored])
+        ex.teacher_name = teacher
+
+
+def label_sources(sources: list[dict[str, Any]], teacher: str | None, scores_dir: str | os.PathLike, seed: int,
+                  holdout: set[str] = frozenset(), dtype=None, max_tokens: int | None = None) -> dict[str, int]:
+    """Compute and store the teacher scores every source's pools need (resumable); returns the queries
+    newly scored per file."""
+    added = {}
+    for i, src in enumerate(sources):
+        name = src.get("teacher") or teacher
+        if not name:
+            continue
+        source = source_name(src, i, seed)
+        pools = [(p.query_id, p.query, p.documents,
+                  None if p.first_stage is None else [p.first_stage.get(d.id, 0.0) for d in p.documents])
+                 for p in source_pools(src, i, seed, holdout)]
+        for member in teacher_scores.members(name):
+            path = teacher_scores.score_path(scores_dir, source, member)
+            added[str(path)] = teacher_scores.compute(path, member, pools, dtype, max_tokens)
+    return added

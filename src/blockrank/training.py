@@ -29,7 +29,7 @@ from tqdm import tqdm
 from .attention import LayerProbe, pack
 from .data import atomic_directory, write_text_atomic
 from .errors import ConfigError
-from .examples import ICRExample, build_examples
+from .examples import ICRExample, build_examples, label_sources, read_qids
 from .losses import LossWeights, blockrank_loss
 from .model import BASE_MODEL, default_layer, default_reranker_path, load_model
 from .prompt import PromptBuilder
@@ -45,8 +45,10 @@ class TrainConfig:
     model: str = BASE_MODEL  # the base to fine-tune
     out_dir: str = "runs/blockrank"
     data: list[dict[str, Any]] = field(default_factory=list)  # sources, see build_examples
-    dev: dict[str, Any] | None = None  # a source for periodic evaluation
-    n_docs: int = 20
+    holdout: str | None = None  # a file of query ids left out of every source: the dev queries
+    dev: dict[str, Any] | None = None  # {lists: [candidate JSONL, ...], qrels, top_k}: ranked every eval_every steps
+    teacher_scores: str | None = None  # the stored teacher scores' directory (default: OUT_DIR/teacher-scores)
+    n_docs: int | list[int] = 20  # documents per example, or a [low, high] range drawn per example
     max_doc_tokens: int = 96
     max_positives: int = 3
     epochs: int = 1
@@ -73,8 +75,6 @@ class TrainConfig:
     log_every: int = 10
     eval_every: int = 100
     save_every: int = 50
-    dev_examples: int = 32
-    dev_seed: int | None = None  # draws the dev prompts (default: seed + 1000); fix it to compare runs' dev curves
     keep_checkpoints: int = 2
 
 
@@ -152,17 +152,8 @@ class Trainer:
                 load_adapter_weights(model, cfg.init_adapter)
         elif cfg.init_adapter:
             raise ConfigError("init_adapter continues a LoRA adapter: set lora too")
-        self.examples = build_examples(cfg.data, cfg.n_docs, cfg.seed, cfg.max_positives)
-        self.dev_seed = cfg.seed + 1000 if cfg.dev_seed is None else cfg.dev_seed
-        self.dev = (build_examples([cfg.dev], cfg.n_docs, self.dev_seed, cfg.max_positives)[: cfg.dev_examples]
-                    if cfg.dev else [])
-        if not self.examples:
-            raise ConfigError("no training examples: check the data sources")
-        if any(not ex.positives and not (ex.teacher_name or cfg.teacher) for ex in self.examples):
-            raise ConfigError("unlabelled data sources (candidates without qrels) need a teacher")
-        if cfg.teacher or any(ex.teacher_name for ex in self.examples):
-            label_examples(self.examples, cfg.teacher, self.out / "teacher-scores.json",
-                           torch.bfloat16 if cfg.bf16 else None, cfg.teacher_max_tokens)
+        self.examples = examples_of(cfg, label=True)
+        self.dev = dev_sets(cfg)
         per_epoch = math.ceil(len(self.examples) / cfg.grad_accum)
         self.total_steps = cfg.max_steps or per_epoch * cfg.epochs
         params = [p for p in model.parameters() if p.requires_grad]
@@ -215,6 +206,9 @@ class Trainer:
         window: list[tuple[float, float, bool]] = []
         started = time.perf_counter()
         try:
+            if self.dev and self.step == 0 and not _logged_rows(self.out / "log.jsonl"):  # where the curve starts
+                log.write(json.dumps({"step": 0, "examples": 0, "elapsed_s": 0.0} | self.evaluate()) + "\n")
+                log.flush()
             self.model.train()
             while self.step < self.total_steps:
                 window += [(float(p.lm), float(p.aux), float(p.kd), p.top1)
@@ -229,7 +223,7 @@ class Trainer:
                     if self.dev and (self.step % cfg.eval_every == 0 or self.step == self.total_steps):
                         row |= self.evaluate()
                     bar.set_postfix({k: round(v, 3) for k, v in row.items()
-                                     if k in ("lm_loss", "aux_loss", "kd_loss", "attn_top1", "dev_mrr")})
+                                     if k in ("lm_loss", "aux_loss", "kd_loss", "attn_top1", "dev_score")})
                     log.write(json.dumps(row) + "\n")
                     log.flush()
                 if self.step % cfg.save_every == 0:
@@ -254,19 +248,21 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Attention-mode ranking on the dev examples: top-1 accuracy and MRR of the first positive (and the
-        seed that drew the examples, so that a log says which dev rows compare)."""
+        """Attention-mode ranking of the whole dev lists: plain and condensed nDCG@10 per list file, and
+        their mean, ``dev_score``."""
+        from .evaluation import dev_metrics
+
         self.model.eval()
         model = self.accelerator.unwrap_model(self.model)
-        top1, rr = [], []
-        for ex in self.dev:
-            scores = attention_scores(model, self.builder.build(ex.query, ex.documents), self.layer, mode=self.cfg.attention)
-            order = scores.argsort(descending=True).tolist()
-            first = min(order.index(p) for p in ex.positives)
-            top1.append(first == 0)
-            rr.append(1 / (first + 1))
+
+        def score(query, documents):
+            with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+                blocks = self.builder.build(query, documents)
+                return attention_scores(model, blocks, self.layer, mode=self.cfg.attention).float().tolist()
+
+        result = dev_metrics(score, self.dev)
         self.model.train()
-        return {"dev_top1": _mean(top1), "dev_mrr": _mean(rr), "dev_seed": self.dev_seed}
+        return result
 
     # -- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self) -> Path | None:
@@ -327,29 +323,38 @@ class Trainer:
         return target
 
 
-def label_examples(examples: list[ICRExample], teacher: str | None, cache: Path, dtype: torch.dtype | None = None,
-                   max_tokens: int | None = None) -> None:
-    """Attach teacher scores to every example (its source's teacher, else ``teacher``; none if neither),
-    one batched call per teacher, cached in ``cache`` for resumes."""
-    names = [ex.teacher_name or teacher for ex in examples]
-    key = {"teachers": names, "dtype": str(dtype), "max_tokens": max_tokens,
-           "examples": [[ex.query_id, *(d.id for d in ex.documents)] for ex in examples]}
-    saved = json.loads(cache.read_text()) if cache.is_file() else {}
-    if {k: saved.get(k) for k in key} == key:
-        scores = saved["scores"]
-    else:
-        from .teachers import load_teacher
+def examples_of(cfg: TrainConfig, label: bool = False) -> list[ICRExample]:
+    """The recipe's training examples with their teacher scores; ``label`` first computes the stored
+    scores that are missing (resumable), else they must exist."""
+    holdout = read_qids(cfg.holdout) if cfg.holdout else set()
+    scores_dir = Path(cfg.teacher_scores or Path(cfg.out_dir) / "teacher-scores")
+    if any(not src.get("teacher") and "qrels" not in src and src.get("type") == "candidates" for src in cfg.data) \
+            and not cfg.teacher:
+        raise ConfigError("unlabelled data sources (candidates without qrels) need a teacher")
+    if label:
+        label_sources(cfg.data, cfg.teacher, scores_dir, cfg.seed, holdout,
+                      torch.bfloat16 if cfg.bf16 else None, cfg.teacher_max_tokens)
+    examples = build_examples(cfg.data, cfg.n_docs, cfg.seed, cfg.max_positives, teacher=cfg.teacher,
+                              scores_dir=scores_dir, holdout=holdout)
+    if not examples:
+        raise ConfigError("no training examples: check the data sources")
+    return examples
 
-        scores = [None] * len(examples)
-        for name in dict.fromkeys(n for n in names if n):
-            mine = [i for i, n in enumerate(names) if n == name]
-            labels = load_teacher(name, dtype=dtype, max_tokens=max_tokens).score_lists(
-                [(examples[i].query, examples[i].documents) for i in mine])
-            for i, s in zip(mine, labels):
-                scores[i] = s
-        write_text_atomic(cache, json.dumps(key | {"scores": scores}))
-    for ex, s in zip(examples, scores):
-        ex.teacher = s
+
+def dev_sets(cfg: TrainConfig) -> list:
+    """The dev lists (each candidate file, restricted to the holdout queries) that :meth:`Trainer.evaluate` ranks."""
+    if not cfg.dev:
+        return []
+    from .evaluation import load_eval_set
+
+    if not cfg.holdout and "qids" not in cfg.dev:
+        raise ConfigError("dev: name its queries (holdout, or dev.qids), so that training leaves them out")
+    try:
+        lists, qrels = cfg.dev["lists"], cfg.dev["qrels"]
+    except (KeyError, TypeError):
+        raise ConfigError("dev: expected {lists: [candidate JSONL, ...], qrels: FILE, top_k: N}") from None
+    qids = read_qids(cfg.dev.get("qids") or cfg.holdout)
+    return [load_eval_set(path, qrels, top_k=cfg.dev.get("top_k", 100), qids=qids) for path in lists]
 
 
 ADAPTER_SHAPE = ("r", "lora_alpha", "layers_to_transform", "target_modules")  # what two adapters must share
@@ -386,6 +391,10 @@ def load_adapter_weights(model, adapter: str, what: str = "init_adapter") -> Non
     if result.unexpected_keys:
         raise ConfigError(f"{what} {adapter!r}: {len(result.unexpected_keys)} weights fit no layer of this model "
                           f"(e.g. {result.unexpected_keys[0]})")
+
+
+def _logged_rows(path: Path) -> bool:
+    return path.is_file() and bool(path.read_text().strip())
 
 
 def _logged_step(row: str) -> float:

