@@ -126,7 +126,7 @@ class Gate:
     def __getattr__(self, name):
         return getattr(self.reranker, name)
 
-    def rank(self, *args, **kwargs):
+    def rerank_report(self, *args, **kwargs):
         self.entered.release()
         assert self.open.wait(30), "the test never opened the gate"
         return self.reranker.rerank_report(*args, **kwargs)
@@ -248,7 +248,7 @@ class Broken:
     def __getattr__(self, name):
         return getattr(self.reranker, name)
 
-    def rank(self, *args, **kwargs):
+    def rerank_report(self, *args, **kwargs):
         raise RuntimeError("secret internal detail")
 
 
