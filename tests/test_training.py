@@ -261,14 +261,18 @@ def test_aux_only_bf16_distillation_run_with_an_unlabelled_source(tmp_path, tiny
     overrides = [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "max_steps=2", "grad_accum=2",
                  "lora.r=4", "lora.dropout=0", "max_doc_tokens=16", "n_docs=4", "lm_weight=0", "aux_weight=1",
                  "bf16=true", "teacher=bm25", "kd_weight=1", "log_every=1", "threads=1"]
-    cfg = load_config(None, overrides)
+    cfg = load_config(None, [*overrides, "eval_every=2"])
+    dev_lists, dev_qrels = dev_fixture(tmp_path)
+    (tmp_path / "dev.qids").write_text("d0\nd1\n")
     cfg.data = [{"type": "icr", "path": str(icr_file)}, {"type": "candidates", "path": str(unlabelled)}]
+    cfg.holdout, cfg.dev = str(tmp_path / "dev.qids"), {"lists": [str(dev_lists)], "qrels": str(dev_qrels)}
     trainer = Trainer(cfg)
     assert sum(not ex.positives for ex in trainer.examples) == 3 and all(ex.teacher for ex in trainer.examples)
     final = trainer.train()
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2] and all(r["lm_loss"] == 0 for r in log)
-    assert sum(r["kd_loss"] for r in log) > 0
+    assert [r["step"] for r in log] == [0, 1, 2] and all(r["lm_loss"] == 0 for r in log[1:])
+    assert sum(r["kd_loss"] for r in log[1:]) > 0
+    assert all(0 <= r["dev_score"] <= 1 for r in (log[0], log[2]))  # dev ranked under bf16 autocast, without grad
     adapted = {k.split(".layers.")[1].split(".")[0] for k in load_file(final / "adapter_model.safetensors")}
     assert adapted == {"0", "1"}  # aux-only: no adapters above l* (the tiny model has 3 layers)
     stored = tmp_path / "run" / "teacher-scores"  # every source's lists, scored once before training

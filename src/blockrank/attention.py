@@ -259,6 +259,9 @@ def attend_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float
     """Attention output ``[B, h, M, d]`` and its log-sum-exp ``[B, h, M]`` (fp32); ``k, v`` may have fewer
     (grouped) heads. The fused CPU kernel serves inference; plain math serves autograd and other devices."""
     if q.device.type == "cpu" and not (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)):
+        if not q.dtype == k.dtype == v.dtype:  # under autocast rotary leaves q, k in fp32 and v in bf16
+            dtype = torch.promote_types(q.dtype, torch.promote_types(k.dtype, v.dtype))
+            q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, causal, scale=scaling)
         return out, lse.float()
     B, heads, M, dim = q.shape

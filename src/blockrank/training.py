@@ -258,7 +258,8 @@ class Trainer:
         def score(query, documents):
             with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
                 blocks = self.builder.build(query, documents)
-                return attention_scores(model, blocks, self.layer, mode=self.cfg.attention).float().tolist()
+                # layer-major, as in training: the document-major pass does not mix autocast's dtypes
+                return attention_scores(model, blocks, self.layer, mode=self.cfg.attention, grouped=False).float().tolist()
 
         result = dev_metrics(score, self.dev)
         self.model.train()
