@@ -169,6 +169,8 @@ def evaluate(scorers: list, evalset: EvalSet, out_dir: str | os.PathLike, config
     out_dir.mkdir(parents=True, exist_ok=True)
     ms = measures(evalset.rel)
     report = {"dataset": evalset.name, "queries": len(evalset.candidates), "relevance_threshold": evalset.rel,
+              # without judged non-relevant documents (SciFact's qrels) condensed nDCG ranks only the relevant ones
+              "judges_non_relevant": any(g < evalset.rel for q in evalset.qrels.values() for g in q.values()),
               "git_commit": _git_commit(), "machine": machine_info(_device(config)), "config": config or {},
               "rerankers": {}}
     given = per_query_metrics(ms, evalset.qrels, given_run(evalset))
