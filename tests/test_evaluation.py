@@ -129,3 +129,24 @@ def test_candidate_file_without_first_stage_scores_gets_bm25_order(tmp_path):
     assert [d.id for d in c.documents] == ["s1", "s2", "s0"] and c.scores[0] > c.scores[1] > c.scores[2] == 0
     (kept,) = load_eval_set(path, qrels=qrels, first_stage="dense").candidates  # no BM25 asked for: file order
     assert [d.id for d in kept.documents] == ["s0", "s1", "s2"]
+
+
+def test_wins_ties_losses_against_the_given_order_and_judged_measures(tmp_path):
+    class Reversed(FirstStage):
+        def scores(self, query, documents, first_stage):
+            return list(range(len(documents)))  # the given order upside down
+
+    report = evaluate([FirstStage("given"), Reversed("reversed")], toy_set(), tmp_path)
+    given, flipped = report["rerankers"]["given"], report["rerankers"]["reversed"]
+    assert given["vs_given_order"]["nDCG@10"] == {"wins": 0, "ties": 2, "losses": 0}
+    # q1 gains (its relevant document moves to the top), q2 loses (its best one drops to the bottom)
+    assert flipped["vs_given_order"]["nDCG@10"] == {"wins": 1, "ties": 0, "losses": 1}
+    assert given["metrics"]["Judged@10"] == pytest.approx((1 / 2 + 3 / 3) / 2)  # q1 judges a, not b
+    assert report["judges_non_relevant"]  # q2's e is judged 0
+
+
+def test_equal_first_stage_scores_keep_the_given_order(tmp_path):
+    docs = [Document(k, k) for k in "zya"]
+    tied = EvalSet("tied", [Candidates("q", "q", docs, [1.0, 1.0, 1.0])], {"q": {"z": 1}}, 1)
+    report = evaluate([FirstStage("given")], tied, tmp_path)
+    assert report["rerankers"]["given"]["metrics"]["nDCG@10"] == pytest.approx(1.0)  # z stays first

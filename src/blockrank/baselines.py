@@ -24,7 +24,8 @@ from .scoring import decode_answer, forward_blocks, parse_ranking
 
 
 class FirstStage:
-    """The first-stage order itself (BM25 or dense retrieval scores)."""
+    """The given order itself: the candidates arrive in first-stage order (BM25 or dense retrieval, or a
+    file's), and scoring by rank keeps equal first-stage scores in that order rather than a run file's tie-break."""
 
     tokens = 0
 
@@ -32,7 +33,7 @@ class FirstStage:
         self.name = name
 
     def scores(self, query, documents, first_stage):
-        return list(first_stage)
+        return [float(len(documents) - i) for i in range(len(documents))]
 
 
 class TeacherScorer:

@@ -194,8 +194,12 @@ def evaluate(scorers: list, evalset: EvalSet, out_dir: str | os.PathLike, config
 
 
 def given_run(evalset: EvalSet) -> dict[str, dict[str, float]]:
-    """The candidates' own order as a run (rank-based scores, so ties in first-stage scores keep file order)."""
-    return {c.qid: {d.id: float(len(c.documents) - i) for i, d in enumerate(c.documents)} for c in evalset.candidates}
+    """The candidates' own order as a run, scored as :class:`~blockrank.baselines.FirstStage` scores it."""
+    from .baselines import FirstStage
+
+    first = FirstStage()
+    return {c.qid: {d.id: s for d, s in zip(c.documents, first.scores(c.query, c.documents, c.scores))}
+            for c in evalset.candidates}
 
 
 def per_query_metrics(ms: list, qrels: Qrels, run: dict) -> dict[str, dict[str, float]]:
