@@ -12,7 +12,7 @@ R = ROOT / "bench" / "results" / "depth"
 RUN = "smollm2-depth"
 SETS = {"dl19-splade": "DL19 SPLADE++ top-100", "dl19-bm25": "DL19 BM25 top-100", "scifact": "SciFact test (BM25 top-100)",
         "wikiqa": "WikiQA test"}
-MODELS = {"before": "BlockRank, default before (cd01e7a)", "after": f"BlockRank, after `{RUN}`"}
+MODELS = {"before": "BlockRank, the default (cd01e7a)", "after": f"BlockRank after `{RUN}` (not shipped: SciFact fell)"}
 BASELINES = {"bm25": "given order (first stage)", "dense": "all-MiniLM-L6-v2 rerank"}
 TEACHERS = ("bm25", "minilm", "mpnet", "minilm+mpnet", "given+minilm", "given+mpnet", "given+minilm+mpnet")
 
@@ -98,6 +98,27 @@ def teachers_table() -> list[str]:
     return [intro, "", *out]
 
 
+def recipe() -> list[str]:
+    """The run's recipe and data, from its recorded config and dry run."""
+    cfg_path, data_path = R / f"{RUN}.config.json", R / f"{RUN}.data.json"
+    if not cfg_path.is_file():
+        return []
+    cfg = json.loads(cfg_path.read_text())
+    data = json.loads(data_path.read_text()) if data_path.is_file() else []
+    rows = [json.loads(x) for x in (R / f"{RUN}.log.jsonl").read_text().splitlines() if x.strip()]
+    last = rows[-1]
+    out = [f"- **Recipe:** `configs/{RUN}.yaml`, continuing the LoRA adapter `{cfg['init_adapter']}` "
+           f"(the default shipped at cd01e7a, r={cfg['lora']['r']}) for {last['step']} steps = {last['examples']} "
+           f"examples in {last['elapsed_s'] / 60:.0f} min on 2 threads (dev evaluations included; short test runs and "
+           "the re-scoring of stored evaluations shared the cores at times). "
+           f"Aux-only at l* = {cfg['layer']}, loss = {cfg['aux_weight']}·InfoNCE + {cfg['kd_weight']}·KL to the source's teacher "
+           f"(z-scored within each list, teacher temperature {cfg['teacher_temperature']}), lr {cfg['lr']}, "
+           f"{cfg['max_doc_tokens']}-token documents.",
+           "- **Sources** (examples available; the run draws its examples from the shuffled mixture):"]
+    out += [f"  - {n}: `{json.dumps(r['source'])}`" for r, n in ((r, r["examples"]) for r in data)]
+    return out
+
+
 def training_curve() -> list[str]:
     path = R / f"{RUN}.log.jsonl"
     rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
@@ -146,7 +167,13 @@ def section() -> list[str]:
         "",
         *teachers_table(),
         "",
-        f"### Training curve (`configs/{RUN}.yaml`)",
+        f"### Training at depth (`configs/{RUN}.yaml`)",
+        "",
+        *recipe(),
+        "",
+        "The dev queries had been trained on by the adapter this run starts from (through its DL21 SPLADE++ "
+        "source; no DL21 query was clean of it), so the step-0 row is optimistic and a fall from it may be "
+        "forgetting as much as harm: the report sets above decide.",
         "",
         *training_curve(),
         "",

@@ -237,7 +237,7 @@ def main() -> None:
         "",
         *verdict(),
         "",
-        "## Training",
+        "## Training of the shipped adapter",
         "",
     ]
     if cfg:
@@ -271,7 +271,9 @@ def main() -> None:
                    "started from (`bench/average_adapters.py`, weight 0.5, not swept), made because the run's adapter "
                    f"alone is {fmt(run)} on DL19 against the previous default's {fmt(prev)}; all three are in the table.")
     out += ["", "### Dev quality against training examples", "", *dev_curve(cfg), "", "### Throughput", "", *throughput(), "",
-            "## Reproduce", "", "```bash", "./setup.sh dev", "bash bench/train_results.sh   # train, evaluate, write this card",
+            "## Reproduce", "", "```bash", "./setup.sh dev",
+            "bash bench/depth_results.sh   # quality at depth: teachers, labels, the depth run, before/after, this card",
+            "bash bench/train_results.sh   # the shipped adapter's run and the tables on BM25 lists",
             "python bench/train_speed.py     # the throughput table (on a quiet machine)", "```"]
     print("\n".join(out))
 
