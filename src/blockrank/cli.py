@@ -317,12 +317,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.overrides, args.config = [args.config, *args.overrides], None
     cfg = load_config(args.config, args.overrides)
     if args.dry_run:
-        from .examples import build_examples, read_qids
+        from .examples import build_examples
 
         counts: list[int] = []
         unlabelled = [{k: v for k, v in src.items() if k != "teacher"} for src in cfg.data]  # counts only: no scores read
         build_examples(unlabelled, cfg.n_docs, cfg.seed, cfg.max_positives, counts,
-                       holdout=read_qids(cfg.holdout) if cfg.holdout else set())
+                       holdout=cfg.holdout_qids())
         print(json.dumps([{"source": src, "examples": n} for src, n in zip(cfg.data, counts)], indent=1))
         print(f"{sum(counts)} examples; {cfg.max_steps or 'all'} steps x {cfg.grad_accum} per step", file=sys.stderr)
         return 0
@@ -338,16 +338,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    import torch
+    from .training import label, load_config
 
-    from .examples import label_sources, read_qids
-    from .training import load_config
-
-    cfg = load_config(args.config, args.overrides)
-    scores_dir = Path(cfg.teacher_scores or Path(cfg.out_dir) / "teacher-scores")
     try:
-        added = label_sources(cfg.data, cfg.teacher, scores_dir, cfg.seed, read_qids(cfg.holdout) if cfg.holdout else set(),
-                              torch.bfloat16 if cfg.bf16 else None, cfg.teacher_max_tokens)
+        added = label(load_config(args.config, args.overrides))
     except KeyboardInterrupt:
         print("stopped; run the same command again to resume", file=sys.stderr)
         return 130

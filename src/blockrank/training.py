@@ -77,6 +77,12 @@ class TrainConfig:
     save_every: int = 50
     keep_checkpoints: int = 2
 
+    def holdout_qids(self) -> set[str]:
+        return read_qids(self.holdout) if self.holdout else set()
+
+    def scores_dir(self) -> Path:
+        return Path(self.teacher_scores or Path(self.out_dir) / "teacher-scores")
+
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> TrainConfig:
     """Read a YAML or TOML recipe and apply ``key=value`` overrides (``lora.r=8``; values parsed as YAML)."""
@@ -152,7 +158,8 @@ class Trainer:
                 load_adapter_weights(model, cfg.init_adapter)
         elif cfg.init_adapter:
             raise ConfigError("init_adapter continues a LoRA adapter: set lora too")
-        self.examples = examples_of(cfg, label=True)
+        label(cfg)
+        self.examples = examples_of(cfg)
         self.dev = dev_sets(cfg)
         per_epoch = math.ceil(len(self.examples) / cfg.grad_accum)
         self.total_steps = cfg.max_steps or per_epoch * cfg.epochs
@@ -324,19 +331,19 @@ class Trainer:
         return target
 
 
-def examples_of(cfg: TrainConfig, label: bool = False) -> list[ICRExample]:
-    """The recipe's training examples with their teacher scores; ``label`` first computes the stored
-    scores that are missing (resumable), else they must exist."""
-    holdout = read_qids(cfg.holdout) if cfg.holdout else set()
-    scores_dir = Path(cfg.teacher_scores or Path(cfg.out_dir) / "teacher-scores")
+def label(cfg: TrainConfig) -> dict[str, int]:
+    """Compute the recipe's missing stored teacher scores (resumable); the queries newly scored per file."""
+    return label_sources(cfg.data, cfg.teacher, cfg.scores_dir(), cfg.seed, cfg.holdout_qids(),
+                         torch.bfloat16 if cfg.bf16 else None, cfg.teacher_max_tokens)
+
+
+def examples_of(cfg: TrainConfig) -> list[ICRExample]:
+    """The recipe's training examples with their stored teacher scores (see :func:`label`)."""
     if any(not src.get("teacher") and "qrels" not in src and src.get("type") == "candidates" for src in cfg.data) \
             and not cfg.teacher:
         raise ConfigError("unlabelled data sources (candidates without qrels) need a teacher")
-    if label:
-        label_sources(cfg.data, cfg.teacher, scores_dir, cfg.seed, holdout,
-                      torch.bfloat16 if cfg.bf16 else None, cfg.teacher_max_tokens)
     examples = build_examples(cfg.data, cfg.n_docs, cfg.seed, cfg.max_positives, teacher=cfg.teacher,
-                              scores_dir=scores_dir, holdout=holdout)
+                              scores_dir=cfg.scores_dir(), holdout=cfg.holdout_qids())
     if not examples:
         raise ConfigError("no training examples: check the data sources")
     return examples
