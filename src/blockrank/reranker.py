@@ -40,11 +40,12 @@ class Result:
 
 @dataclass(frozen=True)
 class RerankReport:
-    """Results best first, with the indices of documents cut to the token budget and the prompt's length."""
+    """Results best first, with the indices of documents cut to the token budget, the budget and the prompt's length."""
 
     results: list[Result]
     truncated: list[int]
     num_tokens: int
+    max_doc_tokens: int
 
 
 class Reranker:
@@ -167,18 +168,20 @@ class Reranker:
         n = len(self.tokenizer.encode(query, add_special_tokens=False)) if isinstance(query, str) else 0
         if n > query_limit:
             raise QueryTooLongError(f"query has {n} tokens, over the limit of {query_limit}")
-        blocks = self.prompt(query, docs, max_doc_tokens=max_doc_tokens, truncate=truncate)
+        budget = max_doc_tokens or self.builder.max_doc_tokens
+        blocks = self.prompt(query, docs, max_doc_tokens=budget, truncate=truncate)
         prompt_limit = max_prompt_tokens or self.max_prompt_tokens
         if blocks.num_tokens > prompt_limit:
             raise PromptTooLongError(f"the prompt has {blocks.num_tokens} tokens, over the limit of {prompt_limit}: "
                                      "send fewer or shorter documents")
         if blocks.truncated:
-            self._report_truncation(len(blocks.truncated), len(docs), max_doc_tokens or self.builder.max_doc_tokens)
+            self._report_truncation(len(blocks.truncated), len(docs), budget)
         with cancellable(self.model, cancel):
             scores = self.score_blocks(blocks)
         order = sorted(range(len(docs)), key=lambda i: -float(scores[i]))
         results = [Result(i, docs[i].id, float(scores[i]), docs[i]) for i in order[:top_k]]
-        return RerankReport(results=results, truncated=blocks.truncated, num_tokens=blocks.num_tokens)
+        return RerankReport(results=results, truncated=blocks.truncated, num_tokens=blocks.num_tokens,
+                            max_doc_tokens=budget)
 
     def predict(self, pairs: Sequence[tuple[str, DocumentLike]]) -> np.ndarray:
         """One score per ``(query, document)`` pair, like sentence-transformers' ``CrossEncoder.predict``.

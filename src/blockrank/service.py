@@ -18,16 +18,30 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from . import __version__
-from .errors import DocumentTooLongError, InputError, PromptTooLongError, QueryTooLongError
+from .api_schemas import (
+    HEADERS,
+    CohereRequest,
+    CohereResponse,
+    CohereV2Request,
+    ErrorBody,
+    TeiRequest,
+    TeiResult,
+)
+from .errors import (
+    DocumentTooLongError,
+    InputError,
+    PromptTooLongError,
+    QueryTooLongError,
+)
 from .model import display_name
 from .prompt import Document, as_documents
-from .reranker import RerankReport, Reranker
+from .reranker import Reranker, RerankReport
 from .scoring import Cancelled
 
 logger = logging.getLogger("blockrank.service")
@@ -50,56 +64,6 @@ class Limits:
 class ApiError(Exception):
     def __init__(self, status: int, message: str, field: str | None = None, headers: dict | None = None):
         self.status, self.message, self.field, self.headers = status, message, field, headers
-
-
-class CohereRequest(BaseModel):
-    query: str
-    documents: list[str | dict[str, Any]]
-    top_n: int | None = Field(default=None, gt=0)
-    return_documents: bool = False
-    max_tokens_per_doc: int | None = Field(default=None, gt=0)
-    model: str | None = None
-
-
-class CohereV2Request(BaseModel):
-    """Cohere API v2 (``cohere.ClientV2.rerank``): plain-string documents, no ``return_documents``."""
-
-    query: str
-    documents: list[str]
-    top_n: int | None = Field(default=None, gt=0)
-    max_tokens_per_doc: int | None = Field(default=None, gt=0)
-    model: str | None = None
-
-
-class TeiRequest(BaseModel):
-    query: str
-    texts: list[str]
-    raw_scores: bool = False
-    return_text: bool = False
-    truncate: bool = True
-
-
-class ErrorBody(BaseModel):
-    error: str
-    field: str | None = None
-
-
-class CohereResult(BaseModel):
-    index: int
-    relevance_score: float
-    document: dict[str, Any] | None = None
-
-
-class CohereResponse(BaseModel):
-    id: str
-    results: list[CohereResult]
-    meta: dict[str, Any]
-
-
-class TeiResult(BaseModel):
-    index: int
-    score: float
-    text: str | None = None
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -228,7 +192,7 @@ def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
     async def info() -> dict:
         return service.info()
 
-    async def cohere(body: CohereRequest, request: Request) -> dict:
+    async def cohere(body: CohereRequest, request: Request, response: Response, version: str) -> dict:
         docs = _documents(body.documents)
         texts = [d.text for d in docs]
         _validate(body.query, texts, "documents", service.limits)
@@ -236,38 +200,39 @@ def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
         ranking = await _ranked(service, body.query, docs, body.top_n, body.max_tokens_per_doc, request=request)
         results = []
         for r in ranking.results:
-            item = {"index": r.index, "relevance_score": r.score}
+            item: dict[str, Any] = {"index": r.index, "relevance_score": r.score}
             if body.return_documents:
-                item["document"] = body.documents[r.index] if isinstance(body.documents[r.index], dict) else {"text": texts[r.index]}
+                item["document"] = {"text": texts[r.index]}
             results.append(item)
-        return {
-            "id": str(uuid.uuid4()),
-            "results": results,
-            "meta": {
-                "api_version": {"version": "2"},
-                "billed_units": {"search_units": 1},
-                "model": service.info()["model"],
-                "tokens": ranking.num_tokens,
-                "truncated_documents": ranking.truncated,
-                "latency_ms": round(1000 * (time.perf_counter() - start), 1),
-            },
+        meta: dict[str, Any] = {
+            "api_version": {"version": version},
+            "billed_units": {"search_units": math.ceil(len(texts) / 100)},
+            "tokens": {"input_tokens": ranking.num_tokens, "output_tokens": 0},
         }
+        if ranking.truncated:
+            cut = ranking.truncated
+            meta["warnings"] = [f"{'documents' if len(cut) > 1 else 'document'} {', '.join(map(str, cut))} "
+                                f"{'were' if len(cut) > 1 else 'was'} truncated to {ranking.max_doc_tokens} tokens"]
+        _describe(response, service, ranking, start)
+        return {"id": str(uuid.uuid4()), "results": results, "meta": meta}
 
-    async def tei(body: TeiRequest, request: Request) -> list[dict]:
+    async def tei(body: TeiRequest, request: Request, response: Response) -> list[dict]:
         _validate(body.query, body.texts, "texts", service.limits)
+        start = time.perf_counter()
         ranking = await _ranked(service, body.query, body.texts, None, None, truncate=body.truncate, request=request)
         out = []
         for r in ranking.results:
-            item = {"index": r.index, "score": math.log(max(r.score, 1e-30)) if body.raw_scores else r.score}
+            item: dict[str, Any] = {"index": r.index, "score": math.log(max(r.score, 1e-30)) if body.raw_scores else r.score}
             if body.return_text:
                 item["text"] = body.texts[r.index]
             out.append(item)
+        _describe(response, service, ranking, start)
         return out
 
     @app.post("/rerank", summary="Rerank documents (Cohere body, or TEI body when 'texts' is given)",
               response_model=CohereResponse | list[TeiResult], response_model_exclude_none=True, responses=ERRORS,
               openapi_extra={"requestBody": RERANK_BODY})
-    async def rerank(request: Request):
+    async def rerank(request: Request, response: Response):
         try:
             payload = await request.json()
         except ValueError:
@@ -275,18 +240,18 @@ def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
         if not isinstance(payload, dict):
             raise ApiError(422, "body must be a JSON object", "body")
         if "texts" in payload:
-            return await tei(_parse(TeiRequest, payload), request)
-        return await cohere(_parse(CohereRequest, payload), request)
+            return await tei(_parse(TeiRequest, payload), request, response)
+        return await cohere(_parse(CohereRequest, payload), request, response, "1")
 
     @app.post("/v1/rerank", summary="Cohere API v1 rerank (what cohere.Client calls)", response_model=CohereResponse,
               response_model_exclude_none=True, responses=ERRORS)
-    async def rerank_v1(body: CohereRequest, request: Request) -> dict:
-        return await cohere(body, request)
+    async def rerank_v1(body: CohereRequest, request: Request, response: Response) -> dict:
+        return await cohere(body, request, response, "1")
 
     @app.post("/v2/rerank", summary="Cohere API v2 rerank (what cohere.ClientV2 calls)", response_model=CohereResponse,
               response_model_exclude_none=True, responses=ERRORS)
-    async def rerank_v2(body: CohereV2Request, request: Request) -> dict:
-        return await cohere(CohereRequest(**body.model_dump()), request)
+    async def rerank_v2(body: CohereV2Request, request: Request, response: Response) -> dict:
+        return await cohere(CohereRequest(**body.model_dump()), request, response, "2")
 
     return app
 
@@ -305,6 +270,13 @@ class BodyLimit:
                 response = _error(413, f"body of {int(length)} bytes exceeds {self.max_bytes}", "body")
                 return await response(scope, receive, send)
         await self.app(scope, receive, send)
+
+
+def _describe(response: Response, service: Service, ranking: RerankReport, start: float) -> None:
+    """Our details that the Cohere and TEI schemas have no field for go in headers."""
+    response.headers[HEADERS["model"]] = service.info()["model"]
+    response.headers[HEADERS["truncated"]] = ",".join(map(str, ranking.truncated))
+    response.headers[HEADERS["latency"]] = f"{1000 * (time.perf_counter() - start):.1f}"
 
 
 def _consume(future: asyncio.Future) -> None:

@@ -1,0 +1,104 @@
+"""Every rerank endpoint answers in the published Cohere / TEI shape, checked three independent ways:
+our strict models (no field the schema lacks, every type right), Cohere's SDK (nothing left in ``model_extra``)
+and LiteLLM, a client that validates Cohere answers with its own types, through its public ``litellm.rerank``."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+from pydantic import BaseModel, TypeAdapter
+
+from blockrank import Reranker
+from blockrank.api_schemas import HEADERS, CohereResponse, TeiResult
+from blockrank.background import BackgroundServer
+from blockrank.service import Limits, create_app
+
+DOCS = ["Paris is the capital of France.", "Bananas are yellow.", "The Eiffel tower is in Paris.", "long " * 100]
+COHERE_BODIES = [
+    {"query": "capital of France", "documents": DOCS},
+    {"query": "capital of France", "documents": DOCS, "top_n": 2, "return_documents": True},
+    {"query": "capital", "documents": [{"text": d, "id": f"d{i}"} for i, d in enumerate(DOCS)], "return_documents": True},
+    {"query": "capital", "documents": DOCS, "max_tokens_per_doc": 4},
+]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model_dir):
+    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1, max_doc_tokens=16)
+    with BackgroundServer(create_app(reranker, Limits(max_documents=8))) as url:
+        yield reranker, url
+
+
+@pytest.mark.parametrize("path", ["/rerank", "/v1/rerank", "/v2/rerank"])
+@pytest.mark.parametrize("body", COHERE_BODIES, ids=["plain", "top_n+documents", "dict-documents", "truncated"])
+def test_cohere_answers_validate_strictly(served, path, body):
+    reranker, url = served
+    if path == "/v2/rerank" and (body.get("return_documents") or isinstance(body["documents"][0], dict)):
+        pytest.skip("v2 takes plain-string documents and never returns them")
+    r = httpx.post(f"{url}{path}", json=body)
+    assert r.status_code == 200, r.text
+    answer = CohereResponse.model_validate(r.json())  # strict: an extra or mistyped field raises
+    assert answer.meta.api_version.version == ("2" if path == "/v2/rerank" else "1")
+    assert answer.meta.tokens.input_tokens > 0 and answer.meta.tokens.output_tokens == 0
+    assert all(x.document is not None for x in answer.results) == bool(body.get("return_documents"))
+    assert r.headers[HEADERS["model"]] and float(r.headers[HEADERS["latency"]]) > 0
+    budget = body.get("max_tokens_per_doc", 16)
+    cut = reranker.rerank_report("capital", DOCS, max_doc_tokens=budget).truncated
+    assert r.headers[HEADERS["truncated"]] == ",".join(map(str, cut))
+    if budget == 16:  # only the last document is over the reranker's 16 tokens
+        assert answer.meta.warnings == ["document 3 was truncated to 16 tokens"]
+    else:
+        assert answer.meta.warnings == [f"documents {', '.join(map(str, cut))} were truncated to {budget} tokens"]
+
+
+def test_tei_answers_validate_strictly(served):
+    _, url = served
+    for body in [{"query": "capital", "texts": DOCS}, {"query": "capital", "texts": DOCS, "return_text": True,
+                                                        "raw_scores": True}]:
+        r = httpx.post(f"{url}/rerank", json=body)
+        ranks = TypeAdapter(list[TeiResult]).validate_python(r.json())
+        assert sorted(x.index for x in ranks) == list(range(len(DOCS)))
+        assert all((x.text is not None) == bool(body.get("return_text")) for x in ranks)
+
+
+def _no_extras(model: BaseModel, where: str = "response") -> None:
+    """The SDK's models accept anything and keep what they do not know in ``model_extra``: it must stay empty."""
+    assert not model.model_extra, f"{where} has fields outside Cohere's schema: {sorted(model.model_extra)}"
+    for name, value in model:
+        for i, item in enumerate(value if isinstance(value, list) else [value]):
+            if isinstance(item, BaseModel):
+                _no_extras(item, f"{where}.{name}" + (f"[{i}]" if isinstance(value, list) else ""))
+
+
+def test_cohere_sdk_finds_nothing_outside_its_schema(served):
+    cohere = pytest.importorskip("cohere")
+    _, url = served
+    v2 = cohere.ClientV2(api_key="unused", base_url=url).rerank(model="blockrank", query="capital", documents=DOCS,
+                                                                max_tokens_per_doc=4)
+    v1 = cohere.Client(api_key="unused", base_url=url).rerank(model="blockrank", query="capital", documents=DOCS,
+                                                             return_documents=True)
+    for response in (v1, v2):
+        _no_extras(response)
+    assert v2.meta.tokens.input_tokens > 0 and v2.meta.warnings
+
+
+@pytest.fixture(scope="module")
+def litellm():
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of the price list
+    return pytest.importorskip("litellm")
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_litellm_client(served, litellm, version):
+    reranker, url = served
+    response = litellm.rerank(model="cohere/rerank-english-v3.0", api_base=f"{url}/{version}/rerank", api_key="unused",
+                              query="capital of France", documents=DOCS, top_n=3,
+                              **({"return_documents": True} if version == "v1" else {}))
+    expected = reranker.rerank("capital of France", DOCS, top_k=3)
+    assert [r["index"] for r in response.results] == [e.index for e in expected]
+    assert [r["relevance_score"] for r in response.results] == pytest.approx([e.score for e in expected])
+    assert response.meta["tokens"]["input_tokens"] > 0
+    if version == "v1":
+        assert [r["document"]["text"] for r in response.results] == [DOCS[e.index] for e in expected]
