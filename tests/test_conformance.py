@@ -26,7 +26,7 @@ COHERE_BODIES = [
 
 @pytest.fixture(scope="module")
 def served(tiny_model_dir):
-    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1, max_doc_tokens=16)
+    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1, max_doc_tokens=16, max_tokens_per_doc=64)
     with BackgroundServer(create_app(reranker, Limits(max_documents=8))) as url:
         yield reranker, url
 
@@ -44,11 +44,11 @@ def test_cohere_answers_validate_strictly(served, path, body):
     assert answer.meta.tokens.input_tokens > 0 and answer.meta.tokens.output_tokens == 0
     assert all(x.document is not None for x in answer.results) == bool(body.get("return_documents"))
     assert r.headers[HEADERS["model"]] and float(r.headers[HEADERS["latency"]]) > 0
-    budget = body.get("max_tokens_per_doc", 16)
-    cut = reranker.rerank_report("capital", DOCS, max_doc_tokens=budget).truncated
+    budget = body.get("max_tokens_per_doc", 64)
+    cut = reranker.rerank_report("capital", DOCS, max_tokens_per_doc=budget).truncated
     assert r.headers[HEADERS["truncated"]] == ",".join(map(str, cut))
-    if budget == 16:  # only the last document is over the reranker's 16 tokens
-        assert answer.meta.warnings == ["document 3 was truncated to 16 tokens"]
+    if budget == 64:  # only the last document is over the reranker's 64 tokens
+        assert answer.meta.warnings == ["document 3 was truncated to 64 tokens"]
     else:
         assert answer.meta.warnings == [f"documents {', '.join(map(str, cut))} were truncated to {budget} tokens"]
 

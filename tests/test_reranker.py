@@ -23,15 +23,23 @@ def demo():
 
 
 def test_rerank_default_model(reranker, demo):
-    with pytest.warns(UserWarning, match="truncated"):
+    import warnings
+
+    from blockrank.prompt import TruncationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)  # whole abstracts count: split, not cut
         results = reranker.rerank(demo["query"], demo["documents"])
     assert [type(r) for r in results] == [Result] * 12
     assert sorted(r.index for r in results) == list(range(12))
     scores = [r.score for r in results]
     assert scores == sorted(scores, reverse=True)
-    assert sum(scores) == pytest.approx(1.0, abs=1e-4)  # attention mass over documents
+    blocks = reranker.prompt(demo["query"], demo["documents"])
+    assert blocks.owner is not None and len(blocks.docs) > 12  # abstracts are longer than one 96-token block
+    mass = reranker.score_blocks(reranker.prompt(demo["query"], demo["documents"], split=False))
+    assert float(mass.sum()) == pytest.approx(1.0, abs=1e-4)  # one block each: attention mass over documents
     assert {r.id for r in results} == {d["id"] for d in demo["documents"]}
-    again = reranker.rerank(demo["query"], demo["documents"], top_k=3)  # warned once already
+    again = reranker.rerank(demo["query"], demo["documents"], top_k=3)
     assert [(r.index, r.score) for r in again] == [(r.index, r.score) for r in results[:3]]  # deterministic
 
 
@@ -50,7 +58,7 @@ def test_shipped_default_beats_bm25_on_real_queries(reranker):
     ours, bm25 = {}, {}
     for c in queries:
         docs = c.documents[:30]
-        ranking = reranker.rerank_report(c.query, docs, max_doc_tokens=64)  # the training budget
+        ranking = reranker.rerank_report(c.query, docs, max_tokens_per_doc=64)  # the training budget
         assert ranking.truncated  # reported on every call, though the warning came once
         ours[c.qid] = {r.id: r.score for r in ranking.results}
         bm25[c.qid] = {d.id: -i for i, d in enumerate(docs)}
@@ -137,7 +145,7 @@ def test_truncation_warns_once_per_reranker_then_logs(tiny_model_dir, caplog, re
 
     from blockrank.prompt import TruncationWarning
 
-    reranker = Reranker.from_pretrained(tiny_model_dir, max_doc_tokens=8)
+    reranker = Reranker.from_pretrained(tiny_model_dir, max_doc_tokens=8, split=False)
     long_doc = "word " * 50
     with caplog.at_level(logging.INFO, logger="blockrank"):
         for _ in range(3):
@@ -148,7 +156,7 @@ def test_truncation_warns_once_per_reranker_then_logs(tiny_model_dir, caplog, re
     assert sum("truncated to 8 tokens" in r.message for r in caplog.records) == 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        Reranker.from_pretrained(tiny_model_dir, max_doc_tokens=8).rerank_report("q", ["short"])  # nothing cut: silent
+        Reranker.from_pretrained(tiny_model_dir, max_doc_tokens=8, split=False).rerank_report("q", ["short"])  # silent
     with pytest.raises(ValueError, match="over the budget of 8"):
         reranker.rerank_report("q", [long_doc], truncate=False)
 
@@ -188,3 +196,51 @@ def test_library_limits_on_query_and_prompt_tokens(tiny_model_dir):
     assert len(reranker.rerank_report("q", ["a", "b"], max_prompt_tokens=10_000).results) == 2
     with pytest.raises(QueryTooLongError):  # the default is generous but bounded
         Reranker.from_pretrained(tiny_model_dir, layer=1).rerank("why " * 5000, ["doc"])
+
+
+def _single_token_words(tokenizer, n: int) -> list[str]:
+    """Words that are one token after a space, so that token passages decode to texts that encode back to them."""
+    candidates = ["the", "cat", "sat", "on", "mat", "and", "dog", "ran", "far", "away", "from", "home", "river",
+                  "stone", "light", "green", "water", "house", "city", "road"]
+    words = [w for w in candidates if len(tokenizer.encode(" " + w, add_special_tokens=False)) == 1]
+    return [words[i * 7 % len(words)] for i in range(n)]
+
+
+def test_split_scores_equal_the_passages_scored_as_documents(tiny_model_dir):
+    """A long document scores as its best passage, exactly as if its passages had been sent as documents."""
+    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1, max_doc_tokens=16, dtype="fp32")
+    tok = reranker.tokenizer
+    long_doc = " ".join(_single_token_words(tok, 40))
+    docs = ["a short one", long_doc, "another short one"]
+    split = reranker.score("q", docs)
+    ids = tok.encode(" " + long_doc, add_special_tokens=False)
+    passages = [tok.decode(ids[s:s + 16]).strip() for s in (0, 14, 28)]  # stride 16 - 16 // 8
+    alone = reranker.score("q", [docs[0], *passages, docs[2]])
+    assert split == pytest.approx([alone[0], max(alone[1:4]), alone[4]], abs=1e-6)
+    assert reranker.rerank_report("q", docs).truncated == []
+    cut = reranker.rerank_report("q", docs, max_tokens_per_doc=20)
+    assert cut.truncated == [1] and cut.doc_limit == 20
+    with pytest.raises(ValueError, match="over the budget of 20"):
+        reranker.rerank_report("q", docs, max_tokens_per_doc=20, truncate=False)
+    first_block = reranker.score_blocks(reranker.prompt("q", docs, split=False)).tolist()
+    assert first_block == pytest.approx(reranker.score("q", [docs[0], passages[0], docs[2]]), abs=1e-6)  # split=False
+
+
+def test_default_call_finds_the_answer_at_the_end_of_a_long_document():
+    """Issue #20's case: the answer sits after ~550 tokens of unrelated text. Reading whole documents ranks it
+    first; reading only the first block ranks it last, behind short, merely topical documents."""
+    filler = ("The history of the town's football club goes back to 1887, when a group of railway workers met in the "
+              "back room of a pub and agreed to rent a field behind the station. The early seasons were played in "
+              "borrowed shirts, and the club moved grounds three times before settling at the riverside stadium in 1921. ")
+    docs = ["Water is a chemical compound of two hydrogen atoms and one oxygen atom.",
+            "Sea levels have been rising because of melting glaciers and warming oceans.",
+            filler * 8 + "Water boils at 100 degrees Celsius (212 degrees Fahrenheit) at sea level, where air "
+                         "pressure is one atmosphere.",
+            "Boiling is a phase change from liquid to gas that happens throughout the liquid.",
+            "Celsius and Fahrenheit are two scales for measuring temperature."]
+    query = "At what temperature does water boil at sea level?"
+    reranker = Reranker.from_pretrained()
+    ranking = reranker.rerank_report(query, docs)
+    assert ranking.results[0].index == 2 and ranking.truncated == []
+    first_blocks = Reranker.from_pretrained(split=False).rerank(query, docs)
+    assert first_blocks[-1].index == 2

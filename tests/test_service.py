@@ -15,7 +15,7 @@ from blockrank.service import Limits, create_app
 
 @pytest.fixture(scope="module")
 def reranker(tiny_model_dir):
-    return Reranker.from_pretrained(tiny_model_dir, layer=1, max_doc_tokens=16)
+    return Reranker.from_pretrained(tiny_model_dir, layer=1, max_doc_tokens=16, max_tokens_per_doc=64)
 
 
 @pytest.fixture(scope="module")

@@ -174,8 +174,9 @@ def fixed_length_blocks(reranker: Reranker, query: str, texts: list[str], n_docs
 
 
 def text_blocks(reranker: Reranker, query: str, texts: list[str], n_docs: int) -> PromptBlocks:
-    """The first N texts (cycled) as they are, cut only where they exceed the reranker's token budget."""
-    return reranker.prompt(query, [texts[i % len(texts)] for i in range(n_docs)])
+    """The first N texts (cycled) as they are, one block each, cut only where they exceed the reranker's block
+    length (``split=False``, so that N documents are N blocks)."""
+    return reranker.prompt(query, [texts[i % len(texts)] for i in range(n_docs)], split=False)
 
 
 @torch.inference_mode()

@@ -58,7 +58,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attention", choices=MODES, default="sparse",
                         help="sparse = BlockRank, dense = reference mask, causal = full attention")
     parser.add_argument("--max-doc-tokens", type=int, default=None,
-                        help="token budget per document (default: the trained model's, else 160)")
+                        help="tokens per block: a document's passage length (default: the trained model's, else 160)")
+    parser.add_argument("--max-tokens-per-doc", type=int, default=None,
+                        help="tokens of a document that count, split into passages of --max-doc-tokens; the rest is "
+                             "truncated (default 1024; a service request may ask for up to 4096)")
+    parser.add_argument("--no-split", dest="split_documents", action="store_false",
+                        help="read only each document's first --max-doc-tokens tokens (one block per document)")
     parser.add_argument("--dtype", default=None, help="fp32, bf16 or fp16 (default: bf16 on CUDA and on CPUs with AVX512-BF16 or AMX, else fp32)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--batch-tokens", type=int, default=None,
@@ -71,6 +76,7 @@ def load_reranker(args: argparse.Namespace):
     return Reranker.from_pretrained(
         args.model, dtype=args.dtype, device=args.device, layer=args.layer, method=args.method,
         attention=args.attention, max_doc_tokens=args.max_doc_tokens, batch_tokens=args.batch_tokens,
+        max_tokens_per_doc=args.max_tokens_per_doc, split=args.split_documents,
     )
 
 
@@ -105,8 +111,9 @@ def cmd_rerank(args: argparse.Namespace) -> int:
         ranking = reranker.rerank_report(query, documents, top_k=args.top_k)
     results = ranking.results
     if ranking.truncated:
+        knob = "--max-tokens-per-doc" if reranker.split else "--max-doc-tokens"
         console.print(f"[yellow]note:[/yellow] {len(ranking.truncated)} of {len(documents)} documents were truncated to "
-                      f"{reranker.builder.max_doc_tokens} tokens (--max-doc-tokens raises the budget)")
+                      f"{ranking.doc_limit} tokens ({knob} raises the limit)")
     if args.json:
         print(json.dumps([{"rank": r + 1, "index": x.index, "id": x.id, "score": x.score,
                            "title": x.document.title, "text": x.document.text} for r, x in enumerate(results)], indent=1))
@@ -190,7 +197,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     reranker = load_reranker(args)
     limits = Limits(max_documents=args.max_documents, max_document_chars=args.max_document_chars,
                     max_body_bytes=args.max_body_bytes, request_timeout_s=args.timeout, max_queue=args.max_queue,
-                    max_tokens_per_doc=max(args.max_tokens_per_doc, reranker.builder.max_doc_tokens),
+                    max_tokens_per_doc=max(4096, reranker.max_tokens_per_doc),
                     max_query_tokens=args.max_query_tokens, max_prompt_tokens=args.max_prompt_tokens)
     app = create_app(reranker, limits)
     uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=int(args.timeout) + 5)
@@ -212,7 +219,8 @@ def cmd_rerank_run(args: argparse.Namespace) -> int:
         corpus = data.read_corpus(corpus_dir / "corpus.jsonl" if corpus_dir.is_dir() else corpus_dir)
         candidates = data.candidates_from_run(data.read_run(args.run), queries, corpus, args.top_k)
     kwargs = dict(dtype=args.dtype, device=args.device, layer=args.layer, method=args.method,
-                  attention=args.attention, max_doc_tokens=args.max_doc_tokens)
+                  attention=args.attention, max_doc_tokens=args.max_doc_tokens,
+                  max_tokens_per_doc=args.max_tokens_per_doc, split=args.split_documents)
     if args.ray:
         done = batch.rerank_run_ray(args.model, candidates, args.out, args.tag, args.replicas, kwargs)
     else:
@@ -253,15 +261,16 @@ def make_scorers(names: list[str], args: argparse.Namespace) -> list:
         lm = lm or load_model(args.model, dtype=args.dtype, device=args.device)
 
         def reranker(**kw):
-            return Reranker(lm.model, lm.tokenizer, **settings(lm.settings, layer=args.layer, max_doc_tokens=args.max_doc_tokens,
-                                                                batch_tokens=args.batch_tokens, **kw))
+            opts = dict(layer=args.layer, max_doc_tokens=args.max_doc_tokens, batch_tokens=args.batch_tokens,
+                        split=args.split_documents, max_tokens_per_doc=args.max_tokens_per_doc) | kw
+            return Reranker(lm.model, lm.tokenizer, **settings(lm.settings, **opts))
 
         scorers.append({
             "blockrank": lambda: baselines.BlockRankScorer(reranker(), "blockrank"),
             "blockrank-decode": lambda: baselines.BlockRankScorer(reranker(method="decode"), "blockrank-decode"),
             "full": lambda: baselines.BlockRankScorer(reranker(attention="causal"), "full"),
-            "sliding": lambda: baselines.SlidingWindow(reranker()),
-            "first": lambda: baselines.FirstToken(reranker()),
+            "sliding": lambda: baselines.SlidingWindow(reranker(split=False)),  # they name documents by block
+            "first": lambda: baselines.FirstToken(reranker(split=False)),
         }[name]())
     return scorers
 
@@ -452,7 +461,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-documents", type=int, default=1000, help="documents per request")
     p.add_argument("--max-document-chars", type=int, default=20_000, help="characters per document")
     p.add_argument("--max-body-bytes", type=int, default=10 * 2**20)
-    p.add_argument("--max-tokens-per-doc", type=int, default=512, help="cap on a request's max_tokens_per_doc")
     p.add_argument("--max-query-tokens", type=int, default=256, help="longer queries get 422 (the query is read by every document)")
     p.add_argument("--max-prompt-tokens", type=int, default=65_536, help="larger prompts (all documents) get 422")
     p.add_argument("--max-queue", type=int, default=32, help="queued requests before answering 503")

@@ -4,6 +4,11 @@ Block 0 is the instruction, which already states the query; blocks 1..N hold one
 labelled ``[i]`` so the model can name it; the last block repeats the query and ends with the
 answer opener (``Relevant documents: [``). Each block is tokenized on its own so documents can be
 moved, dropped or batched without re-tokenizing the rest.
+
+Whole documents: with ``max_tokens_per_doc`` set, a document longer than one block is split into
+passages of the block length that overlap a little, one block each, so the cost stays linear in the
+total tokens and nothing before the cap is invisible. ``PromptBlocks.owner`` maps blocks back to
+documents; the reranker pools a document's passage scores (``reranker.pool_passages``).
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ class PromptBlocks:
     truncated: list[int] = field(default_factory=list)
     n_signal: int = 2
     answer: list[int] = field(default_factory=list)
+    owner: list[int] | None = None  # owner[b]: the document of block b, when documents were split into passages
 
     @property
     def num_tokens(self) -> int:
@@ -89,15 +95,34 @@ class PromptBlocks:
 
 
 class PromptBuilder:
-    """Turns a query and documents into :class:`PromptBlocks` for one tokenizer."""
+    """Turns a query and documents into :class:`PromptBlocks` for one tokenizer.
 
-    def __init__(self, tokenizer, max_doc_tokens: int = 160, truncate: bool = True):
+    ``max_doc_tokens`` is the block length. ``max_tokens_per_doc=None`` gives one block per document, cut to the
+    block length; an integer splits documents into passages of the block length, overlapping by ``overlap``
+    tokens (default an eighth of a block), and cuts each document at ``max_tokens_per_doc`` tokens. A document
+    over its limit is cut and listed in ``truncated``, or raises with ``truncate=False``.
+    """
+
+    def __init__(self, tokenizer, max_doc_tokens: int = 160, truncate: bool = True,
+                 max_tokens_per_doc: int | None = None, overlap: int | None = None):
         if max_doc_tokens <= 0:
             raise InputError("max_doc_tokens must be positive")
+        if max_tokens_per_doc is not None and max_tokens_per_doc <= 0:
+            raise InputError("max_tokens_per_doc must be positive")
+        overlap = max_doc_tokens // 8 if overlap is None else overlap
+        if not 0 <= overlap < max_doc_tokens:
+            raise InputError(f"overlap must be in [0, max_doc_tokens), got {overlap}")
         self.tokenizer = tokenizer
         self.max_doc_tokens = max_doc_tokens
         self.truncate = truncate
+        self.max_tokens_per_doc = max_tokens_per_doc
+        self.overlap = overlap
         self._newline = self._encode("\n")
+
+    @property
+    def doc_limit(self) -> int:
+        """Tokens of a document that count; the rest is truncated."""
+        return self.max_doc_tokens if self.max_tokens_per_doc is None else self.max_tokens_per_doc
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
@@ -118,26 +143,33 @@ class PromptBuilder:
         """Target tokens after the ``[`` opener for 0-based positive documents, e.g. ``3, 7]``."""
         return self._encode(", ".join(str(i + 1) for i in positives) + "]")
 
-    def document_block(self, label: int, doc: Document) -> tuple[list[int], bool]:
-        """Tokens of one document block and whether its content was truncated."""
+    def passages(self, doc: Document) -> tuple[list[list[int]], bool]:
+        """A document's content tokens as passages (one, unless splitting) and whether it was truncated."""
         body = self._encode(" " + doc.content.strip())
-        cut = len(body) > self.max_doc_tokens
+        limit = self.doc_limit
+        cut = len(body) > limit
         if cut and not self.truncate:
-            raise DocumentTooLongError(
-                f"document {doc.id!r} has {len(body)} tokens, over the budget of {self.max_doc_tokens} "
-                "(raise max_doc_tokens or allow truncation)"
-            )
-        return self._encode(f"[{label}]") + body[: self.max_doc_tokens] + self._newline, cut
+            knob = "max_doc_tokens" if self.max_tokens_per_doc is None else "max_tokens_per_doc"
+            raise DocumentTooLongError(f"document {doc.id!r} has {len(body)} tokens, over the budget of {limit} "
+                                       f"(raise {knob} or allow truncation)")
+        body = body[:limit]
+        size, stride = self.max_doc_tokens, self.max_doc_tokens - self.overlap
+        starts = range(0, max(len(body) - self.overlap, 1), stride) if self.max_tokens_per_doc else [0]
+        return [body[s:s + size] for s in starts], cut
 
     def build(self, query: str, documents: Sequence[str | Mapping[str, Any] | Document]) -> PromptBlocks:
         if not isinstance(query, str) or not query.strip():
             raise InputError("query is empty: give a non-empty query string")
         docs = as_documents(documents)
-        before, after = self._frame(query.strip(), len(docs))
-        blocks, truncated = [], []
+        pieces, owner, truncated = [], [], []
         for i, doc in enumerate(docs):
-            ids, cut = self.document_block(i + 1, doc)
-            blocks.append(ids)
+            passages, cut = self.passages(doc)
+            pieces += passages
+            owner += [i] * len(passages)
             if cut:
                 truncated.append(i)
-        return PromptBlocks(prefix=self._encode(before), docs=blocks, tail=self._encode(after), truncated=truncated)
+        before, after = self._frame(query.strip(), len(pieces))
+        blocks = [self._encode(f"[{b + 1}]") + piece + self._newline for b, piece in enumerate(pieces)]
+        return PromptBlocks(prefix=self._encode(before), docs=blocks, tail=self._encode(after), truncated=truncated,
+                            owner=owner if len(pieces) > len(docs) else None)
+

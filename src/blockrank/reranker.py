@@ -40,12 +40,12 @@ class Result:
 
 @dataclass(frozen=True)
 class RerankReport:
-    """Results best first, with the indices of documents cut to the token budget, the budget and the prompt's length."""
+    """Results best first, the documents cut to the per-document limit, that limit and the prompt's length."""
 
     results: list[Result]
     truncated: list[int]
     num_tokens: int
-    max_doc_tokens: int
+    doc_limit: int
 
 
 class Reranker:
@@ -55,6 +55,11 @@ class Reranker:
     ``layer`` and stops the forward there; ``method="decode"`` generates the answer list.
     ``attention`` picks the implementation: ``"sparse"`` (BlockRank, linear), ``"dense"`` (the
     reference mask, quadratic) or ``"causal"`` (ordinary full attention, the ICR baseline).
+
+    Documents are read whole: ``split=True`` (default) cuts a document longer than one block
+    (``max_doc_tokens``) into overlapping passages, one block each, and scores the document by its best
+    passage; up to ``max_tokens_per_doc`` tokens of a document count. ``split=False`` reads only the
+    first block. Past the limit a document is truncated and reported, or refused with ``truncate=False``.
     """
 
     def __init__(
@@ -65,6 +70,8 @@ class Reranker:
         method: Method = "attention",
         attention: Mode = "sparse",
         max_doc_tokens: int = 160,
+        max_tokens_per_doc: int = 1024,
+        split: bool = True,
         truncate: bool = True,
         batch_tokens: int = BATCH_TOKENS,
         tail_position: int | None = None,
@@ -83,7 +90,8 @@ class Reranker:
         self.attention = attention
         self._warned_truncation = False
         self.max_query_tokens, self.max_prompt_tokens = max_query_tokens, max_prompt_tokens
-        self.builder = PromptBuilder(tokenizer, max_doc_tokens=max_doc_tokens, truncate=truncate)
+        self.max_doc_tokens, self.max_tokens_per_doc, self.split = max_doc_tokens, max_tokens_per_doc, split
+        self.builder = self._builder(max_tokens_per_doc, truncate, split)
         self.pack_kwargs = {"batch_tokens": batch_tokens, "tail_position": tail_position}
 
     @classmethod
@@ -102,27 +110,42 @@ class Reranker:
         model, tokenizer, trained = load_model(name_or_path, dtype=dtype, device=device)
         return cls(model, tokenizer, **settings(trained, **kwargs))
 
+    def _builder(self, max_tokens_per_doc: int, truncate: bool, split: bool) -> PromptBuilder:
+        if max_tokens_per_doc <= 0:
+            raise InputError(f"max_tokens_per_doc must be positive, got {max_tokens_per_doc}")
+        if split:
+            return PromptBuilder(self.tokenizer, self.max_doc_tokens, truncate, max_tokens_per_doc=max_tokens_per_doc)
+        return PromptBuilder(self.tokenizer, min(self.max_doc_tokens, max_tokens_per_doc), truncate)
+
     def prompt(
         self,
         query: str,
         documents: Sequence[DocumentLike],
-        max_doc_tokens: int | None = None,
+        max_tokens_per_doc: int | None = None,
         truncate: bool | None = None,
+        split: bool | None = None,
     ) -> PromptBlocks:
-        """Build the prompt; ``max_doc_tokens`` and ``truncate`` override the reranker's for this call."""
-        builder = self.builder
-        budget = builder.max_doc_tokens if max_doc_tokens is None else max_doc_tokens
-        cut = builder.truncate if truncate is None else truncate
-        if (budget, cut) != (builder.max_doc_tokens, builder.truncate):
-            builder = PromptBuilder(self.tokenizer, max_doc_tokens=budget, truncate=cut)
-        return builder.build(query, documents)
+        """Build the prompt; the arguments override the reranker's settings for this call."""
+        return self.builder_for(max_tokens_per_doc, truncate, split).build(query, documents)
+
+    def builder_for(self, max_tokens_per_doc: int | None = None, truncate: bool | None = None,
+                    split: bool | None = None) -> PromptBuilder:
+        """The prompt builder for these overrides of the reranker's settings (its own when there are none)."""
+        wanted = (self.max_tokens_per_doc if max_tokens_per_doc is None else max_tokens_per_doc,
+                  self.builder.truncate if truncate is None else truncate, self.split if split is None else split)
+        if wanted == (self.max_tokens_per_doc, self.builder.truncate, self.split):
+            return self.builder
+        return self._builder(*wanted)
 
     def score_blocks(self, blocks: PromptBlocks) -> torch.Tensor:
         """Scores ``[N]`` for an already built prompt, in document order (higher is more relevant)."""
         if self.method == "decode":
             answer = decode_answer(self.model, self.tokenizer, blocks, mode=self.attention, **self.pack_kwargs)
-            return ranking_scores(parse_ranking(answer, len(blocks.docs)), len(blocks.docs))
-        return attention_scores(self.model, blocks, self.layer, mode=self.attention, **self.pack_kwargs)
+            scores = ranking_scores(parse_ranking(answer, len(blocks.docs)), len(blocks.docs))
+        else:
+            scores = attention_scores(self.model, blocks, self.layer, mode=self.attention, **self.pack_kwargs)
+        n_docs = len(blocks.docs) if blocks.owner is None else blocks.owner[-1] + 1
+        return pool_passages(scores, blocks.owner, n_docs)
 
     def score(self, query: str, documents: Sequence[DocumentLike]) -> list[float]:
         """One score per document, in the caller's order."""
@@ -148,7 +171,7 @@ class Reranker:
         query: str,
         documents: Sequence[DocumentLike],
         top_k: int | None = None,
-        max_doc_tokens: int | None = None,
+        max_tokens_per_doc: int | None = None,
         truncate: bool | None = None,
         max_query_tokens: int | None = None,
         max_prompt_tokens: int | None = None,
@@ -168,20 +191,20 @@ class Reranker:
         n = len(self.tokenizer.encode(query, add_special_tokens=False)) if isinstance(query, str) else 0
         if n > query_limit:
             raise QueryTooLongError(f"query has {n} tokens, over the limit of {query_limit}")
-        budget = max_doc_tokens or self.builder.max_doc_tokens
-        blocks = self.prompt(query, docs, max_doc_tokens=budget, truncate=truncate)
+        builder = self.builder_for(max_tokens_per_doc, truncate)
+        blocks = builder.build(query, docs)
         prompt_limit = max_prompt_tokens or self.max_prompt_tokens
         if blocks.num_tokens > prompt_limit:
             raise PromptTooLongError(f"the prompt has {blocks.num_tokens} tokens, over the limit of {prompt_limit}: "
                                      "send fewer or shorter documents")
         if blocks.truncated:
-            self._report_truncation(len(blocks.truncated), len(docs), budget)
+            self._report_truncation(len(blocks.truncated), len(docs), builder.doc_limit)
         with cancellable(self.model, cancel):
             scores = self.score_blocks(blocks)
         order = sorted(range(len(docs)), key=lambda i: -float(scores[i]))
         results = [Result(i, docs[i].id, float(scores[i]), docs[i]) for i in order[:top_k]]
         return RerankReport(results=results, truncated=blocks.truncated, num_tokens=blocks.num_tokens,
-                            max_doc_tokens=budget)
+                            doc_limit=builder.doc_limit)
 
     def predict(self, pairs: Sequence[tuple[str, DocumentLike]]) -> np.ndarray:
         """One score per ``(query, document)`` pair, like sentence-transformers' ``CrossEncoder.predict``.
@@ -234,3 +257,12 @@ def settings(trained: dict, **kwargs) -> dict[str, Any]:
     """:class:`Reranker` arguments: a trained model's ``layer``/``max_doc_tokens`` (``LoadedModel.settings``),
     overridden by the non-None ``kwargs``."""
     return {k: v for k, v in trained.items() if k in ("layer", "max_doc_tokens")} | {k: v for k, v in kwargs.items() if v is not None}
+
+
+def pool_passages(scores: torch.Tensor, owner: list[int] | None, n_docs: int) -> torch.Tensor:
+    """Per-document scores ``[n_docs]`` from per-block ``scores``: the best passage of each document."""
+    if owner is None:
+        return scores
+    index = torch.tensor(owner, device=scores.device)
+    return torch.full((n_docs,), float("-inf"), dtype=scores.dtype, device=scores.device).scatter_reduce(
+        0, index, scores, reduce="amax")

@@ -56,7 +56,7 @@ class Limits:
     max_body_bytes: int = 10 * 2**20
     request_timeout_s: float = 120.0
     max_queue: int = 32
-    max_tokens_per_doc: int = 512
+    max_tokens_per_doc: int = 4096  # Cohere's default; past it a document is truncated (or refused)
     max_query_tokens: int = 256
     max_prompt_tokens: int = 65_536  # bounds one request's model time (~10 s for SmolLM2 on 2 CPU cores)
 
@@ -132,8 +132,8 @@ class Service:
             self.waiting -= 1
 
     def _rank(self, query, documents, top_n, max_tokens, truncate, cancel: threading.Event) -> RerankReport:
-        budget = min(max_tokens or self.reranker.builder.max_doc_tokens, self.limits.max_tokens_per_doc)
-        return self.reranker.rerank_report(query, documents, top_k=top_n, max_doc_tokens=budget, truncate=truncate,
+        budget = min(max_tokens or self.reranker.max_tokens_per_doc, self.limits.max_tokens_per_doc)
+        return self.reranker.rerank_report(query, documents, top_k=top_n, max_tokens_per_doc=budget, truncate=truncate,
                                   max_query_tokens=self.limits.max_query_tokens,
                                   max_prompt_tokens=self.limits.max_prompt_tokens, cancel=cancel)
 
@@ -148,7 +148,9 @@ class Service:
             "attention": r.attention,
             "dtype": str(r.model.dtype).replace("torch.", ""),
             "device": str(r.model.device),
-            "max_tokens_per_doc_default": r.builder.max_doc_tokens,
+            "max_tokens_per_doc_default": r.max_tokens_per_doc,
+            "passage_tokens": r.max_doc_tokens,
+            "split": r.split,
             "limits": asdict(self.limits),
         }
 
@@ -212,7 +214,7 @@ def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
         if ranking.truncated:
             cut = ranking.truncated
             meta["warnings"] = [f"{'documents' if len(cut) > 1 else 'document'} {', '.join(map(str, cut))} "
-                                f"{'were' if len(cut) > 1 else 'was'} truncated to {ranking.max_doc_tokens} tokens"]
+                                f"{'were' if len(cut) > 1 else 'was'} truncated to {ranking.doc_limit} tokens"]
         _describe(response, service, ranking, start)
         return {"id": str(uuid.uuid4()), "results": results, "meta": meta}
 
