@@ -20,7 +20,6 @@ from blockrank.data import atomic_directory
 from blockrank.training import ADAPTER_SHAPE, adapter_shape_difference
 
 
-
 def average(first: Path, second: Path, out: Path, weight: float = 0.5) -> None:
     """``out`` = (1 - weight) · ``first`` + weight · ``second``; recipe and tokenizer files come from ``second``."""
     configs = [json.loads((d / "adapter_config.json").read_text()) for d in (first, second)]

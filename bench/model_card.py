@@ -252,7 +252,8 @@ def main() -> None:
             f"{cfg['grad_accum']} examples per step, bf16 autocast.",
             *([f"- **Start:** the LoRA weights of `{cfg['init_adapter']}`: the previous default, trained by "
                + ", then ".join(f"`configs/{r}.yaml` ({_examples(r)} examples)" for r in RUNS[:-1])
-               + ". The optimizer and the warm-up + cosine schedule start afresh at each run."] if cfg.get("init_adapter") else []),
+               + ". The optimizer and the warm-up + cosine schedule start afresh at each run."]
+              if cfg.get("init_adapter") else []),
             f"- **Examples:** {cfg['n_docs']} documents × {cfg['max_doc_tokens']} tokens (at most {cfg['max_positives']} "
             "positives; negatives half the hardest, half random), shuffled together; the run takes the first "
             f"{(cfg['max_steps'] or 0) * cfg['grad_accum']} of {sum(n for _, n in data_counts())}. Examples per source:",

@@ -10,13 +10,15 @@ EVALS = {
     "dl19": "blockrank eval --data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt "
     "--model SmolLM2-135M-Instruct --rerankers bm25,dense,blockrank,full --top-k 100 --dtype bf16 --out bench/results/eval/dl19",
     "dl19-first10": "blockrank eval --data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt "
-    "--model SmolLM2-135M-Instruct --rerankers bm25,blockrank,blockrank-decode,first,sliding --top-k 100 --limit 10 --dtype bf16 --out bench/results/eval/dl19-first10",
+    "--model SmolLM2-135M-Instruct --rerankers bm25,blockrank,blockrank-decode,first,sliding --top-k 100 --limit 10 "
+    "--dtype bf16 --out bench/results/eval/dl19-first10",
     "scifact": "blockrank eval --data $D/scifact --rerankers bm25 --top-k 100 --out bench/results/eval/scifact",
     "scifact-dense": "blockrank eval --data $D/scifact --first-stage dense --rerankers bm25 --top-k 100 "
     "--out bench/results/eval/scifact-dense",
     "scifact-first30": "blockrank eval --data $D/scifact --model SmolLM2-135M-Instruct --rerankers bm25,dense,blockrank,full "
     "--top-k 50 --limit 30 --dtype bf16 --out bench/results/eval/scifact-first30",
-    "scifact-first10": "blockrank eval --data $D/scifact --model SmolLM2-135M-Instruct --rerankers bm25,sliding,blockrank-decode,first --top-k 50 --limit 10 --dtype bf16 "
+    "scifact-first10": "blockrank eval --data $D/scifact --model SmolLM2-135M-Instruct "
+    "--rerankers bm25,sliding,blockrank-decode,first --top-k 50 --limit 10 --dtype bf16 "
     "--out bench/results/eval/scifact-first10",
 }
 NAMES = {
@@ -74,7 +76,8 @@ def eval_section(name: str) -> list[str]:
     out = [f"### {r['dataset']}: {name}", "",
            f"{r['queries']} queries, relevant = grade >= {r['relevance_threshold']}, model "
            f"`{Path(str(r['config'].get('model') or 'SmolLM2-135M-Instruct (untrained)')).name}`, "
-           f"dtype {r['config'].get('dtype') or 'fp32'}, top-{r['config'].get('top_k')}, commit `{(r['git_commit'] or '')[:10]}`.",
+           f"dtype {r['config'].get('dtype') or 'fp32'}, top-{r['config'].get('top_k')}, "
+           f"commit `{(r['git_commit'] or '')[:10]}`.",
            "", f"`{EVALS[name]}`", "",
            "| reranker | " + " | ".join(metrics) + " | s/query mean | p50 | p95 | tokens/query |",
            "|---|" + "---|" * (len(metrics) + 4)]

@@ -43,7 +43,8 @@ def test_empty_candidate_list_is_an_error(tmp_path, reranker):
 
 
 def test_cli_with_run_and_corpus(tmp_path, tiny_model_dir):
-    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{j}", "title": "", "text": f"doc {j}"}) + "\n" for j in range(3)))
+    rows = (json.dumps({"_id": f"d{j}", "title": "", "text": f"doc {j}"}) + "\n" for j in range(3))
+    (tmp_path / "corpus.jsonl").write_text("".join(rows))
     (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "doc"}) + "\n")
     (tmp_path / "in.trec").write_text("q1 Q0 d0 1 3 bm25\nq1 Q0 d1 2 2 bm25\nq1 Q0 d2 3 1 bm25\n")
     out = tmp_path / "out.trec"

@@ -19,7 +19,8 @@ def run(capsys, *argv):
 
 
 def test_rerank_json_from_arguments(capsys, tiny_model_dir):
-    code, out, _ = run(capsys, "rerank", "-q", "rain", "clouds", "sun", "snow", "--model", str(tiny_model_dir), "--layer", "1", "--json")
+    code, out, _ = run(capsys, "rerank", "-q", "rain", "clouds", "sun", "snow", "--model", str(tiny_model_dir),
+                       "--layer", "1", "--json")
     assert code == 0
     rows = json.loads(out)
     assert [r["rank"] for r in rows] == [1, 2, 3]

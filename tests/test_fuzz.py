@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
 from blockrank import Reranker  # noqa: E402
-from blockrank.background import BackgroundServer
+from blockrank.background import BackgroundServer  # noqa: E402
 from blockrank.service import Limits, create_app  # noqa: E402
 
 

@@ -9,7 +9,8 @@ from blockrank.prompt import ANSWER_OPENER, PromptBuilder, as_documents
 
 
 def test_blocks_follow_the_layout(tokenizer):
-    blocks = PromptBuilder(tokenizer).build("what causes rain?", ["Clouds condense.", {"id": "b", "title": "Sun", "text": "It is hot."}])
+    docs = ["Clouds condense.", {"id": "b", "title": "Sun", "text": "It is hot."}]
+    blocks = PromptBuilder(tokenizer).build("what causes rain?", docs)
     prefix = tokenizer.decode(blocks.prefix)
     assert prefix.startswith("<|im_start|>")  # the chat template is used
     assert "Query: what causes rain?" in prefix  # block 0 states the query

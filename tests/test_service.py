@@ -108,7 +108,8 @@ def test_concurrent_requests_do_not_interfere(url, reranker):
     results = {}
 
     def call(q):
-        results[q] = [x["index"] for x in httpx.post(f"{url}/rerank", json={"query": q, "documents": DOCS}, timeout=60).json()["results"]]
+        body = httpx.post(f"{url}/rerank", json={"query": q, "documents": DOCS}, timeout=60).json()
+        results[q] = [x["index"] for x in body["results"]]
 
     threads = [threading.Thread(target=call, args=(q,)) for q in queries]
     for t in threads:

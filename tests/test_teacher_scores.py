@@ -92,7 +92,8 @@ def test_sources_leave_out_holdout_queries_and_read_stored_labels(tmp_path):
     examples = build_examples([source], [3, 6], 0, scores_dir=tmp_path / "scores", holdout=holdout)
     assert {e.query_id for e in examples} == {"q0", "q2", "q3"}
     for ex in examples:  # both members put passage 0 (first in the list, and naming the query) on top
-        assert ex.teacher_name == "given+bm25" and ex.documents[max(range(len(ex.documents)), key=ex.teacher.__getitem__)].id.endswith("-0")
+        best = max(range(len(ex.documents)), key=ex.teacher.__getitem__)
+        assert ex.teacher_name == "given+bm25" and ex.documents[best].id.endswith("-0")
     with pytest.raises(ConfigError, match="no list has the n_docs=7 documents"):
         build_examples([source], 7, 0, scores_dir=tmp_path / "scores", holdout=holdout)
     with pytest.raises(DataFormatError, match="lists.given.jsonl has no scores for query 'q1'"):

@@ -130,7 +130,8 @@ class FirstToken:
             if prefix and tuple(prefix) in {tuple(s) for s in ids}:
                 scores[prefix] = total + float(torch.logsumexp(logprobs[self.enders], 0))
             for t in sorted(wanted):
-                step = model(torch.tensor([[t]], device=model.device), position_ids=torch.tensor([[position]], device=model.device),
+                step = model(torch.tensor([[t]], device=model.device),
+                             position_ids=torch.tensor([[position]], device=model.device),
                              past_key_values=cache, use_cache=True)
                 walk(prefix + (t,), torch.log_softmax(step.logits[0, -1].float(), -1), total + float(logprobs[t]), position + 1)
                 cache.crop(-1)  # forget the token just fed

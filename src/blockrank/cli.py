@@ -51,8 +51,9 @@ def parse_input(text: str, source: str) -> tuple[str | None, list]:
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help=f"model directory, .gguf file or hub id (default: the shipped {DEFAULT_RERANKER}; "
-                        f"{BASE_MODEL} is its untrained base)")
+    parser.add_argument("--model", default=None,
+                        help=f"model directory, .gguf file or hub id (default: the shipped {DEFAULT_RERANKER}; "
+                             f"{BASE_MODEL} is its untrained base)")
     parser.add_argument("--layer", type=int, default=None, help="layer l* whose attention scores (default: 2/3 depth)")
     parser.add_argument("--method", choices=["attention", "decode"], default="attention")
     parser.add_argument("--attention", choices=MODES, default="sparse",
@@ -64,7 +65,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                              "truncated (default 1024; a service request may ask for up to 4096)")
     parser.add_argument("--no-split", dest="split_documents", action="store_false",
                         help="read only each document's first --max-doc-tokens tokens (one block per document)")
-    parser.add_argument("--dtype", default=None, help="fp32, bf16 or fp16 (default: bf16 on CUDA and on CPUs with AVX512-BF16 or AMX, else fp32)")
+    parser.add_argument("--dtype", default=None,
+                        help="fp32, bf16 or fp16 (default: bf16 on CUDA and on CPUs with AVX512-BF16 or AMX, else fp32)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--batch-tokens", type=int, default=None,
                         help="documents x padded length per group of the sparse pass (default: the reranker's)")
@@ -461,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-documents", type=int, default=1000, help="documents per request")
     p.add_argument("--max-document-chars", type=int, default=20_000, help="characters per document")
     p.add_argument("--max-body-bytes", type=int, default=10 * 2**20)
-    p.add_argument("--max-query-tokens", type=int, default=256, help="longer queries get 422 (the query is read by every document)")
+    p.add_argument("--max-query-tokens", type=int, default=256,
+                   help="longer queries get 422 (the query is read by every document)")
     p.add_argument("--max-prompt-tokens", type=int, default=65_536, help="larger prompts (all documents) get 422")
     p.add_argument("--max-queue", type=int, default=32, help="queued requests before answering 503")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before answering 504")

@@ -256,7 +256,8 @@ class Reranker:
 def settings(trained: dict, **kwargs) -> dict[str, Any]:
     """:class:`Reranker` arguments: a trained model's ``layer``/``max_doc_tokens`` (``LoadedModel.settings``),
     overridden by the non-None ``kwargs``."""
-    return {k: v for k, v in trained.items() if k in ("layer", "max_doc_tokens")} | {k: v for k, v in kwargs.items() if v is not None}
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    return {k: v for k, v in trained.items() if k in ("layer", "max_doc_tokens")} | given
 
 
 def pool_passages(scores: torch.Tensor, owner: list[int] | None, n_docs: int) -> torch.Tensor:
