@@ -1,38 +1,17 @@
-"""Shared fixtures: tiny random models of each supported family, and the default model's tokenizer."""
+"""Shared fixtures: tiny random models and the default model's tokenizer (builders in factories.py)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
-import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from factories import tiny_llama
+from transformers import AutoTokenizer
 
-from blockrank.model import default_model_path, use_block_attention
-from blockrank.prompt import PromptBlocks
+from blockrank.model import default_model_path
 
-
-def tiny_llama(vocab_size: int = 128, layers: int = 4, seed: int = 0, **overrides) -> LlamaForCausalLM:
-    """A randomly initialised Llama with grouped-query attention (4 heads, 2 KV heads), fp32, eval mode."""
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        **overrides,
-    )
-    return use_block_attention(LlamaForCausalLM(config).eval())
-
-
-def random_blocks(lengths: list[int], prefix: int = 7, tail: int = 6, vocab: int = 128, seed: int = 1) -> PromptBlocks:
-    g = torch.Generator().manual_seed(seed)
-
-    def ids(n: int) -> list[int]:
-        return torch.randint(0, vocab, (n,), generator=g).tolist()
-
-    return PromptBlocks(prefix=ids(prefix), docs=[ids(n) for n in lengths], tail=ids(tail))
+# LiteLLM (a test client, also imported by the rerankers library) fetches a price list over the network on import
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from factories import icr_examples
 from safetensors.torch import load_file
 
 # The child CLI with each unit of work (one query, one optimizer step) slowed to a known minimum, so that
@@ -27,7 +28,8 @@ training.Trainer.optimizer_step = slow(training.Trainer.optimizer_step, 0.15)
 from blockrank.cli import main
 sys.exit(main())
 """
-RNG = random.Random(os.getpid())
+SEED = int(os.environ.get("BLOCKRANK_KILL_SEED", "20261201"))  # fixed, so a failure replays
+RNG = random.Random(SEED)
 
 
 def blockrank(*args: str, throttled: bool = False) -> subprocess.Popen:
@@ -60,6 +62,7 @@ def test_rerank_run_survives_sigkill(tmp_path, tiny_model_dir):
     finish(blockrank(*common, "--out", str(tmp_path / "clean.trec")))
     out = tmp_path / "killed.trec"
     at = RNG.randrange(200, 12000)  # a random byte count: often mid-line, mid-query
+    print(f"kill after {at} bytes (BLOCKRANK_KILL_SEED={SEED})")
     kill_when(blockrank(*common, "--out", str(out), throttled=True), lambda: out.exists() and out.stat().st_size > at)
     assert 0 < len(out.read_text().splitlines()) < 480  # killed midway
     finish(blockrank(*common, "--out", str(out)))
@@ -68,8 +71,6 @@ def test_rerank_run_survives_sigkill(tmp_path, tiny_model_dir):
 
 @pytest.fixture
 def recipe(tmp_path, tiny_model_dir):
-    from test_training import icr_examples
-
     from blockrank.examples import write_icr_jsonl
 
     data = tmp_path / "train.jsonl"

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import random_blocks, tiny_llama
+from factories import random_blocks, tiny_llama
 
 from blockrank.attention import LayerProbe, pack
 from blockrank.losses import LossWeights, aux_loss, blockrank_loss, distill_loss, lm_loss

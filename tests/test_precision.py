@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from factories import needs_data
 
 from blockrank import Reranker
 from blockrank.attention import pack
@@ -20,7 +21,8 @@ def top10_overlap(a: torch.Tensor, b: torch.Tensor) -> int:
     return len(set(a.topk(10).indices.tolist()) & set(b.topk(10).indices.tolist()))
 
 
-@pytest.mark.skipif(not DL19.is_file(), reason=f"{DL19} not found (the shared data directory)")
+@pytest.mark.slow
+@needs_data(DL19)
 def test_bf16_rankings_agree_with_fp32(capsys):
     row = json.loads(DL19.read_text().splitlines()[0])
     docs = [c["text"] for c in row["candidates"][:30]]
@@ -40,7 +42,7 @@ def test_bf16_rankings_agree_with_fp32(capsys):
 
 
 def test_bf16_sparse_matches_bf16_dense():
-    from conftest import random_blocks, tiny_llama
+    from factories import random_blocks, tiny_llama
 
     model = tiny_llama().to(torch.bfloat16)
     blocks = random_blocks([5, 31, 1, 12, 3, 17])

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from factories import needs_data
 
 from blockrank import Reranker, Result
 from blockrank.cli import demo_example
@@ -22,6 +23,7 @@ def demo():
     return demo_example()
 
 
+@pytest.mark.slow
 def test_rerank_default_model(reranker, demo):
     import warnings
 
@@ -46,7 +48,8 @@ def test_rerank_default_model(reranker, demo):
 DL19 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trec-dl"
 
 
-@pytest.mark.skipif(not DL19.is_dir(), reason="needs ../shared/data beside the repository (CI has it)")
+@pytest.mark.slow
+@needs_data(DL19)
 def test_shipped_default_beats_bm25_on_real_queries(reranker):
     """All 43 DL19 queries, BM25's top 30 passages, the shipped settings: the reranker's nDCG@10 must clear
     BM25's order on the same candidates by 0.05 (measured: 0.597 vs 0.506; the untrained base is far below)."""
@@ -69,6 +72,7 @@ def test_shipped_default_beats_bm25_on_real_queries(reranker):
     assert ndcg["blockrank"] >= ndcg["bm25"] + 0.05, ndcg
 
 
+@pytest.mark.slow
 def test_efficient_path_matches_reference_on_default_model(reranker, demo):
     docs = demo["documents"][:6]
     blocks = reranker.prompt(demo["query"], docs)
@@ -226,6 +230,7 @@ def test_split_scores_equal_the_passages_scored_as_documents(tiny_model_dir):
     assert first_block == pytest.approx(reranker.score("q", [docs[0], passages[0], docs[2]]), abs=1e-6)  # split=False
 
 
+@pytest.mark.slow
 def test_default_call_finds_the_answer_at_the_end_of_a_long_document():
     """Issue #20's case: the answer sits after ~550 tokens of unrelated text. Reading whole documents ranks it
     first; reading only the first block ranks it last, behind short, merely topical documents."""

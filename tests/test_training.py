@@ -7,11 +7,11 @@ import random
 
 import pytest
 import torch
+from factories import icr_examples, pool
 
 from blockrank.data import Candidates, DataFormatError
 from blockrank.examples import (
     ICRExample,
-    Pool,
     pools_from_candidates,
     read_icr_jsonl,
     sample_example,
@@ -19,11 +19,6 @@ from blockrank.examples import (
     write_icr_jsonl,
 )
 from blockrank.prompt import Document
-
-
-def pool(n_pos=2, n_neg=30, qid="q"):
-    return Pool(qid, f"query {qid}", [Document(f"p{i}", f"pos {i}") for i in range(n_pos)],
-                [Document(f"n{i}", f"neg {i}") for i in range(n_neg)])
 
 
 def test_sampling_has_positives_hard_negatives_and_shuffles():
@@ -97,11 +92,6 @@ def dev_fixture(tmp_path):
     qrels = tmp_path / "dev-qrels.txt"
     qrels.write_text("d0 0 d0_2 3\nd0 0 d0_0 0\nd1 0 d1_3 2\nd1 0 d1_1 0\n")
     return lists, qrels
-
-
-def icr_examples(n: int) -> list[ICRExample]:
-    rng = random.Random(0)
-    return [sample_example(pool(qid=str(i)), n_docs=4, rng=rng) for i in range(n)]
 
 
 @pytest.fixture
