@@ -194,6 +194,18 @@ def test_query_and_prompt_token_limits(reranker):
         r = httpx.post(f"{base}/rerank", json={"query": "q", "documents": ["words " * 10] * 40})
         assert r.status_code == 422 and r.json()["field"] == "documents" and "over the limit of 400" in r.json()["error"]
         assert httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}).status_code == 200
+        # split passages count: 5 documents read whole (64 tokens each, ~6 passages) are over the limit, though their
+        # first blocks alone (16 tokens each) would fit; refused before the model runs
+        forwards = []
+        hook = reranker.model.model.layers[0].register_forward_pre_hook(lambda *_: forwards.append(1))
+        try:
+            r = httpx.post(f"{base}/rerank", json={"query": "q", "documents": ["words " * 100] * 5})
+            assert r.status_code == 422 and r.json()["field"] == "documents" and forwards == []
+            assert httpx.post(f"{base}/rerank", json={"query": "q", "documents": DOCS}).status_code == 200
+            assert forwards  # the hook sees the model run
+        finally:
+            hook.remove()
+        assert reranker.prompt("q", ["words " * 100] * 5, split=False).num_tokens < 400
 
 
 class SlowLayers:
