@@ -17,16 +17,8 @@ from blockrank.prompt import Document, PromptBlocks
 def tiny_llama(vocab_size: int = 128, layers: int = 4, seed: int = 0, **overrides) -> LlamaForCausalLM:
     """A randomly initialised Llama with grouped-query attention (4 heads, 2 KV heads), fp32, eval mode."""
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        **overrides,
-    )
+    config = LlamaConfig(**{"vocab_size": vocab_size, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": layers,
+                            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096} | overrides)
     return use_block_attention(LlamaForCausalLM(config).eval())
 
 

@@ -172,22 +172,30 @@ class StopForward(Exception):
 
 
 class LayerProbe:
-    """Records, at one decoder layer, the pre-softmax attention logits of the signal tokens toward
-    every document token (``logits [heads, signal, T_docs]``, scaled as the attention scales them)."""
+    """Records, at one decoder layer, the pre-softmax attention logits of the signal tokens toward every
+    document token (``logits [heads, signal, T_docs]``) and toward block 0 (``prefix_logits [heads, signal, L0]``),
+    scaled as the attention scales them."""
 
     def __init__(self, layer: int, stop: bool = True):
         self.layer = layer
         self.stop = stop
         self.logits: torch.Tensor | None = None
+        self.prefix_logits: torch.Tensor | None = None
 
     def record(self, query: torch.Tensor, key: torch.Tensor, layout: BlockLayout, scaling: float) -> None:
-        heads, kv_heads, dim = query.shape[1], key.shape[1], query.shape[-1]
-        q = query[0][:, layout.signal_positions].reshape(kv_heads, heads // kv_heads, -1, dim)
-        k = key[0][:, layout.doc_positions]
-        logits = torch.einsum("hgsd,htd->hgst", q, k) * scaling
-        self.logits = logits.reshape(heads, q.shape[2], -1).float()
+        signal = query[0][:, layout.signal_positions]
+        self.logits = signal_logits(signal, key[0][:, layout.doc_positions], scaling)
+        self.prefix_logits = signal_logits(signal, key[0][:, : layout.prefix_len], scaling)
         if self.stop:
             raise StopForward
+
+
+def signal_logits(signal: torch.Tensor, keys: torch.Tensor, scaling: float) -> torch.Tensor:
+    """Attention logits ``[heads, S, T]`` (fp32) of signal queries ``[heads, S, d]`` toward keys ``[kv_heads, T, d]``
+    (grouped-query attention: each key head serves ``heads // kv_heads`` query heads)."""
+    heads, kv_heads, dim = signal.shape[0], keys.shape[0], signal.shape[-1]
+    q = signal.reshape(kv_heads, heads // kv_heads, -1, dim)
+    return (torch.einsum("hgsd,htd->hgst", q, keys) * scaling).reshape(heads, q.shape[2], -1).float()
 
 
 def block_attention(

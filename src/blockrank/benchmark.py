@@ -237,9 +237,10 @@ def run(
                         _full_pass(model, blocks)
                     elif c == "layer-major":
                         scores[c] = attention_scores(model, blocks, reranker.layer, mode="sparse", grouped=False,
-                                                     **reranker.pack_kwargs)
+                                                     batch_tokens=reranker.batch_tokens, tail_position=reranker.tail_position)
                     else:
-                        scores[c] = attention_scores(model, blocks, reranker.layer, mode=c, **reranker.pack_kwargs)
+                        scores[c] = attention_scores(model, blocks, reranker.layer, mode=c, batch_tokens=reranker.batch_tokens,
+                                                     tail_position=reranker.tail_position)
                     _sync(device)
                     m.seconds.append(time.perf_counter() - start)
                 m.peak_mem_mb = max(m.peak_mem_mb or 0.0, mem.mb)

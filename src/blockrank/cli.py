@@ -70,6 +70,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--batch-tokens", type=int, default=None,
                         help="documents x padded length per group of the sparse pass (default: the reranker's)")
+    parser.add_argument("--raw-scores", action="store_true",
+                        help="score by list-normalised attention mass instead of the model's calibrated probability")
 
 
 def load_reranker(args: argparse.Namespace):
@@ -79,6 +81,7 @@ def load_reranker(args: argparse.Namespace):
         args.model, dtype=args.dtype, device=args.device, layer=args.layer, method=args.method,
         attention=args.attention, max_doc_tokens=args.max_doc_tokens, batch_tokens=args.batch_tokens,
         max_tokens_per_doc=args.max_tokens_per_doc, split=args.split_documents,
+        calibrated=False if args.raw_scores else None,
     )
 
 
@@ -321,6 +324,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibration import calibrate
+    from .evaluation import load_eval_set
+    from .examples import read_qids
+    from .model import display_name, load_model
+    from .reranker import Reranker, settings
+
+    qids = read_qids(args.qids) if args.qids else None
+    sets = [load_eval_set(path, args.qrels, top_k=args.top_k, rel=args.rel, qids=qids) for path in args.lists]
+    lm = load_model(args.model, dtype=args.dtype, device=args.device)
+    opts = dict(layer=args.layer, max_doc_tokens=args.max_doc_tokens, batch_tokens=args.batch_tokens,
+                split=args.split_documents, max_tokens_per_doc=args.max_tokens_per_doc)
+    reranker = Reranker(lm.model, lm.tokenizer, **settings(lm.settings, **opts))
+    name = display_name(args.model or "default")
+    cal = calibrate(reranker, sets, Path(args.cache) / name, name, lm.settings["source"])
+    if args.out is None and not Path(lm.settings["source"]).is_dir():
+        raise InputError(f"model {name!r} is not a local directory: say where to write the calibration with --out")
+    path = cal.save(args.out or lm.settings["source"])
+    print(f"{path}: p = sigmoid({cal.a:.4f} * logit + {cal.b:.4f}), fitted on {cal.examples} judged documents "
+          f"({cal.positives} relevant) of {', '.join(cal.fitted_on)}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .training import Trainer, load_config
 
@@ -427,6 +453,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (resumes if it holds a partial run)")
     add_model_args(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("calibrate", help="fit the model's score calibration on judged dev lists (writes calibration.json)")
+    p.add_argument("--lists", nargs="+", required=True, help="candidate-list JSONL files or BEIR directories")
+    p.add_argument("--qrels", default=None, help="their qrels (candidate lists need them)")
+    p.add_argument("--qids", default=None, help="only these query ids (a dev split; never a report set)")
+    p.add_argument("--top-k", type=int, default=100, help="candidates per list, as users rerank them")
+    p.add_argument("--rel", type=int, default=None, help="lowest relevant grade (default: 2 for graded TREC qrels, else 1)")
+    p.add_argument("--cache", default="runs/calibration", help="readouts per list, resumable")
+    p.add_argument("--out", default=None, help="calibration.json to write (default: into the model's directory)")
+    add_model_args(p)
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("train", help="fine-tune a BlockRank model (LM loss + auxiliary attention loss)")
     p.add_argument("config", nargs="?", help="YAML/TOML recipe (see configs/)")

@@ -51,3 +51,7 @@ class UnsupportedModelError(BlockRankError, ValueError):
 
 class TeacherError(BlockRankError, RuntimeError):
     """A teacher's model is missing or damaged."""
+
+
+class CalibrationError(BlockRankError, ValueError):
+    """A calibration is missing, unreadable or fitted for another model; the raw scores stay usable."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .attention import BATCH_TOKENS, StopForward, attend_lse, first_tail_position, merge_lse
+from .attention import BATCH_TOKENS, StopForward, attend_lse, first_tail_position, merge_lse, signal_logits
 from .prompt import PromptBlocks
 
 
@@ -34,7 +34,9 @@ class GroupedPass:
     prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # per layer, [kv_h, L0, d]
     doc_k: list[list[torch.Tensor]] = field(default_factory=list)  # per layer, per group: [kv_h, tokens, d]
     doc_v: list[list[torch.Tensor]] = field(default_factory=list)
+    prefix_k: torch.Tensor | None = None  # block 0's keys at l* [kv_h, L0, d]
     logits: torch.Tensor | None = None  # [heads, signal, T_docs], documents in group order
+    prefix_logits: torch.Tensor | None = None  # [heads, signal, L0]
 
     def attend(self, module: torch.nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                scaling: float) -> torch.Tensor:
@@ -42,7 +44,8 @@ class GroupedPass:
         i = module.layer_idx
         if self.phase == "prefix":
             if i == self.layer:
-                raise StopForward  # nothing at l* reads block 0's keys: the probe looks at documents only
+                self.prefix_k = k[0]  # the probe's reference: l*'s queries never run for block 0
+                raise StopForward
             self.prefix_kv.append((k[0], v[0]))
             return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=True).transpose(1, 2)
         if self.phase == "docs":
@@ -66,9 +69,9 @@ class GroupedPass:
         # tail: block 0, every document (in group order) and, causally, itself
         docs_k = torch.cat(self.doc_k[i], dim=1)
         if i == self.layer:
-            heads, kv_heads, dim = q.shape[1], k.shape[1], q.shape[-1]
-            signal = q[0, :, self.signal].reshape(kv_heads, heads // kv_heads, -1, dim)
-            self.logits = (torch.einsum("hgsd,htd->hgst", signal, docs_k) * scaling).reshape(heads, signal.shape[2], -1).float()
+            signal = q[0, :, self.signal]
+            self.logits = signal_logits(signal, docs_k, scaling)
+            self.prefix_logits = signal_logits(signal, self.prefix_k, scaling)
             raise StopForward
         k0, v0 = self.prefix_kv[i]
         keys = torch.cat([k0, docs_k, k[0]], dim=1)
@@ -104,8 +107,9 @@ def _run_layers(model, ids: torch.Tensor, positions: torch.Tensor, state: Groupe
 
 @torch.inference_mode()
 def grouped_scores(model, blocks: PromptBlocks, layer: int, group_tokens: int = BATCH_TOKENS,
-                   tail_position: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Signal logits ``[heads, signal, T_docs]`` at ``layer`` and the document of each of those tokens."""
+                   tail_position: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Signal logits at ``layer`` toward document tokens ``[heads, signal, T_docs]``, the document of each of
+    those tokens, and the signal logits toward block 0 ``[heads, signal, L0]``."""
     device = model.device
     end = len(blocks.tail)  # a training answer would follow the signal tokens
     state = GroupedPass(layer=layer, signal=slice(end - blocks.n_signal, end))
@@ -129,4 +133,4 @@ def grouped_scores(model, blocks: PromptBlocks, layer: int, group_tokens: int = 
     tail = blocks.tail + blocks.answer
     start = first_tail_position(L0, max(lengths), tail_position)
     _run_layers(model, torch.tensor([tail], device=device), (start + torch.arange(len(tail), device=device))[None], state)
-    return state.logits, torch.tensor(doc_of_token, device=state.logits.device)
+    return state.logits, torch.tensor(doc_of_token, device=state.logits.device), state.prefix_logits

@@ -76,7 +76,8 @@ def default_reranker_path() -> Path:
 
 class LoadedModel(NamedTuple):
     """What :func:`load_model` gives: the model, its tokenizer and the scoring settings it was trained with
-    (``blockrank.json``: ``layer``, ``max_doc_tokens``, ``base_model``; empty for a plain LM)."""
+    (``blockrank.json``: ``layer``, ``max_doc_tokens``, ``base_model``; none for a plain LM) and ``source``, where
+    its files are (a directory or a hub id)."""
 
     model: PreTrainedModel
     tokenizer: object
@@ -134,7 +135,7 @@ def load_model(
     dtype = parse_dtype(dtype) if dtype is not None else default_dtype(device)
     source, extra = resolve(name_or_path)
     saved = None if extra else model_file(source, "blockrank.json")
-    settings = json.loads(saved.read_text()) if saved else {}
+    settings = (json.loads(saved.read_text()) if saved else {}) | {"source": source}
     adapter = None if extra else model_file(source, "adapter_config.json")
     if adapter is not None:
         model, tokenizer = _load_adapter(source, adapter, settings, dtype, device)

@@ -93,6 +93,11 @@ class PromptBlocks:
     def num_tokens(self) -> int:
         return len(self.prefix) + sum(map(len, self.docs)) + len(self.tail) + len(self.answer)
 
+    @property
+    def num_documents(self) -> int:
+        """The caller's documents (fewer than ``docs`` when some were split into passages)."""
+        return len(self.docs) if self.owner is None else self.owner[-1] + 1
+
 
 class PromptBuilder:
     """Turns a query and documents into :class:`PromptBlocks` for one tokenizer.

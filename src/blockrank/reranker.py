@@ -16,11 +16,12 @@ from tqdm import tqdm
 from transformers import PreTrainedModel
 
 from .attention import BATCH_TOKENS
+from .calibration import Calibration, find_calibration
 from .defaults import MODES, Mode
 from .errors import DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
-from .model import check_layer, default_layer, load_model
+from .model import check_layer, default_layer, display_name, load_model
 from .prompt import Document, PromptBlocks, PromptBuilder, TruncationWarning, as_documents
-from .scoring import attention_scores, cancellable, decode_answer, parse_ranking, ranking_scores
+from .scoring import AttentionReadout, attention_readout, cancellable, decode_answer, parse_ranking, ranking_scores
 
 Method = Literal["attention", "decode"]
 DocumentLike = str | Mapping[str, Any] | Document
@@ -30,12 +31,18 @@ logger = logging.getLogger("blockrank")
 
 @dataclass(frozen=True)
 class Result:
-    """One ranked document: its position in the caller's list, its id, its score and the document."""
+    """One ranked document: its position in the caller's list, its id, its score, the document and its raw score.
+
+    ``score`` is the calibrated probability of relevance when the reranker has a calibration (comparable across
+    queries and list sizes: threshold it), else ``mass``. ``mass`` is the document's share of the attention at
+    layer l*, normalised over this list (it shrinks as the list grows); the ranking follows it either way.
+    """
 
     index: int
     id: str
     score: float
     document: Document
+    mass: float
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,9 @@ class Reranker:
     (``max_doc_tokens``) into overlapping passages, one block each, and scores the document by its best
     passage; up to ``max_tokens_per_doc`` tokens of a document count. ``split=False`` reads only the
     first block. Past the limit a document is truncated and reported, or refused with ``truncate=False``.
+
+    With a ``calibration`` (:meth:`from_pretrained` loads the model's own), scores are probabilities of
+    relevance; without one they are the list-normalised attention mass.
     """
 
     def __init__(
@@ -77,6 +87,7 @@ class Reranker:
         tail_position: int | None = None,
         max_query_tokens: int = 1024,
         max_prompt_tokens: int = 1_000_000,
+        calibration: Calibration | None = None,
     ):
         if method not in ("attention", "decode"):
             raise InputError(f"unknown method {method!r}; choose 'attention' or 'decode'")
@@ -92,7 +103,11 @@ class Reranker:
         self.max_query_tokens, self.max_prompt_tokens = max_query_tokens, max_prompt_tokens
         self.max_doc_tokens, self.max_tokens_per_doc, self.split = max_doc_tokens, max_tokens_per_doc, split
         self.builder = self._builder(max_tokens_per_doc, truncate, split)
-        self.pack_kwargs = {"batch_tokens": batch_tokens, "tail_position": tail_position}
+        self.batch_tokens, self.tail_position = batch_tokens, tail_position
+        if calibration is not None and (method != "attention" or calibration.layer != self.layer):
+            raise InputError(f"the calibration was fitted at layer {calibration.layer} for attention scores; this "
+                             f"reranker scores by {method} at layer {self.layer}")
+        self.calibration = calibration
 
     @classmethod
     def from_pretrained(
@@ -101,14 +116,22 @@ class Reranker:
         *,
         dtype: torch.dtype | str | None = None,
         device: torch.device | str | None = None,
+        calibrated: bool | None = None,
         **kwargs,
     ) -> Reranker:
         """Load a model (``None``: the embedded default) and wrap it; ``kwargs`` go to :class:`Reranker`.
 
-        A model trained by ``blockrank train`` brings its own ``layer`` and ``max_doc_tokens`` defaults.
+        A model trained by ``blockrank train`` brings its own ``layer`` and ``max_doc_tokens`` defaults, and
+        its ``calibration.json`` if it has one (``blockrank calibrate``). ``calibrated=None`` uses a matching
+        calibration and otherwise warns and scores by mass; ``True`` requires one; ``False`` scores by mass.
         """
         model, tokenizer, trained = load_model(name_or_path, dtype=dtype, device=device)
-        return cls(model, tokenizer, **settings(trained, **kwargs))
+        args = settings(trained, **kwargs)
+        layer = args.get("layer", default_layer(model.config))
+        if args.get("method", "attention") != "attention":
+            calibrated = False
+        name = display_name(name_or_path or "default")
+        return cls(model, tokenizer, calibration=find_calibration(trained, name, layer, calibrated), **args)
 
     def _builder(self, max_tokens_per_doc: int, truncate: bool, split: bool) -> PromptBuilder:
         if max_tokens_per_doc <= 0:
@@ -139,27 +162,40 @@ class Reranker:
 
     def score_blocks(self, blocks: PromptBlocks) -> torch.Tensor:
         """Scores ``[N]`` for an already built prompt, in document order (higher is more relevant)."""
+        return self.score_and_mass(blocks)[0]
+
+    def score_and_mass(self, blocks: PromptBlocks) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores and list-normalised masses ``[N]`` for a built prompt (a document's best passage counts)."""
         if self.method == "decode":
-            answer = decode_answer(self.model, self.tokenizer, blocks, mode=self.attention, **self.pack_kwargs)
-            scores = ranking_scores(parse_ranking(answer, len(blocks.docs)), len(blocks.docs))
-        else:
-            scores = attention_scores(self.model, blocks, self.layer, mode=self.attention, **self.pack_kwargs)
-        n_docs = len(blocks.docs) if blocks.owner is None else blocks.owner[-1] + 1
-        return pool_passages(scores, blocks.owner, n_docs)
+            answer = decode_answer(self.model, self.tokenizer, blocks, mode=self.attention,
+                                   batch_tokens=self.batch_tokens, tail_position=self.tail_position)
+            ranked = ranking_scores(parse_ranking(answer, len(blocks.docs)), len(blocks.docs))
+            ranked = pool_passages(ranked, blocks.owner, blocks.num_documents)
+            return ranked, ranked
+        readout = self.readout(blocks)
+        if self.calibration is None:
+            return readout.mass, readout.mass
+        return self.calibration(readout.logits()), readout.mass
+
+    def readout(self, blocks: PromptBlocks) -> AttentionReadout:
+        """The layer-l* readout of a built prompt, per document (a document's best passage counts)."""
+        readout = attention_readout(self.model, blocks, self.layer, mode=self.attention, batch_tokens=self.batch_tokens,
+                                    tail_position=self.tail_position)
+        return AttentionReadout(pool_passages(readout.mass, blocks.owner, blocks.num_documents), readout.log_scale)
 
     def score(self, query: str, documents: Sequence[DocumentLike]) -> list[float]:
         """One score per document, in the caller's order."""
         return self.score_blocks(self.prompt(query, documents)).tolist()
 
     def _report_truncation(self, n: int, total: int, budget: int) -> None:
-        """Warn the first time only; after that, log (``Ranking.truncated`` has every call's details)."""
+        """Warn the first time only; after that, log (``RerankReport.truncated`` has every call's details)."""
         message = f"{n} of {total} documents were truncated to {budget} tokens"
         if self._warned_truncation:
             logger.info(message)
             return
         self._warned_truncation = True
         warnings.warn(f"{message}. This reranker warns once; later truncations are logged ('blockrank' logger) and "
-                      "listed on Ranking.truncated. Pass truncate=False to get an error instead.",
+                      "listed on RerankReport.truncated. Pass truncate=False to get an error instead.",
                       TruncationWarning, stacklevel=3)
 
     def rerank(self, query: str, documents: Sequence[DocumentLike], top_k: int | None = None) -> list[Result]:
@@ -200,17 +236,17 @@ class Reranker:
         if blocks.truncated:
             self._report_truncation(len(blocks.truncated), len(docs), builder.doc_limit)
         with cancellable(self.model, cancel):
-            scores = self.score_blocks(blocks)
-        order = sorted(range(len(docs)), key=lambda i: -float(scores[i]))
-        results = [Result(i, docs[i].id, float(scores[i]), docs[i]) for i in order[:top_k]]
+            scores, mass = self.score_and_mass(blocks)
+        order = sorted(range(len(docs)), key=lambda i: -float(mass[i]))  # calibration keeps this order
+        results = [Result(i, docs[i].id, float(scores[i]), docs[i], float(mass[i])) for i in order[:top_k]]
         return RerankReport(results=results, truncated=blocks.truncated, num_tokens=blocks.num_tokens,
                             doc_limit=builder.doc_limit)
 
     def predict(self, pairs: Sequence[tuple[str, DocumentLike]]) -> np.ndarray:
         """One score per ``(query, document)`` pair, like sentence-transformers' ``CrossEncoder.predict``.
 
-        Pairs that share a query go into one BlockRank prompt, so a score compares a document with the
-        others of its query (the scores of one query sum to 1).
+        Pairs that share a query go into one BlockRank prompt, so they are read together; without a calibration
+        a score is a share of its query's list (they sum to 1).
         """
         if not len(pairs):
             raise InputError("pairs is empty: give (query, document) pairs")

@@ -6,6 +6,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
@@ -79,29 +80,61 @@ def forward_blocks(
         return None
 
 
+@dataclass(frozen=True)
+class AttentionReadout:
+    """What the probe at layer l* gives for one prompt.
+
+    ``mass [N]``: each block's share of the signal tokens' attention over document tokens (sums to 1).
+    ``log_scale``: log of the documents' total attention relative to block 0's (mean over heads and signal
+    tokens). ``log(mass) + log_scale`` measures a block against the fixed instruction rather than against
+    the other documents, so it keeps its meaning as the list grows; calibration maps it to a probability.
+    """
+
+    mass: torch.Tensor
+    log_scale: float
+
+    def logits(self) -> torch.Tensor:
+        """``log(mass) + log_scale`` per block: the same order as ``mass``."""
+        return self.mass.double().log() + self.log_scale
+
+
+def log_scale(doc_logits: torch.Tensor, prefix_logits: torch.Tensor) -> float:
+    """log mean over heads and signal tokens of exp(LSE(document logits) - LSE(block-0 logits))."""
+    ratio = torch.logsumexp(doc_logits.float(), -1) - torch.logsumexp(prefix_logits.float(), -1)  # [heads, signal]
+    return float(torch.logsumexp(ratio.flatten(), 0) - torch.log(torch.tensor(float(ratio.numel()))))
+
+
 @torch.inference_mode()
-def attention_scores(
+def attention_readout(
     model: PreTrainedModel,
     blocks: PromptBlocks,
     layer: int,
     mode: Mode = "sparse",
     grouped: bool = True,
-    **pack_kwargs,
-) -> torch.Tensor:
-    """Document scores ``[N]`` from layer ``layer``'s attention; layers above it never run.
+    batch_tokens: int = BATCH_TOKENS,
+    tail_position: int | None = None,
+) -> AttentionReadout:
+    """Layer ``layer``'s attention readout for a prompt; layers above it never run.
 
     Sparse mode runs document-major (:mod:`blockrank.grouped`, groups of ``batch_tokens``); ``grouped=False``
     runs the same attention layer-major, as training does.
     """
     check_layer(model.config, layer)
     if mode == "sparse" and grouped:
-        logits, doc_of_token = grouped_scores(model, blocks, layer, pack_kwargs.get("batch_tokens") or BATCH_TOKENS,
-                                              pack_kwargs.get("tail_position"))
-        return document_mass(logits, doc_of_token, len(blocks.docs)).cpu()
-    input_ids, layout = pack(blocks, mode=mode, **pack_kwargs)
-    probe = LayerProbe(layer, stop=True)
-    forward_blocks(model, input_ids, layout, probe)
-    return document_mass(probe.logits, layout.doc_of_token.to(probe.logits.device), layout.num_docs).cpu()
+        logits, doc_of_token, prefix_logits = grouped_scores(model, blocks, layer, batch_tokens, tail_position)
+    else:
+        input_ids, layout = pack(blocks, mode=mode, batch_tokens=batch_tokens, tail_position=tail_position)
+        probe = LayerProbe(layer, stop=True)
+        forward_blocks(model, input_ids, layout, probe)
+        logits, doc_of_token, prefix_logits = probe.logits, layout.doc_of_token.to(probe.logits.device), probe.prefix_logits
+    mass = document_mass(logits, doc_of_token, len(blocks.docs)).cpu()
+    return AttentionReadout(mass, log_scale(logits, prefix_logits))
+
+
+def attention_scores(model: PreTrainedModel, blocks: PromptBlocks, layer: int, mode: Mode = "sparse",
+                     grouped: bool = True, batch_tokens: int = BATCH_TOKENS, tail_position: int | None = None) -> torch.Tensor:
+    """Document scores ``[N]``: the list-normalised attention mass of :func:`attention_readout`."""
+    return attention_readout(model, blocks, layer, mode, grouped, batch_tokens, tail_position).mass
 
 
 @torch.inference_mode()
@@ -111,10 +144,11 @@ def decode_answer(
     blocks: PromptBlocks,
     mode: Mode = "sparse",
     max_new_tokens: int = 64,
-    **pack_kwargs,
+    batch_tokens: int = BATCH_TOKENS,
+    tail_position: int | None = None,
 ) -> str:
     """Greedily decode the answer list that follows the prompt's ``[`` opener (e.g. ``"3, 7]"``)."""
-    input_ids, layout = pack(blocks, mode=mode, **pack_kwargs)
+    input_ids, layout = pack(blocks, mode=mode, batch_tokens=batch_tokens, tail_position=tail_position)
     cache = DynamicCache(config=model.config)
     out = forward_blocks(model, input_ids, layout, past_key_values=cache, use_cache=True, logits_to_keep=1)
     position = int(layout.position_ids[-1]) + 1

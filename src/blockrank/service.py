@@ -224,7 +224,7 @@ def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
         ranking = await _ranked(service, body.query, body.texts, None, None, truncate=body.truncate, request=request)
         out = []
         for r in ranking.results:
-            item: dict[str, Any] = {"index": r.index, "score": math.log(max(r.score, 1e-30)) if body.raw_scores else r.score}
+            item: dict[str, Any] = {"index": r.index, "score": raw_score(r, service.reranker) if body.raw_scores else r.score}
             if body.return_text:
                 item["text"] = body.texts[r.index]
             out.append(item)
@@ -272,6 +272,14 @@ class BodyLimit:
                 response = _error(413, f"body of {int(length)} bytes exceeds {self.max_bytes}", "body")
                 return await response(scope, receive, send)
         await self.app(scope, receive, send)
+
+
+def raw_score(result, reranker: Reranker) -> float:
+    """TEI's ``raw_scores``: the calibrated log-odds, or the log mass for a model without a calibration."""
+    if reranker.calibration is None:
+        return math.log(max(result.mass, 1e-30))
+    p = min(max(result.score, 1e-15), 1 - 1e-15)
+    return math.log(p / (1 - p))
 
 
 def _describe(response: Response, service: Service, ranking: RerankReport, start: float) -> None:
