@@ -1,0 +1,137 @@
+"""Do calibrated scores keep their meaning across list sizes and queries? (issue #20)
+
+Fits each score variant on the DL21 dev lists (configs/dl21-dev.qids, BM25 and SPLADE++ top-100, never a report
+set) and reports on DL19:
+  (a) the same relevant document (grade >= 2, in the BM25 top 5) scored among 5 and among 50 documents: |gap|;
+  (b) relevant-vs-not F1 per query with one global threshold (the best on the dev lists) against each query's
+      own best threshold (an oracle), on the judged documents of the top-100 lists;
+  (c) expected calibration error (10 bins) on the same documents.
+Variants: the list-normalised mass (no fit), a Platt sigmoid of log(mass) (no reference), and of
+log(mass) + log_scale (block 0 as the reference: what `blockrank calibrate` ships).
+
+  python bench/calibration.py [--model M] [--dtype fp32] [--sets dev,dl19-5,dl19-50,dl19-bm25,dl19-splade]
+Readouts are cached per list under runs/calibration-bench/ (resumable); the table goes to stdout and
+bench/results/calibration/summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from blockrank.benchmark import machine_info
+from blockrank.calibration import best_f1, collect, expected_calibration_error, f1_at, fit, judged_examples
+from blockrank.data import write_text_atomic
+from blockrank.evaluation import load_eval_set
+from blockrank.examples import read_qids
+from blockrank.model import load_model
+from blockrank.reranker import Reranker, settings
+
+D = Path("../shared/data/trec-dl")
+QRELS19, QRELS21 = D / "qrels.dl19-passage.txt", D / "qrels.dl21-passage.txt"
+REL = 2
+VARIANTS = {"mass": None, "platt(log mass)": False, "platt(log mass + log_scale)": True}
+
+
+def readouts(reranker: Reranker, cache: Path, sets: list[str]) -> dict[str, list[dict]]:
+    """Each wanted list's readouts (computed once, cached); dev is both DL21 dev lists."""
+    out: dict[str, list[dict]] = {}
+    dev = read_qids("configs/dl21-dev.qids")
+    plan = {
+        "dev": [(load_eval_set(D / f"dl21-{fs}-top100.jsonl", QRELS21, top_k=100, rel=REL, qids=dev), 100, f"dev-{fs}")
+                for fs in ("bm25", "splade")],
+        "dl19-5": [(load_eval_set(D / "dl19-bm25-top100.jsonl", QRELS19, top_k=100, rel=REL), 5, "dl19-bm25-5")],
+        "dl19-50": [(load_eval_set(D / "dl19-bm25-top100.jsonl", QRELS19, top_k=100, rel=REL), 50, "dl19-bm25-50")],
+        "dl19-bm25": [(load_eval_set(D / "dl19-bm25-top100.jsonl", QRELS19, top_k=100, rel=REL), 100, "dl19-bm25-100")],
+        "dl19-splade": [(load_eval_set(D / "dl19-splade-top100.jsonl", QRELS19, top_k=100, rel=REL), 100,
+                         "dl19-splade-100")],
+    }
+    for name in sets:
+        out[name] = [row for s, depth, file in plan[name]
+                     for row in collect(reranker, s.candidates, s.qrels, cache / f"{file}.jsonl", depth)]
+    return out
+
+
+def variant_scores(rows: list[dict], ab: tuple[float, float] | None, reference: bool) -> list[np.ndarray]:
+    """Per list, each document's score under one variant (the mass itself when there is no fit)."""
+    if ab is None:
+        return [np.exp(np.array(r["log_mass"])) for r in rows]
+    a, b = ab
+    return [1 / (1 + np.exp(-(a * (np.array(r["log_mass"]) + (r["log_scale"] if reference else 0.0)) + b)))
+            for r in rows]
+
+
+def judged(rows: list[dict], scores: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per list, the scores and 0/1 labels of its judged documents."""
+    out = []
+    for r, s in zip(rows, scores):
+        keep = [i for i, g in enumerate(r["grades"]) if g is not None]
+        out.append((s[keep], np.array([int(r["grades"][i] >= REL) for i in keep])))
+    return out
+
+
+def report(data: dict[str, list[dict]]) -> dict:
+    table: dict[str, dict] = {}
+    for name, reference in VARIANTS.items():
+        ab = None if reference is None else fit(*judged_examples(data["dev"], REL, reference=reference))
+        row: dict = {"a_b": ab}
+        dev = judged(data["dev"], variant_scores(data["dev"], ab, bool(reference)))
+        _, threshold = best_f1(np.concatenate([s for s, _ in dev]), np.concatenate([y for _, y in dev]))
+        row["global_threshold"] = threshold
+        if "dl19-5" in data and "dl19-50" in data:
+            five = dict(zip((r["qid"] for r in data["dl19-5"]), variant_scores(data["dl19-5"], ab, bool(reference))))
+            gaps = []
+            for r, s50 in zip(data["dl19-50"], variant_scores(data["dl19-50"], ab, bool(reference))):
+                for i in range(5):
+                    if r["grades"][i] is not None and r["grades"][i] >= REL:
+                        gaps.append(abs(float(five[r["qid"]][i]) - float(s50[i])))
+            row["gap_5_50"] = {"pairs": len(gaps), "mean": float(np.mean(gaps)), "max": float(np.max(gaps))}
+        for name19 in ("dl19-bm25", "dl19-splade"):
+            if name19 not in data:
+                continue
+            lists = [(s, y) for s, y in judged(data[name19], variant_scores(data[name19], ab, bool(reference))) if y.any()]
+            probs, labels = np.concatenate([s for s, _ in lists]), np.concatenate([y for _, y in lists])
+            row[name19] = {
+                "queries": len(lists),
+                "f1_global": float(np.mean([f1_at(s, y, threshold) for s, y in lists])),
+                "f1_oracle": float(np.mean([best_f1(s, y)[0] for s, y in lists])),
+                "ece": expected_calibration_error(probs, labels) if reference is not None else None,
+            }
+        table[name] = row
+    return table
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default=None)
+    p.add_argument("--dtype", default="fp32")
+    p.add_argument("--sets", default="dev,dl19-5,dl19-50,dl19-bm25,dl19-splade")
+    p.add_argument("--out", default="bench/results/calibration/summary.json")
+    args = p.parse_args()
+    lm = load_model(args.model, dtype=args.dtype)
+    reranker = Reranker(lm.model, lm.tokenizer, **settings(lm.settings))  # the default call's settings (split)
+    sets = args.sets.split(",")
+    data = readouts(reranker, Path("runs/calibration-bench") / (args.model or "default"), sets)
+    table = report(data)
+    summary = {"model": args.model or "default", "dtype": args.dtype, "sets": sets, "machine": machine_info(lm.model.device),
+               "variants": table}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(args.out, json.dumps(summary, indent=1))
+    print("| scores | 5-vs-50 gap mean / max | DL19 BM25 F1 global / oracle | ECE | DL19 SPLADE++ F1 global / oracle | ECE |")
+    print("|---|---|---|---|---|---|")
+    for name, row in table.items():
+        gap = row.get("gap_5_50")
+        cells = [f"{gap['mean']:.3f} / {gap['max']:.3f} ({gap['pairs']} docs)" if gap else "n/a"]
+        for s in ("dl19-bm25", "dl19-splade"):
+            r = row.get(s)
+            cells += [f"{r['f1_global']:.3f} / {r['f1_oracle']:.3f}" if r else "n/a",
+                      f"{r['ece']:.3f}" if r and r["ece"] is not None else "n/a"]
+        print(f"| {name} | {' | '.join(cells)} |")
+    print(f"\n{summary['machine'].get('cpu')}, torch {summary['machine'].get('torch')}, {args.dtype}")
+
+
+if __name__ == "__main__":
+    main()
