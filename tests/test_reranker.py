@@ -38,7 +38,9 @@ def test_rerank_default_model(reranker, demo):
     assert scores == sorted(scores, reverse=True)
     blocks = reranker.prompt(demo["query"], demo["documents"])
     assert blocks.owner is not None and len(blocks.docs) > 12  # abstracts are longer than one 96-token block
-    mass = reranker.score_blocks(reranker.prompt(demo["query"], demo["documents"], split=False))
+    assert reranker.calibration is not None and all(0 < s < 1 for s in scores)  # the shipped calibration
+    assert [r.mass for r in results] == sorted((r.mass for r in results), reverse=True)  # the order is the mass's
+    _, mass = reranker.score_and_mass(reranker.prompt(demo["query"], demo["documents"], split=False))
     assert float(mass.sum()) == pytest.approx(1.0, abs=1e-4)  # one block each: attention mass over documents
     assert {r.id for r in results} == {d["id"] for d in demo["documents"]}
     again = reranker.rerank(demo["query"], demo["documents"], top_k=3)
