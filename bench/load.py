@@ -1,12 +1,14 @@
-"""Soak test of the HTTP service on loopback: an open-loop stream of requests at a bounded rate for a bounded
-time, mixing valid requests, oversized ones, malformed ones and clients that disconnect before the answer.
+"""Soak test of the HTTP service on loopback: a fixed pool of clients, each with its own connection, sends
+requests at a bounded total rate for a bounded time, mixing valid requests, oversized ones, malformed ones and
+clients that disconnect before the answer.
 
 It reports p50/p95 latency of the valid requests, the count of each status code per kind, whether every
 valid request that was answered got the right ranking (the one the same reranker gives in-process), the
-server's health afterwards and the process's resident memory before and after the stream.
+server's health afterwards, and the process's resident memory sampled through the run: memory is flat when
+its spread over the second half is within 5% of that half's median.
 
-    python bench/load.py --rate 20 --duration 60               # tiny random model (the service machinery)
-    python bench/load.py --model default --rate 1 --duration 60  # the shipped reranker
+    python bench/load.py --rate 20 --duration 600               # tiny random model (the service machinery)
+    python bench/load.py --model default --rate 1 --duration 60   # the shipped reranker
 """
 
 from __future__ import annotations
@@ -50,6 +52,22 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * 4096 / 2**20
 
 
+def memory_stats(samples: list[tuple[float, float]], duration: float) -> dict:
+    """Over the second half of the stream (samples taken after it ended are left out): the spread (max - min) and
+    the trend (last quarter's mean - third quarter's) of resident memory, both relative to the half's median."""
+    half = [(t, m) for t, m in samples if duration / 2 <= t < duration]
+    if len(half) < 4:
+        return {"rss_second_half_spread": None, "rss_second_half_trend": None, "memory_flat": False}
+    values = [m for _, m in half]
+    median = statistics.median(values)
+    third = [m for t, m in half if t < 3 * duration / 4] or values[:1]
+    last = [m for t, m in half if t >= 3 * duration / 4] or values[-1:]
+    spread = (max(values) - min(values)) / median
+    trend = (statistics.mean(last) - statistics.mean(third)) / median
+    return {"rss_second_half_spread": round(spread, 4), "rss_second_half_trend": round(trend, 4),
+            "memory_flat": spread <= 0.05}
+
+
 def valid_bodies(rng: random.Random, n: int, docs: int) -> list[dict]:
     return [{"query": " ".join(rng.choices(WORDS, k=4)),
              "documents": [" ".join(rng.choices(WORDS, k=rng.randint(5, 40))) for _ in range(docs)],
@@ -76,7 +94,9 @@ def bad_request(kind: str, rng: random.Random, limits: Limits) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rate", type=float, default=20, help="requests started per second (Poisson arrivals)")
+    ap.add_argument("--rate", type=float, default=20, help="requests per second, all clients together")
+    ap.add_argument("--clients", type=int, default=8, help="client threads, each with one keep-alive connection")
+    ap.add_argument("--sample-every", type=float, default=5, help="seconds between memory samples")
     ap.add_argument("--duration", type=float, default=60, help="seconds of arrivals")
     ap.add_argument("--docs", type=int, default=20, help="documents per valid request")
     ap.add_argument("--model", default=None, help="'default', a model path or hub id; default: a tiny random model")
@@ -98,12 +118,11 @@ def main() -> None:
     wrong = 0
     lock = threading.Lock()
 
-    def send(url: str, kind: str, i: int, request: dict) -> None:
+    def send(http: httpx.Client, url: str, kind: str, i: int, request: dict) -> None:
         nonlocal wrong
         start = time.perf_counter()
         try:
-            with httpx.Client(timeout=0.05 if kind == "disconnect" else 300) as http:
-                r = http.post(f"{url}/rerank", **request)
+            r = http.post(f"{url}/rerank", **request)
         except httpx.TimeoutException:
             with lock:
                 statuses[f"{kind} gave up"] += 1
@@ -115,25 +134,41 @@ def main() -> None:
                 latencies.append(elapsed)
                 wrong += [x["index"] for x in r.json()["results"]] != expected[i]
 
+    def client(url: str, seed: int, stop_at: float) -> None:
+        """One client: Poisson think times at rate/clients, a keep-alive connection, an impatient one for hang-ups."""
+        crng = random.Random(seed)
+        with httpx.Client(timeout=300) as http, httpx.Client(timeout=0.05) as impatient:
+            while (now := time.perf_counter()) < stop_at:
+                time.sleep(min(crng.expovariate(args.rate / args.clients), max(0.0, stop_at - now)))
+                if time.perf_counter() >= stop_at:
+                    break
+                kind = crng.choices(list(MIX), weights=list(MIX.values()))[0]
+                i = crng.randrange(len(bodies))
+                request = ({"json": bodies[i]} if kind == "valid" else {"json": heavy} if kind == "disconnect"
+                           else bad_request(kind, crng, limits))
+                send(impatient if kind == "disconnect" else http, url, kind, i, request)
+
+    memory: list[tuple[float, float]] = []
     with BackgroundServer(create_app(reranker, limits)) as url:
-        for i in range(3):  # warm-up, so that "before" is the steady state, not the first allocations
-            send(url, "valid", i, {"json": bodies[i]})
+        with httpx.Client(timeout=300) as http:
+            for i in range(3):  # warm-up, so that "before" is the steady state, not the first allocations
+                send(http, url, "valid", i, {"json": bodies[i]})
         latencies.clear()
         statuses.clear()
         gc.collect()
         rss_before = rss_mib()
 
-        threads, started = [], time.perf_counter()
-        t = 0.0
-        while (t := t + rng.expovariate(args.rate)) < args.duration:
-            time.sleep(max(0.0, started + t - time.perf_counter()))
-            kind = rng.choices(list(MIX), weights=list(MIX.values()))[0]
-            i = rng.randrange(len(bodies))
-            request = ({"json": bodies[i]} if kind == "valid" else {"json": heavy} if kind == "disconnect"
-                       else bad_request(kind, rng, limits))
-            threads.append(threading.Thread(target=send, args=(url, kind, i, request)))
-            threads[-1].start()
-        for th in threads:
+        started = time.perf_counter()
+        stop_at = started + args.duration
+        pool = [threading.Thread(target=client, args=(url, args.seed * 1000 + k, stop_at)) for k in range(args.clients)]
+        for th in pool:
+            th.start()
+        next_sample = started
+        while any(th.is_alive() for th in pool):
+            memory.append((round(time.perf_counter() - started, 1), round(rss_mib(), 1)))
+            next_sample += args.sample_every
+            time.sleep(max(0.0, next_sample - time.perf_counter()))
+        for th in pool:
             th.join()
         wall = time.perf_counter() - started
         healthy = httpx.get(f"{url}/health", timeout=10).status_code == 200
@@ -142,16 +177,20 @@ def main() -> None:
         gc.collect()
         rss_after = rss_mib()
 
+    stats = memory_stats(memory, args.duration)
     answered = sum(n for k, n in statuses.items() if k == "valid 200")
     report = {
         "command": "python bench/load.py " + shlex.join(sys.argv[1:]), "machine_note": args.note,
         "model": args.model or "tiny random Llama (4 layers, hidden 64)", "rate_per_s": args.rate,
-        "duration_s": args.duration, "wall_s": round(wall, 1), "requests": len(threads), "docs_per_valid_request": args.docs,
+        "duration_s": args.duration, "clients": args.clients, "wall_s": round(wall, 1),
+        "requests": sum(statuses.values()), "docs_per_valid_request": args.docs,
         "statuses": dict(sorted(statuses.items())),
         "valid_p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
         "valid_p95_ms": round(1000 * statistics.quantiles(latencies, n=20)[18], 1) if len(latencies) > 1 else None,
         "valid_answered": answered, "valid_wrong": wrong, "healthy_after": healthy,
         "rss_mib_before": round(rss_before, 1), "rss_mib_after": round(rss_after, 1),
+        **stats,
+        "rss_mib_samples": memory,
         "threads": torch.get_num_threads(),
     }
     print(json.dumps(report, indent=1))
