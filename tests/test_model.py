@@ -24,7 +24,7 @@ from blockrank.training import LORA_TARGETS
 
 def test_local_directory_loads_with_block_attention(tiny_model_dir):
     model, tokenizer, settings = load_model(tiny_model_dir, device="cpu")
-    assert settings == {}  # a plain LM brings no scoring settings
+    assert settings == {"source": str(tiny_model_dir)}  # a plain LM brings no scoring settings, only where it came from
     assert model.config._attn_implementation == "blockrank"
     assert not model.training
     assert tokenizer.chat_template
@@ -80,7 +80,7 @@ def test_shipped_reranker_is_a_small_bf16_adapter():
 def test_default_is_the_base_with_the_adapter_merged(default_path):
     base = load_model(BASE_MODEL, device="cpu")
     default = load_model(None, device="cpu")
-    assert base.settings == {}
+    assert base.settings == {"source": base.settings["source"]}
     assert default.settings["base_model"] == BASE_MODEL and default.settings["layer"] == 20
     base, shipped = base.model.state_dict(), default.model.state_dict()
     assert base.keys() == shipped.keys()
@@ -136,7 +136,7 @@ def test_adapter_and_its_settings_load_from_a_hub_id(tmp_path, tiny_model_dir, m
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
 
     loaded = load_model("someone/tiny-blockrank", device="cpu")
-    assert loaded.settings == settings
+    assert loaded.settings == settings | {"source": "someone/tiny-blockrank"}
     base = load_model(tiny_model_dir, device="cpu").model.state_dict()
     merged = loaded.model.state_dict()
     assert not torch.equal(base["model.layers.0.self_attn.q_proj.weight"], merged["model.layers.0.self_attn.q_proj.weight"])
