@@ -25,6 +25,11 @@ def test_bm25_ranks_term_matches_first_and_uses_call_level_idf():
     assert scores[1][0] > scores[1][2] > scores[1][1] == 0
 
 
+def test_bm25_gives_a_stopword_only_query_zeros_beside_normal_ones():
+    scores = teachers.load_teacher("bm25").score_lists([("What is it?", LISTS[0][1]), LISTS[1]])
+    assert scores[0] == [0.0, 0.0, 0.0] and scores[1][0] > 0
+
+
 def test_fusion_is_the_mean_of_z_scores():
     class Fixed:
         def __init__(self, name, values):

@@ -154,6 +154,9 @@ class BM25Teacher:
         out = []
         for query, docs in lists:
             tokens = bm25s.tokenize([query], stopwords="en", show_progress=False, return_ids=False)[0]
+            if not tokens:  # a query of stopwords only (a title such as "What is it?") matches nothing
+                out.append([0.0] * len(docs))
+                continue
             scores = index.get_scores(tokens)
             out.append([float(scores[at[d.content]]) for d in docs])
         return out
