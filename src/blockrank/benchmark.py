@@ -180,7 +180,8 @@ def text_blocks(reranker: Reranker, query: str, texts: list[str], n_docs: int) -
 
 
 @torch.inference_mode()
-def _full_pass(model, blocks: PromptBlocks) -> torch.Tensor:
+def full_prefill(model, blocks: PromptBlocks) -> torch.Tensor:
+    """The stock ICR pass: full causal attention over the packed prompt, all layers, next-token logits."""
     input_ids, layout = pack(blocks, mode="causal")
     return forward_blocks(model, input_ids, layout, logits_to_keep=1).logits
 
@@ -234,7 +235,7 @@ def run(
                 with PeakMemory(device) as mem:
                     start = time.perf_counter()
                     if c == "full":
-                        _full_pass(model, blocks)
+                        full_prefill(model, blocks)
                     elif c == "layer-major":
                         scores[c] = attention_scores(model, blocks, reranker.layer, mode="sparse", grouped=False,
                                                      batch_tokens=reranker.batch_tokens, tail_position=reranker.tail_position)
