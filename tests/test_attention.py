@@ -67,6 +67,23 @@ def test_sparse_matches_dense_reference(batch_tokens):
     assert s_scores.sum().item() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_sparse_gradients_match_the_dense_reference():
+    """Training backpropagates through the sparse path: its gradients are the reference's."""
+    blocks = random_blocks(LENGTHS)
+    grads = {}
+    for mode in ("sparse", "dense"):
+        model = tiny_llama()
+        ids, layout = pack(blocks, mode=mode, batch_tokens=40)
+        probe = LayerProbe(2, stop=True)
+        forward_blocks(model, ids, layout, probe)
+        mass = document_mass(probe.logits, layout.doc_of_token, layout.num_docs)
+        (mass * torch.arange(1.0, 1.0 + len(LENGTHS))).sum().backward()
+        grads[mode] = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert grads["sparse"].keys() == grads["dense"].keys() and any(g.abs().sum() > 0 for g in grads["dense"].values())
+    for name, g in grads["dense"].items():
+        torch.testing.assert_close(grads["sparse"][name], g, atol=1e-6, rtol=1e-4, msg=name)
+
+
 def test_micro_batching_does_not_change_scores():
     model = tiny_llama()
     blocks = random_blocks(LENGTHS * 3)

@@ -17,9 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
-from .attention import BATCH_TOKENS, StopForward, attend_lse, first_tail_position, merge_lse, signal_logits
+from .attention import BATCH_TOKENS, StopForward, attend, document_attention, first_tail_position, signal_logits
 from .prompt import PromptBlocks
 
 
@@ -47,7 +46,7 @@ class GroupedPass:
                 self.prefix_k = k[0]  # the probe's reference: l*'s queries never run for block 0
                 raise StopForward
             self.prefix_kv.append((k[0], v[0]))
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=True).transpose(1, 2)
+            return attend(q, k, v, scaling).transpose(1, 2)
         if self.phase == "docs":
             keep = self.valid
             if len(self.doc_k) == i:
@@ -57,15 +56,8 @@ class GroupedPass:
             if i == self.layer:
                 raise StopForward  # the probe needs only l*'s document keys
             self.doc_v[i].append(v.transpose(1, 2)[keep].transpose(0, 1))
-            B, heads, L, dim = q.shape
             k0, v0 = self.prefix_kv[i]
-            # every document token sees the same block 0: one call over all of the group's tokens
-            flat = q.transpose(0, 1).reshape(1, heads, B * L, dim)
-            to_prefix, lse_prefix = attend_lse(flat, k0[None], v0[None], scaling, causal=False)
-            own, lse_own = attend_lse(q, k, v, scaling, causal=True)  # padding sits after each document
-            out = merge_lse(to_prefix.reshape(heads, B, L, dim).transpose(0, 1), lse_prefix.reshape(heads, B, L).transpose(0, 1),
-                            own, lse_own)
-            return out.transpose(1, 2)
+            return document_attention(q, k, v, k0, v0, scaling).transpose(1, 2)  # padding sits after each document
         # tail: block 0, every document (in group order) and, causally, itself
         docs_k = torch.cat(self.doc_k[i], dim=1)
         if i == self.layer:
@@ -76,11 +68,7 @@ class GroupedPass:
         k0, v0 = self.prefix_kv[i]
         keys = torch.cat([k0, docs_k, k[0]], dim=1)
         values = torch.cat([v0, torch.cat(self.doc_v[i], dim=1), v[0]], dim=1)
-        Lt, before = q.shape[2], keys.shape[1] - q.shape[2]
-        bias = torch.zeros(Lt, keys.shape[1], dtype=q.dtype, device=q.device)
-        bias[:, before:] = torch.full((Lt, Lt), float("-inf"), device=q.device).triu(1)
-        out = F.scaled_dot_product_attention(q, keys[None], values[None], attn_mask=bias, scale=scaling, enable_gqa=True)
-        return out.transpose(1, 2)
+        return attend(q, keys[None], values[None], scaling).transpose(1, 2)
 
 
 def groups(lengths: list[int], group_tokens: int) -> list[list[int]]:
