@@ -17,6 +17,7 @@ from transformers import PreTrainedModel
 
 from .attention import BATCH_TOKENS
 from .calibration import Calibration, find_calibration
+from .compiled import compile_layers, eager_on_failure, is_compiled
 from .defaults import MODES, Mode
 from .errors import DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
 from .model import check_layer, default_layer, display_name, load_model
@@ -70,6 +71,9 @@ class Reranker:
 
     With a ``calibration`` (:meth:`from_pretrained` loads the model's own), scores are probabilities of
     relevance; without one they are the list-normalised attention mass.
+
+    ``compile=True`` compiles the decoder layers (:mod:`blockrank.compiled`): faster calls after a first
+    one that compiles, for services and batch runs.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class Reranker:
         max_query_tokens: int = 1024,
         max_prompt_tokens: int = 1_000_000,
         calibration: Calibration | None = None,
+        compile: bool = False,
     ):
         if method not in ("attention", "decode"):
             raise InputError(f"unknown method {method!r}; choose 'attention' or 'decode'")
@@ -108,6 +113,8 @@ class Reranker:
             raise InputError(f"the calibration was fitted at layer {calibration.layer} for attention scores; this "
                              f"reranker scores by {method} at layer {self.layer}")
         self.calibration = calibration
+        if compile and not is_compiled(model):
+            compile_layers(model)
 
     @classmethod
     def from_pretrained(
@@ -167,8 +174,9 @@ class Reranker:
     def score_and_mass(self, blocks: PromptBlocks) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores and list-normalised masses ``[N]`` for a built prompt (a document's best passage counts)."""
         if self.method == "decode":
-            answer = decode_answer(self.model, self.tokenizer, blocks, mode=self.attention,
-                                   batch_tokens=self.batch_tokens, tail_position=self.tail_position)
+            answer = eager_on_failure(self.model, lambda: decode_answer(
+                self.model, self.tokenizer, blocks, mode=self.attention, batch_tokens=self.batch_tokens,
+                tail_position=self.tail_position))
             ranked = ranking_scores(parse_ranking(answer, len(blocks.docs)), len(blocks.docs))
             ranked = pool_passages(ranked, blocks.owner, blocks.num_documents)
             return ranked, ranked
@@ -179,8 +187,9 @@ class Reranker:
 
     def readout(self, blocks: PromptBlocks) -> AttentionReadout:
         """The layer-l* readout of a built prompt, per document (a document's best passage counts)."""
-        readout = attention_readout(self.model, blocks, self.layer, mode=self.attention, batch_tokens=self.batch_tokens,
-                                    tail_position=self.tail_position)
+        readout = eager_on_failure(self.model, lambda: attention_readout(
+            self.model, blocks, self.layer, mode=self.attention, batch_tokens=self.batch_tokens,
+            tail_position=self.tail_position))
         return AttentionReadout(pool_passages(readout.mass, blocks.owner, blocks.num_documents), readout.log_scale)
 
     def score(self, query: str, documents: Sequence[DocumentLike]) -> list[float]:
