@@ -137,17 +137,23 @@ def first_tail_position(prefix_len: int, longest: int, tail_position: int | None
     return tail_position
 
 
+def length_groups(lengths: list[int], batch_tokens: int) -> list[list[int]]:
+    """Document indices by length, longest first, cut into groups of at most ``batch_tokens`` padded tokens."""
+    order = sorted(range(len(lengths)), key=lambda d: -lengths[d])
+    out, i = [], 0
+    while i < len(order):
+        size = max(1, batch_tokens // lengths[order[i]])  # the first is the longest of its group
+        out.append(order[i : i + size])
+        i += size
+    return out
+
+
 def _plan_micro_batches(layout: BlockLayout, starts: torch.Tensor, lens: torch.Tensor, batch_tokens: int) -> None:
-    """Group length-sorted documents so each micro-batch holds at most ``batch_tokens`` padded tokens."""
+    """The sparse pass's micro-batches: :func:`length_groups` as packed indices ``[B, L]`` and validity."""
     L0 = layout.prefix_len
     order = []
-    by_length = torch.argsort(lens, descending=True, stable=True).tolist()
-    i = 0
-    while i < len(by_length):
-        width = int(lens[by_length[i]])  # the longest of this micro-batch
-        group = by_length[i : i + max(1, batch_tokens // width)]
-        i += len(group)
-        j = torch.arange(width)
+    for group in length_groups(lens.tolist(), batch_tokens):
+        j = torch.arange(int(lens[group[0]]))
         valid = j[None, :] < lens[group][:, None]  # [B, L]
         idx = torch.where(valid, starts[group][:, None] + j[None, :], 0)
         layout.batches.append((idx, valid))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .attention import BATCH_TOKENS, StopForward, attend, document_attention, first_tail_position, signal_logits
+from .attention import BATCH_TOKENS, StopForward, attend, document_attention, first_tail_position, length_groups, signal_logits
 from .prompt import PromptBlocks
 
 
@@ -71,17 +71,6 @@ class GroupedPass:
         return attend(q, keys[None], values[None], scaling).transpose(1, 2)
 
 
-def groups(lengths: list[int], group_tokens: int) -> list[list[int]]:
-    """Documents by length, longest first, cut into groups of at most ``group_tokens`` padded tokens."""
-    order = sorted(range(len(lengths)), key=lambda d: -lengths[d])
-    out, i = [], 0
-    while i < len(order):
-        size = max(1, group_tokens // lengths[order[i]])
-        out.append(order[i : i + size])
-        i += size
-    return out
-
-
 def _run_layers(model, ids: torch.Tensor, positions: torch.Tensor, state: GroupedPass) -> None:
     decoder = model.get_decoder()
     hidden = decoder.embed_tokens(ids)
@@ -107,7 +96,7 @@ def grouped_scores(model, blocks: PromptBlocks, layer: int, group_tokens: int = 
     _run_layers(model, torch.tensor([blocks.prefix], device=device), torch.arange(L0, device=device)[None], state)
 
     state.phase, doc_of_token = "docs", []
-    for group in groups(lengths, group_tokens):
+    for group in length_groups(lengths, group_tokens):
         width = lengths[group[0]]
         ids = torch.zeros(len(group), width, dtype=torch.long)
         for row, d in enumerate(group):
