@@ -4,7 +4,7 @@
 
 Both passes run under torch.profiler on the same text: N passages of the candidate file's first queries, one
 block each (cut only beyond --max-doc-tokens). (a) is the whole `Reranker.rerank` call, tokenization included;
-(c) is the stock model over the packed prompt with full causal attention, all layers, next-token logits. Each
+(c) is the stock model (never compiled) over the packed prompt with full causal attention, all layers, next-token logits. Each
 operator's own (self) CPU time goes into a bucket by its name; what no operator accounts for is Python and
 framework overhead. Prints one table and writes bench/results/profile/NAME.json.
 """
@@ -84,11 +84,14 @@ def main() -> None:
     p.add_argument("--model", default=None)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--passes", default="blockrank,prefill")
+    p.add_argument("--compile", action="store_true", help="compile the BlockRank pass's layers (the prefill stays stock)")
     p.add_argument("--name", default=None)
     p.add_argument("--out", default="bench/results/profile")
     args = p.parse_args()
 
-    reranker = Reranker.from_pretrained(args.model, dtype=args.dtype, max_doc_tokens=args.max_doc_tokens, split=False)
+    reranker = Reranker.from_pretrained(args.model, dtype=args.dtype, max_doc_tokens=args.max_doc_tokens, split=False,
+                                        compile=args.compile)
+    stock = Reranker.from_pretrained(args.model, dtype=args.dtype) if args.compile else reranker
     lists = read_candidates(args.passages)
     query = lists[0].query
     texts = list(dict.fromkeys(d.content for c in lists for d in c.documents))[: args.n]
@@ -100,9 +103,10 @@ def main() -> None:
 
     passes = {
         "blockrank": lambda: reranker.rerank(query, texts),
-        "prefill": lambda: full_prefill(reranker.model, blocks),
+        "prefill": lambda: full_prefill(stock.model, blocks),
     }
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "out")
+    flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in vars(args).items()
+                     if v not in (None, False) and k != "out")
     device = reranker.model.device
     report = {"machine": machine_info(device), "matmul_gflops": matmul_gflops(reranker.model.dtype, device),
               "model": reranker.model.config.name_or_path, "dtype": args.dtype, "layer": reranker.layer,
