@@ -30,6 +30,7 @@ BUCKETS = {
                   "aten::_softmax", "aten::logsumexp", "aten::logaddexp", "aten::exp"),
     "norms, rotary, activations": ("aten::rsqrt", "aten::pow", "aten::mean", "aten::mul", "aten::add", "aten::silu",
                                    "aten::neg", "aten::cos", "aten::sin", "aten::sub", "aten::div", "aten::sigmoid"),
+    "compiled kernels (fused element-wise)": ("## Call CompiledFxGraph", "Torch-Compiled Region"),
     "gathers, padding, copies": ("aten::index", "aten::index_put", "aten::masked_select", "aten::nonzero", "aten::cat",
                                  "aten::copy_", "aten::_to_copy", "aten::to", "aten::zeros", "aten::fill_",
                                  "aten::clone", "aten::contiguous", "aten::where", "aten::masked_fill",

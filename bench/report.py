@@ -66,6 +66,28 @@ def speed_section(path: Path) -> list[str]:
     return out + [""]
 
 
+def profile_section(path: Path) -> list[str]:
+    """bench/profile_passes.py's breakdown: share of time by kind of work, per pass."""
+    r = json.loads(path.read_text())
+    m, passes = r["machine"], r["passes"]
+    out = [f"### {path.stem}", "",
+           f"Machine: {m['cpu']}, {m['threads']} threads, torch {m['torch']}. Model `{Path(r['model']).name}` in {r['dtype']}, "
+           f"l* = {r['layer']}, N = {r['n_docs']} passages, {r['tokens']} tokens, {r['repeats']} profiled calls after a "
+           f"warm-up. Measured dense matmul: {r['matmul_gflops']:.0f} GFLOP/s. Command: `{r['command']}`", "",
+           "| share of time | " + " | ".join(passes) + " |", "|---|" + "---|" * len(passes)]
+    kinds = list(next(iter(passes.values()))["buckets_s"])
+    for kind in kinds:
+        if not any(p["buckets_s"].get(kind, 0) for p in passes.values()):
+            continue
+        out.append(f"| {kind} | " + " | ".join(
+            f"{100 * p['buckets_s'].get(kind, 0) / p['seconds']:.0f}% ({1000 * p['buckets_s'].get(kind, 0):.0f} ms)"
+            for p in passes.values()) + " |")
+    out.append("| total under the profiler | " + " | ".join(f"{p['seconds']:.2f} s" for p in passes.values()) + " |")
+    out.append("| total without it (median) | " + " | ".join(f"{p['seconds_unprofiled']:.2f} s" for p in passes.values())
+               + " |")
+    return out + [""]
+
+
 def eval_section(name: str) -> list[str]:
     path = RESULTS / "eval" / name / "summary.json"
     if not path.exists():
@@ -138,6 +160,8 @@ def main() -> None:
         for q, x in zip(sweep, reports):
             lines.append(f"| {q.stem.split('-')[1]} | " + " | ".join(fmt(r.get("sparse_s"), ".2f") for r in x["summary"]) + " |")
         lines.append("")
+    for path in sorted((RESULTS / "profile").glob("*.json")):
+        lines += profile_section(path)
     precision = RESULTS / "precision.json"
     if precision.exists():
         p = json.loads(precision.read_text())
