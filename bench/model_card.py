@@ -15,6 +15,7 @@ from safetensors import safe_open
 
 from blockrank.data import read_beir, read_qrels, read_run
 from blockrank.evaluation import pyplot
+from blockrank.examples import SOURCE_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 R = ROOT / "bench" / "results" / "quality"
@@ -181,8 +182,13 @@ def _examples(name: str) -> int:
 
 
 def data_counts() -> list[tuple[dict, int]]:
+    """Each source of the run as it acted (keys its type does not read, such as an old titles ``seed``, left out)."""
     path = R / f"{RUN}.data.json"
-    return [(r["source"], r["examples"]) for r in json.loads(path.read_text())] if path.is_file() else []
+    if not path.is_file():
+        return []
+    rows = json.loads(path.read_text())
+    return [({k: v for k, v in r["source"].items() if k in SOURCE_KEYS.get(r["source"].get("type"), r["source"])},
+             r["examples"]) for r in rows]
 
 
 def throughput() -> list[str]:

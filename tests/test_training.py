@@ -233,6 +233,21 @@ def test_config_errors():
     assert load_config(None, ["lora.r=8"]).lora == {"r": 8}
 
 
+@pytest.mark.parametrize("source, message", [
+    ("{type: titles, path: p, n: 10, seed: 1}", r"data source 0 \(titles, p\): unknown keys seed; a titles source takes"),
+    ("{type: icr, path: p, epochs: 2}", r"unknown keys epochs"),
+    ("{type: bm25, path: p}", r"data source 0: unknown type 'bm25'"),
+    ("{type: beir}", r"data source 0 \(beir\): no path"),
+    ("scifact", r"data source 0: expected a mapping"),
+])
+def test_recipe_sources_with_keys_their_type_ignores_are_refused(source, message):
+    from blockrank.training import load_config
+
+    with pytest.raises(ValueError, match=message):
+        load_config(None, [f"data=[{source}]"])
+    assert load_config(None, ["data=[{type: candidates, path: p, qrels: q, min_grade: 2, epochs: 3}]"]).data
+
+
 def unlabelled_source(tmp_path):
     """Three candidate lists without qrels; in list ``u{i}`` only passage ``u{i}-{i}`` names the query."""
     path = tmp_path / "unlabelled.jsonl"

@@ -197,6 +197,31 @@ def read_icr_jsonl(path: str | os.PathLike) -> list[ICRExample]:
     return out
 
 
+COMMON_KEYS = {"type", "path", "offset", "limit", "epochs", "n_docs", "teacher", "name"}
+SOURCE_KEYS = {  # what each source type reads; anything else in a recipe is a mistake, not a no-op
+    "beir": COMMON_KEYS | {"split", "top_k", "min_grade"},
+    "candidates": COMMON_KEYS | {"qrels", "min_grade"},
+    "titles": COMMON_KEYS | {"split", "n"},
+    "icr": {"type", "path", "teacher", "name"},
+}
+
+
+def check_source(src: Any, i: int) -> None:
+    """Refuse a recipe source that is not a mapping, has an unknown type or carries keys its type ignores
+    (a titles source's ``seed``, say: its queries are drawn with the recipe's ``seed`` + its index)."""
+    if not isinstance(src, dict):
+        raise ConfigError(f"data source {i}: expected a mapping such as {{type: beir, path: ...}}, got {src!r}")
+    kind = src.get("type")
+    if kind not in SOURCE_KEYS:
+        raise ConfigError(f"data source {i}: unknown type {kind!r} ({', '.join(SOURCE_KEYS)})")
+    if "path" not in src:
+        raise ConfigError(f"data source {i} ({kind}): no path")
+    unknown = sorted(set(src) - SOURCE_KEYS[kind])
+    if unknown:
+        raise ConfigError(f"data source {i} ({kind}, {src['path']}): unknown keys {', '.join(unknown)}; "
+                          f"a {kind} source takes {', '.join(sorted(SOURCE_KEYS[kind]))}")
+
+
 def source_name(src: dict[str, Any], i: int, seed: int) -> str:
     """A source's name in teacher-score files: ``name`` if given, else one derived from its path."""
     if src.get("name"):

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from .attention import LayerProbe, pack
 from .data import atomic_directory, write_text_atomic
 from .errors import ConfigError
-from .examples import ICRExample, build_examples, label_sources, read_qids
+from .examples import ICRExample, build_examples, check_source, label_sources, read_qids
 from .losses import LossWeights, blockrank_loss
 from .model import BASE_MODEL, cpu_has_native_bf16, default_layer, default_reranker_path, load_model
 from .prompt import PromptBuilder
@@ -113,6 +113,8 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Tr
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+    for i, src in enumerate(raw.get("data") or []):
+        check_source(src, i)
     for f in dataclasses.fields(TrainConfig):  # YAML reads 1e-3 (no dot) as a string
         if f.type.startswith("float") and isinstance(raw.get(f.name), str):
             try:
