@@ -116,20 +116,23 @@ def whole_documents_section() -> list[str]:
     if not split.exists():
         return []
     rows = json.loads(split.read_text())
-    m = rows[0]["machine"]
     out = ["## Whole documents", "",
            "The default reranker with documents split into passages of its 64-token block (the default) against the same "
            "reranker reading only each document's first block (`--no-split`), 100 candidates, every query of the set. "
-           f"`bash bench/split_results.sh dl19 fp32`: {m.get('cpu')}, one thread per evaluation, the two evaluations "
-           f"of a set side by side, {rows[0]['dtype']}, torch {m.get('torch')}.", "",
-           "| set | documents read | nDCG@10 | condensed nDCG@10 | Judged@10 | s/query (mean) | tokens/query |",
-           "|---|---|---|---|---|---|---|"]
+           "`bash bench/split_results.sh SET DTYPE` (two one-thread lanes side by side; `THREADS=2` runs them one after "
+           "the other on two threads). Each row names its machine, precision and threads: compare latencies within a set.",
+           "",
+           "| set | documents read | nDCG@10 | condensed nDCG@10 | Judged@10 | s/query (mean) | tokens/query "
+           "| machine, dtype, threads |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["set"], r["mode"])):
+        m = r["machine"]
         out.append(f"| {r['set']} | {r['mode']} | {fmt(r['nDCG@10'], '.3f')} | {fmt(r['condensed'], '.3f')} | "
-                   f"{fmt(r['Judged@10'], '.2f')} | {r['latency_s_mean']:.1f} | {r['tokens_per_query']:.0f} |")
+                   f"{fmt(r['Judged@10'], '.2f')} | {r['latency_s_mean']:.1f} | {r['tokens_per_query']:.0f} | "
+                   f"{m.get('cpu')}, {r['dtype']}, {m.get('threads')} |")
     sets = {r["set"] for r in rows}
-    return out + ["", "Timings are relative only: the CPU had AVX2 and no native bf16, and tests shared the cores at times. "
-                  "Many DL19 passages are a little over 64 tokens, so splitting adds a short tail passage that competes "
+    return out + ["", "The DL19 timings are relative only: that CPU had AVX2 and no native bf16, and tests shared the cores at "
+                  "times. Many DL19 passages are a little over 64 tokens, so splitting adds a short tail passage that competes "
                   "with full blocks under max pooling. A document whose answer follows ~550 tokens of unrelated text "
                   "ranks first when split and last when not (`tests/test_reranker.py`). "
                   + ("" if any("scifact" in x for x in sets) else
