@@ -4,7 +4,7 @@ Meant for a run continued from another: both start from the same weights, so the
 matrices lies between the two models. The shipped default is the mean of configs/smollm2-continue.yaml's
 adapter and configs/smollm2-scifact.yaml's, which continued it:
 
-    python bench/average_adapters.py runs/init-adapter runs/smollm2-scifact/final runs/shipped [--weight 0.5]
+    python bench/average_adapters.py adapters/smollm2-continue runs/smollm2-scifact/final runs/shipped [--weight 0.5]
 """
 
 from __future__ import annotations

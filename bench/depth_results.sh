@@ -14,7 +14,7 @@ R=bench/results/depth
 NAME=${NAME:-smollm2-depth}
 AFTER=after${NAME#smollm2-depth}
 RUN=runs/$NAME
-BEFORE=cd01e7a  # the default this recipe continues and is compared with
+BEFORE=adapters/smollm2-scifact-mean  # the default this recipe continues and is compared with (shipped at cd01e7a)
 W=src/blockrank/weights/blockrank-smollm2-135m
 what="${1:-all}"
 mkdir -p $R runs
@@ -29,10 +29,6 @@ opts="--top-k 100 --max-doc-tokens 64 --no-split --dtype bf16 --teacher-dtype bf
 ev() {  # ev OUT ARGS...: one evaluation, unless it is complete
   local out=$1; shift
   [ -f "$out/summary.json" ] || [ -f "$out/depth.json" ] || blockrank eval "$@" --out "$out"
-}
-adapter_of() {  # adapter_of COMMIT DIR: the shipped adapter as it was at COMMIT
-  mkdir -p "$2"
-  for f in adapter_config.json adapter_model.safetensors blockrank.json; do git show "$1:$W/$f" > "$2/$f"; done
 }
 report() {  # report NAME MODEL RERANKERS: every report set and the depth curve, in two one-thread lanes (SciFact the longest)
   OMP_NUM_THREADS=1 ev $R/scifact-$1 ${SET[scifact]} $opts --rerankers $3 --model "$2" \
@@ -55,8 +51,7 @@ if [ "$what" = all ] || [ "$what" = teachers ]; then  # teacher candidates on th
 fi
 
 if [ "$what" = all ] || [ "$what" = before ]; then
-  adapter_of $BEFORE runs/before-adapter
-  report before runs/before-adapter bm25,dense,blockrank  # the baselines come from here
+  report before $BEFORE bm25,dense,blockrank  # the baselines come from here
 fi
 
 if [ "$what" = all ] || [ "$what" = label ]; then

@@ -13,19 +13,13 @@ D=../shared/data
 R=bench/results/quality
 NAME=smollm2-scifact
 RUN=runs/$NAME
-PREVIOUS=3c68d68  # the default this recipe continues, averages with and replaces (configs/smollm2-continue.yaml)
-FIRST=af70cf7     # the first shipped default (configs/smollm2-cpu.yaml)
+PREVIOUS=adapters/smollm2-continue  # the default this recipe continues, averages with and replaced (shipped at 3c68d68)
+FIRST=adapters/smollm2-cpu          # the first shipped default (configs/smollm2-cpu.yaml, af70cf7)
 W=src/blockrank/weights/blockrank-smollm2-135m
 what="${1:-all}"
 mkdir -p $R runs
 
-adapter_of() {  # adapter_of COMMIT DIR: the shipped adapter as it was at COMMIT
-  mkdir -p "$2"
-  for f in adapter_config.json adapter_model.safetensors blockrank.json; do git show "$1:$W/$f" > "$2/$f"; done
-}
-
 if [ "$what" = all ] || [ "$what" = train ]; then
-  adapter_of $PREVIOUS runs/init-adapter
   blockrank train configs/$NAME.yaml --dry-run > $R/$NAME.data.json
   blockrank train configs/$NAME.yaml --resume
   cp $RUN/log.jsonl $R/$NAME.log.jsonl
@@ -33,14 +27,11 @@ if [ "$what" = all ] || [ "$what" = train ]; then
 fi
 
 if [ "$what" = all ] || [ "$what" = ship ]; then
-  adapter_of $PREVIOUS runs/init-adapter
-  python bench/average_adapters.py runs/init-adapter $RUN/final runs/shipped
+  python bench/average_adapters.py $PREVIOUS $RUN/final runs/shipped
   cp runs/shipped/{adapter_config.json,adapter_model.safetensors,blockrank.json} $W/
 fi
 
 if [ "$what" = all ] || [ "$what" = eval ]; then
-  adapter_of $PREVIOUS runs/previous-adapter
-  adapter_of $FIRST runs/first-adapter
   declare -A SET=(
     [dl19]="--data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt --top-k 100"
     [scifact]="--data $D/scifact --top-k 100"
@@ -58,8 +49,8 @@ if [ "$what" = all ] || [ "$what" = eval ]; then
       ev $R/$s-teachers ${SET[$s]} --rerankers $teachers --teacher-dtype bf16
       ev $R/$s-new ${SET[$s]} $opts --rerankers blockrank --model default
       ev $R/$s-run ${SET[$s]} $opts --rerankers blockrank --model $RUN/final
-      ev $R/$s-previous ${SET[$s]} $opts --rerankers blockrank --model runs/previous-adapter
-      ev $R/$s-first ${SET[$s]} $opts --rerankers blockrank --model runs/first-adapter
+      ev $R/$s-previous ${SET[$s]} $opts --rerankers blockrank --model $PREVIOUS
+      ev $R/$s-first ${SET[$s]} $opts --rerankers blockrank --model $FIRST
       ev $R/$s-base ${SET[$s]} $opts --rerankers blockrank --model SmolLM2-135M-Instruct
     done
   }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -231,6 +232,15 @@ def test_config_errors():
     with pytest.raises(ValueError, match="not key=value"):
         load_config(None, ["lr"])
     assert load_config(None, ["lora.r=8"]).lora == {"r": 8}
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_committed_recipe_loads_and_its_start_is_committed(recipe):
+    """A recipe runs as committed on a fresh clone: its keys are known and the adapter it continues is in adapters/."""
+    from blockrank.training import load_config
+
+    cfg = load_config(recipe)
+    assert cfg.init_adapter is None or (recipe.parents[1] / cfg.init_adapter / "adapter_config.json").is_file()
 
 
 @pytest.mark.parametrize("source, message", [
