@@ -29,9 +29,8 @@ def main(root: str) -> None:
     for r in sorted(rows, key=lambda r: (r["set"], r["mode"])):
         cells = [f"{r[m]:.3f}" if r[m] is not None else "n/a" for m in MEASURES.values()]
         print(f"| {r['set']} | {r['mode']} | {' | '.join(cells)} | {r['latency_s_mean']:.1f} | {r['tokens_per_query']:.0f} |")
-    if rows:
-        m = rows[0]["machine"]
-        print(f"\n{m.get('cpu')}, {m.get('threads')} thread(s) per evaluation, torch {m.get('torch')}, {rows[0]['dtype']}")
+    for where in sorted({(r["set"], r["machine"].get("cpu"), r["machine"].get("threads"), r["dtype"]) for r in rows}):
+        print(f"{where[0]}: {where[1]}, {where[2]} thread(s) per evaluation, {where[3]}")
 
 
 if __name__ == "__main__":
