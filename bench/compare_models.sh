@@ -5,14 +5,8 @@
 # Writes bench/results/depth/SET-TAG/summary.json; run it for the default and a candidate on the same machine.
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
-D=../shared/data
+source bench/sets.sh  # D and the report sets, SET[name]
 tag=$1 model=$2
-declare -A SET=(
-  [dl19-bm25]="--data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt"
-  [dl19-splade]="--data $D/trec-dl/dl19-splade-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt"
-  [scifact]="--data $D/scifact"
-  [wikiqa]="--data $D/wikiqa/wikiqa-test.jsonl --qrels $D/wikiqa/qrels.wikiqa-test.txt"
-)
 for s in ${3:-dl19-bm25 dl19-splade scifact}; do
   out=bench/results/depth/$s-$tag
   [ -f $out/summary.json ] || blockrank eval ${SET[$s]} --top-k 100 --max-doc-tokens 64 --no-split --dtype bf16 \

@@ -9,7 +9,7 @@
 # An evaluation whose summary.json exists is kept as it is. Run files stay out of git (regenerate them here).
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
-D=../shared/data
+source bench/sets.sh  # D and the report sets, SET[name]
 R=bench/results/depth
 NAME=${NAME:-smollm2-depth}
 AFTER=after${NAME#smollm2-depth}
@@ -18,12 +18,6 @@ BEFORE=adapters/smollm2-scifact-mean  # the default this recipe continues and is
 W=src/blockrank/weights/blockrank-smollm2-135m
 what="${1:-all}"
 mkdir -p $R runs
-declare -A SET=(
-  [dl19-bm25]="--data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt"
-  [dl19-splade]="--data $D/trec-dl/dl19-splade-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt"
-  [scifact]="--data $D/scifact"
-  [wikiqa]="--data $D/wikiqa/wikiqa-test.jsonl --qrels $D/wikiqa/qrels.wikiqa-test.txt"
-)
 # one 64-token block per document, as in training and in every number of this report (split passages: bench/split_results.sh)
 opts="--top-k 100 --max-doc-tokens 64 --no-split --dtype bf16 --teacher-dtype bf16"
 ev() {  # ev OUT ARGS...: one evaluation, unless it is complete

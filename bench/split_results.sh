@@ -7,17 +7,11 @@
 # repository root after `./setup.sh dev`; data from ../shared/data. An evaluation whose summary.json exists is kept.
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
-D=../shared/data
+source bench/sets.sh  # D and the report sets, SET[name]
 R=bench/results/split
 what="${1:-dl19}"
 dtype="${2:-fp32}"
 mkdir -p $R
-declare -A SET=(
-  [dl19-bm25]="--data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt"
-  [dl19-splade]="--data $D/trec-dl/dl19-splade-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt"
-  [scifact]="--data $D/scifact"
-  [wikiqa]="--data $D/wikiqa/wikiqa-test.jsonl --qrels $D/wikiqa/qrels.wikiqa-test.txt"
-)
 ev() {  # ev OUT ARGS...: one evaluation of the default reranker, unless it is complete
   local out=$1; shift
   [ -f "$out/summary.json" ] || OMP_NUM_THREADS=${THREADS:-1} blockrank eval "$@" --top-k 100 --dtype "$dtype" --rerankers blockrank \

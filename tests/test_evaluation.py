@@ -109,6 +109,15 @@ def test_candidate_file_needs_qrels(tmp_path):
     assert evalset.rel == 2 and len(evalset.candidates) == 1
 
 
+def test_queries_asked_for_but_absent_are_named(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"qid": "1", "query": "q", "candidates": [{"docid": "a", "text": "x"}]}) + "\n")
+    (tmp_path / "q.txt").write_text("1 0 a 1\n")
+    with pytest.warns(UserWarning, match=r"1 of the 2 queries asked for .*'nope'"):
+        evalset = load_eval_set(path, qrels=tmp_path / "q.txt", qids={"1", "nope"})
+    assert [c.qid for c in evalset.candidates] == ["1"]
+
+
 def test_empty_candidate_list(tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_text(json.dumps({"qid": "1", "query": "q", "candidates": []}) + "\n")

@@ -7,6 +7,8 @@ import json
 import pytest
 
 from blockrank import synth
+from blockrank.data import DataFormatError
+from blockrank.errors import ConfigError
 from blockrank.prompt import Document
 
 
@@ -60,18 +62,46 @@ def test_generation_appends_drops_and_resumes(tmp_path):
     assert sorted(queries) == ["p0", "p2", "p3"] and stats.generated == 3 and stats.dropped == {"empty": 1}
 
 
-def test_candidates_and_consistency_filter(tmp_path):
+def test_candidates_consistency_filter_and_stored_lists(tmp_path):
     queries = {"p0": "glacier caves meltwater", "p2": "stock market report"}  # the second is inconsistent
     lists = synth.build_candidates(queries, CORPUS, k=3)
     assert [c.documents[0].id for c in lists] == ["p0", "p2"] and all(len(c.documents) == 3 for c in lists)
-    from blockrank.teachers import load_teacher
-
     stats = synth.SynthStats()
-    kept = synth.label(lists, load_teacher("bm25"), keep_rank=1, stats=stats)
+    kept = synth.label(lists, "bm25", tmp_path / "scores", "mine", keep_rank=1, stats=stats)
     assert [c.qid for c in kept] == ["synth:p0"] and stats.inconsistent == 1
-    data, qrels = synth.write_training_set(kept, tmp_path)
-    row = json.loads(data.read_text())
-    assert row["candidates"][0]["docid"] == "p0" and qrels.read_text() == "synth:p0 0 p0 1\n"
+    stored = [json.loads(x) for x in (tmp_path / "scores" / "mine.bm25.jsonl").read_text().splitlines()]
+    assert [r["qid"] for r in stored] == ["synth:p0", "synth:p2"]  # every list is scored, kept or not
+    synth.write_lists(kept, tmp_path / "lists.jsonl")
+    assert "Glaciers" not in (tmp_path / "lists.jsonl").read_text()  # ids only, never passage text
+    again = synth.read_lists(tmp_path / "lists.jsonl", CORPUS)
+    assert [(c.qid, c.query, [d.id for d in c.documents]) for c in again] == \
+        [(c.qid, c.query, [d.id for d in c.documents]) for c in kept]
+    with pytest.raises(DataFormatError, match="p0.*none of the passage files"):
+        synth.read_lists(tmp_path / "lists.jsonl", {k: v for k, v in CORPUS.items() if k != "p0"})
+
+
+def test_a_larger_sample_extends_the_smaller_one():
+    passages = {f"p{i}": Document(f"p{i}", "text") for i in range(50)}
+    small, large = synth.sample(passages, 5, seed=3), synth.sample(passages, 30, seed=3)
+    assert list(large)[:5] == list(small) and len(large) == 30 and synth.sample(passages, None, 3) == passages
+
+
+def test_a_synth_source_trains_with_its_source_passage_positive(tmp_path):
+    from blockrank.examples import build_examples
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": d.id, "text": d.text}) + "\n" for d in CORPUS.values()))
+    out = tmp_path / "mine"
+    lists = synth.build_candidates({"p0": "glacier caves meltwater", "p3": "volcano magma"}, CORPUS, k=3)
+    synth.write_lists(synth.label(lists, "bm25", tmp_path / "scores", out.name, keep_rank=1), out / "lists.jsonl")
+    src = {"type": "synth", "path": str(out), "passages": [str(corpus)], "teacher": "bm25"}
+    examples = build_examples([src], 3, seed=0, scores_dir=tmp_path / "scores")
+    assert sorted(ex.query_id for ex in examples) == ["synth:p0", "synth:p3"]
+    for ex in examples:
+        assert [ex.documents[i].id for i in ex.positives] == [ex.query_id.removeprefix("synth:")]
+        assert ex.teacher is not None and len(ex.teacher) == 3
+    with pytest.raises(ConfigError, match="passages"):
+        build_examples([{"type": "synth", "path": str(out)}], 3, seed=0)
 
 
 def test_query_generator_runs_a_chat_model(tiny_model_dir):
@@ -95,6 +125,10 @@ def test_synth_command_excludes_evaluation_passages_and_resumes(tmp_path, tiny_m
     assert main(args) == 0
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["passages"] == 3 and stats["generated"] == 2 and stats["dropped"] == {"empty": 1}
+    assert stats["kept"] + stats["inconsistent"] == 2
+    lists = [json.loads(x) for x in (tmp_path / "out" / "lists.jsonl").read_text().splitlines()]
+    assert len(lists) == stats["kept"] and all(r["docids"][0] == r["qid"].removeprefix("synth:") for r in lists)
+    assert (tmp_path / "out" / "teacher-scores" / "out.bm25.jsonl").is_file()
     rows = [json.loads(x) for x in (tmp_path / "out" / "queries.jsonl").read_text().splitlines()]
     assert "p3" not in {r["pid"] for r in rows}
     assert main(args) == 0  # a rerun generates nothing new

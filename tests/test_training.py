@@ -295,6 +295,23 @@ def test_aux_only_bf16_distillation_run_with_an_unlabelled_source(tmp_path, tiny
     assert len((stored / "unlabelled.bm25.jsonl").read_text().splitlines()) == 3
 
 
+def test_aux_only_full_fine_tune_trains_layers_up_to_lstar_only(tmp_path, tiny_model_dir, icr_file):
+    """Full fine-tuning read at l*: the layers above it never run and the embeddings (tied to the LM head)
+    stay as they are, so only layers 0..l* may change."""
+    from blockrank.training import Trainer, load_config
+
+    cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "max_steps=2",
+                             "grad_accum=1", "lora=null", "lm_weight=0", "aux_weight=1", "max_doc_tokens=16", "lr=1e-2"])
+    cfg.data = [{"type": "icr", "path": str(icr_file)}]
+    trainer = Trainer(cfg)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer.train()
+    assert {k.split(".layers.")[1].split(".")[0] for k, p in model.named_parameters() if p.requires_grad} == {"0", "1"}
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(".layers.0." in k or ".layers.1." in k for k in changed)
+
+
 def test_a_source_brings_its_own_teacher(tmp_path, tiny_model_dir, icr_file):
     from blockrank.training import Trainer, load_config
 

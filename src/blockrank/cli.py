@@ -391,22 +391,24 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .model import load_model
+    from .model import load_model, parse_dtype
     from .synth import QueryGenerator, synthesize
     from .teachers import load_teacher
 
-    teacher = load_teacher(args.teacher)  # fail on a missing teacher package before generating anything
+    dtype = parse_dtype(args.dtype) if args.dtype else None
+    load_teacher(args.teacher, dtype=dtype, max_tokens=args.teacher_max_tokens)  # fail before generating anything
     model, tokenizer, _ = load_model(args.generator or BASE_MODEL, dtype=args.dtype, device=args.device)
     generator = QueryGenerator(model, tokenizer, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     try:
-        stats = synthesize(args.passages, args.out, generator, teacher, n=args.n, seed=args.seed, k=args.candidates,
-                           keep_rank=args.keep_rank, exclude=args.exclude)
+        stats = synthesize(args.passages, args.out, generator, args.teacher, args.scores, n=args.n, seed=args.seed,
+                           k=args.candidates, keep_rank=args.keep_rank, exclude=args.exclude, teacher_dtype=dtype,
+                           teacher_max_tokens=args.teacher_max_tokens)
     except KeyboardInterrupt:
         print("stopped; run the same command again to resume", file=sys.stderr)
         return 130
     dropped = ", ".join(f"{n} {why}" for why, n in sorted(stats.dropped.items())) or "none"
     print(f"{stats.generated} queries generated (dropped: {dropped}); {stats.inconsistent} failed the teacher's "
-          f"consistency check; {stats.kept} kept -> {args.out}/candidates.jsonl, qrels.txt", file=sys.stderr)
+          f"consistency check; {stats.kept} kept -> {args.out}/lists.jsonl", file=sys.stderr)
     return 0
 
 
@@ -481,12 +483,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_label)
 
     p = sub.add_parser("synth", help="synthetic training data for a corpus without labels (queries + teacher labels)")
-    p.add_argument("passages", help="BEIR corpus (directory or corpus.jsonl) or candidate-list JSONL")
+    p.add_argument("passages", nargs="+", help="BEIR corpora (directory or corpus.jsonl) or candidate-list JSONLs")
     p.add_argument("--out", required=True, help="output directory (resumable: rerun to continue)")
     p.add_argument("-n", type=int, default=None, help="passages to sample (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--generator", default=None, help=f"instruction LLM writing the queries (default: {BASE_MODEL})")
-    p.add_argument("--teacher", default="bm25+minilm", help="labels the candidates: bm25, minilm, mpnet or a fusion")
+    p.add_argument("--teacher", default="minilm+mpnet", help="labels the candidates: bm25, minilm, mpnet or a fusion")
+    p.add_argument("--scores", default=None,
+                   help="directory of stored teacher scores (default: OUT/teacher-scores); a recipe's teacher_scores")
+    p.add_argument("--teacher-max-tokens", type=int, default=128, help="tokens of each passage the teacher reads")
     p.add_argument("--candidates", type=int, default=20, help="BM25 neighbours per query, its source included")
     p.add_argument("--keep-rank", type=int, default=3, help="drop a query unless the teacher ranks its source this high")
     p.add_argument("--exclude", action="append", default=[],

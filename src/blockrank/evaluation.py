@@ -104,6 +104,10 @@ def load_eval_set(
     if unjudged:
         warnings.warn(f"{len(unjudged)} of {len(candidates)} queries have no judgements and are skipped", stacklevel=2)
     candidates = [c for c in candidates if c.qid in judged and (qids is None or c.qid in qids)]
+    absent = sorted(set(qids or ()) - {c.qid for c in candidates})
+    if absent:
+        warnings.warn(f"{len(absent)} of the {len(qids or ())} queries asked for are not in {data} with judgements "
+                      f"(e.g. {absent[0]!r}); evaluated without them", stacklevel=2)
     empty = [c.qid for c in candidates if not c.documents]
     if empty:
         raise DataFormatError(f"{len(empty)} queries have an empty candidate list (e.g. {empty[0]!r})")

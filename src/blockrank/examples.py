@@ -126,6 +126,17 @@ def pools_from_titles(corpus: dict[str, Document], n: int, seed: int = 0, top_k:
     return pools
 
 
+def pools_from_synth(directory: str | os.PathLike, passages: Sequence[str] | None) -> list[Pool]:
+    """The lists ``blockrank synth`` kept (``DIRECTORY/lists.jsonl``, ids only), their text read from the
+    ``passages`` files they were generated from; each query's source passage is its positive."""
+    from .synth import read_lists, read_passages
+
+    if not passages:
+        raise ConfigError(f"synth source {directory}: name the files its passages come from (passages: [...])")
+    lists = read_lists(Path(directory) / "lists.jsonl", read_passages(passages))
+    return [Pool(c.qid, c.query, c.documents[:1], c.documents[1:]) for c in lists]
+
+
 def sample_example(pool: Pool, n_docs: int, rng: random.Random, max_positives: int = 3,
                    hard_fraction: float = 0.5) -> ICRExample:
     """N documents: up to ``max_positives`` positives, negatives drawn half from the hardest and half
@@ -202,6 +213,7 @@ SOURCE_KEYS = {  # what each source type reads; anything else in a recipe is a m
     "beir": COMMON_KEYS | {"split", "top_k", "min_grade"},
     "candidates": COMMON_KEYS | {"qrels", "min_grade"},
     "titles": COMMON_KEYS | {"split", "n"},
+    "synth": COMMON_KEYS | {"passages"},
     "icr": {"type", "path", "teacher", "name"},
 }
 
@@ -245,7 +257,8 @@ def read_qids(path: str | os.PathLike) -> set[str]:
 def source_pools(src: dict[str, Any], i: int, seed: int, holdout: set[str] = frozenset()) -> list[Pool]:
     """The pools of one recipe source (after ``offset``/``limit``, without ``holdout`` queries). An ICR
     source's pool for a query is the union of its examples' documents."""
-    kind = src.get("type")
+    check_source(src, i)
+    kind = src["type"]
     if kind == "icr":
         pools: dict[str, Pool] = {}
         for ex in read_icr_jsonl(src["path"]):
@@ -260,14 +273,14 @@ def source_pools(src: dict[str, Any], i: int, seed: int, holdout: set[str] = fro
         candidates = read_candidates(src["path"])
         found = (pools_from_candidates(candidates, read_qrels(src["qrels"]), src.get("min_grade", 2)) if "qrels" in src
                  else unlabelled_pools(candidates))
-    elif kind == "titles":
+    elif kind == "synth":
+        found = pools_from_synth(src["path"], src.get("passages"))
+    else:  # titles
         ds = read_beir(src["path"], src.get("split", "train"))
         test_qrels = Path(src["path"]) / "qrels" / "test.tsv"  # evaluation documents stay out of training
         held_out = read_qrels(test_qrels) if test_qrels.is_file() else {}
         found = pools_from_titles(ds.corpus, src.get("n", 1000), seed + i,
                                   exclude={d for judged in held_out.values() for d in judged})
-    else:
-        raise ConfigError(f"data source {i}: unknown type {kind!r} (beir, candidates, titles, icr)")
     start, limit = src.get("offset", 0), src.get("limit")
     found = found[start:] if limit is None else found[start:start + limit]
     return [p for p in found if p.query_id not in holdout]
@@ -282,6 +295,7 @@ def build_examples(sources: list[dict[str, Any]], n_docs: NDocs, seed: int, max_
     * ``{type: candidates, path, qrels, min_grade}``: candidate lists with (graded) qrels; without
       ``qrels`` the lists are unlabelled and train only through the teacher
     * ``{type: titles, path, n}``: weak supervision, titles of a BEIR corpus as queries
+    * ``{type: synth, path, passages}``: synthetic queries written by ``blockrank synth`` into ``path``
     * ``{type: icr, path}``: ready examples in the ICR JSONL format
 
     Any source takes ``offset``/``limit`` (a slice of its queries), ``epochs`` (examples per query, each a

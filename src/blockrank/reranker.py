@@ -73,7 +73,8 @@ class Reranker:
     relevance; without one they are the list-normalised attention mass.
 
     ``compile=True`` compiles the decoder layers (:mod:`blockrank.compiled`): faster calls after a first
-    one that compiles, for services and batch runs.
+    one that compiles, for services and batch runs. It compiles ``model`` itself, in place: every reranker and
+    other user of that model object runs the compiled layers too (``compiled.uncompile_layers`` undoes it).
     """
 
     def __init__(

@@ -5,12 +5,14 @@ Three stages, each resumable:
 1. **generate**: an instruction LLM writes one search query per passage. Results are appended to
    ``queries.jsonl`` passage by passage (``{pid, query}`` or ``{pid, dropped: reason}``), so a restart
    skips what is done. Empty, overlong and copied queries are dropped and counted.
-2. **candidates**: each kept query's BM25 neighbours in the same corpus (its source passage included),
-3. **label**: a teacher scores every candidate list; a query is kept only if the teacher ranks its source
-   passage within ``keep_rank`` (consistency filtering).
+2. **candidates**: each kept query's BM25 neighbours in the same corpus (its source passage included);
+3. **label**: a teacher scores every candidate list into stored teacher-score files
+   (:mod:`blockrank.teacher_scores`); a query is kept only if the teacher ranks its source passage within
+   ``keep_rank`` (consistency filtering).
 
-The output is a candidate-list JSONL (teacher scores in each candidate's ``score``) plus qrels marking
-the source passage, which ``blockrank train`` reads as ``{type: candidates, path, qrels}``.
+The output holds ids, never passage text: ``lists.jsonl`` (``{qid, query, docids}``, the source passage
+first) and the teacher scores, small enough to commit beside a recipe. ``blockrank train`` reads them as
+``{type: synth, path: OUT, passages: [the files generated from]}``, the source passage the positive.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ import os
 import random
 import re
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from .data import Candidates, append_synced, read_jsonl, write_text_atomic
+from . import teacher_scores
+from .data import Candidates, DataFormatError, append_synced, read_jsonl, write_text_atomic
 from .errors import InputError
 from .prompt import Document
+from .teachers import fuse
 
 PROMPT = ("Write one short search query that a person would type to find the passage below. "
           "Reply with the query only.\n\nPassage: {passage}")
@@ -40,12 +44,9 @@ MAX_QUERY_WORDS = 24
 @dataclass
 class SynthStats:
     generated: int = 0
-    dropped: Counter | None = None
+    dropped: Counter = field(default_factory=Counter)
     kept: int = 0
     inconsistent: int = 0
-
-    def __post_init__(self):
-        self.dropped = self.dropped or Counter()
 
 
 def clean_query(text: str, passage: str) -> tuple[str | None, str | None]:
@@ -133,13 +134,23 @@ def build_candidates(queries: dict[str, str], corpus: dict[str, Document], k: in
     return lists
 
 
-def label(lists: list[Candidates], teacher, keep_rank: int, stats: SynthStats | None = None) -> list[Candidates]:
-    """Stage 3: teacher scores; keep a query only if its source passage (first) is in the teacher's top ``keep_rank``."""
+def label(lists: list[Candidates], teacher: str, scores_dir: str | os.PathLike, source: str, keep_rank: int,
+          stats: SynthStats | None = None, dtype: torch.dtype | None = None,
+          max_tokens: int | None = None) -> list[Candidates]:
+    """Stage 3: the teacher's members score every list into ``scores_dir/SOURCE.MEMBER.jsonl`` (appended,
+    resumable: the files training reads); a query is kept only if the fused teacher ranks its source passage
+    (first) within its top ``keep_rank``."""
     stats = stats or SynthStats()
+    pools = [(c.qid, c.query, c.documents, None) for c in lists]
+    stored = []
+    for member in teacher_scores.members(teacher):
+        path = teacher_scores.score_path(scores_dir, source, member)
+        teacher_scores.compute(path, member, pools, dtype, max_tokens)
+        stored.append((path, teacher_scores.read_scores(path)))
     kept = []
-    for c, scores in zip(lists, teacher.score_lists([(c.query, c.documents) for c in lists])):
-        rank = sum(s > scores[0] for s in scores)
-        if rank >= keep_rank:
+    for c in lists:
+        scores = fuse([teacher_scores.lookup(s, path, c.qid, c.documents) for path, s in stored])
+        if sum(s > scores[0] for s in scores) >= keep_rank:
             stats.inconsistent += 1
             continue
         kept.append(Candidates(c.qid, c.query, c.documents, scores))
@@ -147,45 +158,54 @@ def label(lists: list[Candidates], teacher, keep_rank: int, stats: SynthStats | 
     return kept
 
 
-def write_training_set(lists: list[Candidates], out_dir: Path) -> tuple[Path, Path]:
-    """Candidate-list JSONL (teacher order) and qrels (the source passage is relevant), written atomically."""
-    rows, qrels = [], []
-    for c in lists:
-        order = sorted(range(len(c.documents)), key=lambda i: -c.scores[i])
-        rows.append(json.dumps({"qid": c.qid, "query": c.query, "candidates": [
-            {"docid": c.documents[i].id, "rank": r + 1, "score": c.scores[i], "text": c.documents[i].content}
-            for r, i in enumerate(order)]}))
-        qrels.append(f"{c.qid} 0 {c.documents[0].id} 1")
-    data, rel = out_dir / "candidates.jsonl", out_dir / "qrels.txt"
-    write_text_atomic(data, "\n".join(rows) + "\n")
-    write_text_atomic(rel, "\n".join(qrels) + "\n")
-    return data, rel
+def write_lists(lists: list[Candidates], path: Path) -> None:
+    """The kept lists as ids only (``{qid, query, docids}``, the source passage first), written atomically:
+    small enough to commit, and :func:`read_lists` with the passages rebuilds them."""
+    write_text_atomic(path, "".join(json.dumps({"qid": c.qid, "query": c.query, "docids": [d.id for d in c.documents]})
+                                    + "\n" for c in lists))
 
 
-def read_passages(path: str | os.PathLike, exclude: Iterable[str] = ()) -> dict[str, Document]:
-    """Passages from a BEIR ``corpus.jsonl`` (or its directory) or a candidate-list JSONL (every candidate,
-    deduplicated by id). Ids in ``exclude`` are left out (e.g. evaluation sets' judged passages)."""
-    path = Path(path)
+def read_lists(path: Path, passages: dict[str, Document]) -> list[Candidates]:
+    """Lists written by :func:`write_lists`, their passages looked up in ``passages``; an id none of them
+    holds is refused, naming the file."""
+    out = []
+    for n, row in enumerate(read_jsonl(path), 1):
+        try:
+            qid, query, docids = str(row["qid"]), str(row["query"]), [str(d) for d in row["docids"]]
+        except (KeyError, TypeError) as err:
+            raise DataFormatError(f"{path}, line {n}: missing or malformed field ({err})") from None
+        missing = [d for d in docids if d not in passages]
+        if missing or not docids:
+            raise DataFormatError(f"{path}, line {n} (query {qid}): passage {missing[0] if missing else None!r} is "
+                                  "in none of the passage files given: name the files the lists were built from")
+        out.append(Candidates(qid, query, [passages[d] for d in docids], [0.0] * len(docids)))
+    return out
+
+
+def read_passages(paths: Sequence[str | os.PathLike], exclude: Iterable[str] = ()) -> dict[str, Document]:
+    """Passages from BEIR ``corpus.jsonl`` files (or their directories) and candidate-list JSONLs (every
+    candidate, deduplicated by id). Ids in ``exclude`` are left out (e.g. evaluation sets' judged passages)."""
     skip = set(exclude)
-    if path.is_dir():
-        path = path / "corpus.jsonl"
     out: dict[str, Document] = {}
-    for row in read_jsonl(path):
-        if "candidates" in row:
-            for c in row["candidates"]:
-                out.setdefault(str(c["docid"]), Document(str(c["docid"]), str(c["text"])))
-        else:
-            pid = str(row.get("_id", row.get("id")))
-            out[pid] = Document(pid, str(row.get("text", "")), str(row.get("title") or ""))
+    for path in map(Path, paths):
+        if path.is_dir():
+            path = path / "corpus.jsonl"
+        for row in read_jsonl(path):
+            if "candidates" in row:
+                for c in row["candidates"]:
+                    out.setdefault(str(c["docid"]), Document(str(c["docid"]), str(c["text"])))
+            else:
+                pid = str(row.get("_id", row.get("id")))
+                out.setdefault(pid, Document(pid, str(row.get("text", "")), str(row.get("title") or "")))
     return {pid: d for pid, d in out.items() if pid not in skip and d.text.strip()}
 
 
 def sample(passages: dict[str, Document], n: int | None, seed: int) -> dict[str, Document]:
-    """A seeded subset of ``n`` passages (all of them if ``n`` is None)."""
-    if n is None or n >= len(passages):
-        return passages
-    chosen = random.Random(seed).sample(sorted(passages), n)
-    return {pid: passages[pid] for pid in chosen}
+    """A seeded subset of ``n`` passages (all of them if ``n`` is None). A larger ``n`` with the same seed
+    extends the smaller sample, so a later session can ask for more and generate only the new ones."""
+    order = sorted(passages)
+    random.Random(seed).shuffle(order)
+    return {pid: passages[pid] for pid in order[:n]}
 
 
 def excluded_passages(paths: Iterable[str | os.PathLike]) -> tuple[set[str], set[str]]:
@@ -205,21 +225,28 @@ def excluded_passages(paths: Iterable[str | os.PathLike]) -> tuple[set[str], set
     return ids, texts
 
 
-def synthesize(passages_path: str | os.PathLike, out_dir: str | os.PathLike, generator: QueryGenerator, teacher,
-               n: int | None = None, seed: int = 0, k: int = 20, keep_rank: int = 3,
-               exclude: Iterable[str | os.PathLike] = ()) -> SynthStats:
-    """All three stages over a seeded sample of ``n`` passages; safe to rerun after an interruption."""
+def synthesize(passages_paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, generator: QueryGenerator,
+               teacher: str, scores_dir: str | os.PathLike | None = None, n: int | None = None, seed: int = 0,
+               k: int = 20, keep_rank: int = 3, exclude: Iterable[str | os.PathLike] = (),
+               teacher_dtype: torch.dtype | None = None, teacher_max_tokens: int | None = 128) -> SynthStats:
+    """All three stages over a seeded sample of ``n`` passages; safe to rerun after an interruption, or with a
+    larger ``n`` to add queries. Writes ``queries.jsonl``, ``lists.jsonl`` and ``stats.json`` to ``out_dir``
+    and the teacher scores to ``scores_dir`` (default ``out_dir/teacher-scores``), under the name
+    ``out_dir`` has: the name a recipe's ``{type: synth, path: out_dir}`` source reads them by."""
     out_dir = Path(out_dir)
     ids, texts = excluded_passages(exclude)
-    corpus = {pid: d for pid, d in read_passages(passages_path, ids).items()
+    corpus = {pid: d for pid, d in read_passages(passages_paths, ids).items()
               if " ".join(d.text.split()).lower() not in texts}
     if not corpus:
-        raise InputError(f"{passages_path}: no passages left to generate from")
+        raise InputError(f"{', '.join(map(str, passages_paths))}: no passages left to generate from")
     stats = SynthStats()
     queries = generate_queries(generator, sample(corpus, n, seed), out_dir / "queries.jsonl", stats)
-    lists = label(build_candidates(queries, corpus, k), teacher, keep_rank, stats) if queries else []
-    write_training_set(lists, out_dir)
+    lists = build_candidates(queries, corpus, k) if queries else []
+    kept = label(lists, teacher, scores_dir or out_dir / "teacher-scores", out_dir.name, keep_rank, stats,
+                 teacher_dtype, teacher_max_tokens) if lists else []
+    write_lists(kept, out_dir / "lists.jsonl")
     write_text_atomic(out_dir / "stats.json", json.dumps({
         "passages": len(corpus), "generated": stats.generated, "dropped": dict(stats.dropped),
-        "inconsistent": stats.inconsistent, "kept": stats.kept, "teacher": teacher.name, "keep_rank": keep_rank}, indent=1))
+        "inconsistent": stats.inconsistent, "kept": stats.kept, "teacher": teacher, "keep_rank": keep_rank,
+        "candidates": k}, indent=1) + "\n")
     return stats

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Synthetic training queries (issue #19, "new queries at scale"): SmolLM2-135M-Instruct writes one query per
+# passage, BM25 over the same corpus gives each query 30 candidates (its source passage first), and the
+# minilm+mpnet teacher, the best on the DL21 dev BM25 lists, scores them into configs/teacher-scores/; a query
+# is kept only if the teacher puts its source passage in its top 3. Only ids, queries and scores are written
+# here (configs/synth/NAME/{queries,lists}.jsonl, stats.json): recipes read the text from ../shared/data
+# ({type: synth, path: configs/synth/NAME, passages: [...]}).
+#
+# Never a report set: DL19's passages (both lists, by id and by text) are kept out of the MS MARCO pools, and
+# SciFact's test-judged abstracts out of its corpus. Resumable and extendable: rerun after a kill, or raise N
+# (the same seed's larger sample extends the smaller one) to add queries in a later session.
+#   bash configs/synth/generate.sh            # THREADS (default 1) and N_MSMARCO / N_ANTIQUE / N_SCIFACT
+set -euo pipefail
+export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${THREADS:-1}
+D=../shared/data
+synth() { .venv/bin/blockrank synth "$@" --scores configs/teacher-scores --candidates 30 --keep-rank 3 \
+  --teacher minilm+mpnet --dtype bf16 --batch-size 16; }
+synth $D/trec-dl/dl21-judged.jsonl $D/trec-dl/dl21-{bm25,splade}-top100.jsonl $D/trec-dl/dl22-{bm25,splade}-top100.jsonl \
+  --exclude $D/trec-dl/dl19-bm25-top100.jsonl --exclude $D/trec-dl/dl19-splade-top100.jsonl \
+  --exclude $D/trec-dl/qrels.dl19-passage.txt --out configs/synth/synth-msmarco-pools -n "${N_MSMARCO:-3000}" --seed 1
+synth $D/antique/antique-judged.jsonl --out configs/synth/synth-antique -n "${N_ANTIQUE:-1000}" --seed 2
+synth $D/scifact --exclude $D/scifact/qrels/test.tsv --out configs/synth/synth-scifact -n "${N_SCIFACT:-1500}" --seed 3
