@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from blockrank.baselines import FirstStage, TeacherScorer
-from blockrank.cli import RERANKERS, main
+from blockrank.baselines import RERANKERS, FirstStage, TeacherScorer
+from blockrank.cli import main
 from blockrank.data import Candidates, DataFormatError
 from blockrank.evaluation import EvalSet, evaluate, load_eval_set
 from blockrank.prompt import Document

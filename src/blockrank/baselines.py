@@ -8,6 +8,8 @@
   of the list to the front in steps of 10, each window reordered by a generated permutation.
 * :class:`FirstToken` is FIRST-style: one full-attention forward, documents scored by the model's
   probability of naming them as the first id of the answer.
+
+:func:`make_scorers` builds them by name (``blockrank eval --rerankers``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from transformers import DynamicCache
 
 from .attention import pack
+from .defaults import RERANKERS
 from .errors import InputError
 from .reranker import Reranker
 from .scoring import decode_answer, forward_blocks, parse_ranking
@@ -138,3 +141,40 @@ class FirstToken:
 
         walk((), root, 0.0, int(layout.position_ids[-1]) + 1)
         return [scores[tuple(seq)] for seq in ids]
+
+
+
+def make_scorers(names: list[str], model: str | None, dtype: str | None = None, device: str | None = None,
+                 teacher_dtype: str = "fp32", first_stage: str = "bm25", **reranker_opts) -> list:
+    """One scorer per name in :data:`RERANKERS` or a teacher (``mpnet``, ``bm25+minilm``, ...); the LM-based
+    ones share one loaded ``model`` and take ``reranker_opts`` (layer, max_doc_tokens, split, ...)."""
+    from .model import load_model, parse_dtype
+    from .reranker import settings
+    from .teachers import TEACHERS, is_teacher
+
+    unknown = [n for n in names if n not in RERANKERS and not is_teacher(n)]
+    if unknown:
+        raise InputError(f"unknown rerankers {unknown}; choose from {', '.join(RERANKERS)}, or a teacher "
+                         f"({', '.join(TEACHERS)} or a fusion such as bm25+minilm)")
+    lm = None
+    scorers: list = []
+    for name in names:
+        if name == "bm25":
+            scorers.append(FirstStage(first_stage if first_stage != "dense" else "dense-retrieval"))
+            continue
+        if name == "dense" or is_teacher(name):
+            scorers.append(TeacherScorer(name, parse_dtype(teacher_dtype)))
+            continue
+        lm = lm or load_model(model, dtype=dtype, device=device)
+
+        def reranker(lm=lm, **kw) -> Reranker:
+            return Reranker(lm.model, lm.tokenizer, **settings(lm.settings, **(reranker_opts | kw)))
+
+        scorers.append({
+            "blockrank": lambda: BlockRankScorer(reranker(), "blockrank"),
+            "blockrank-decode": lambda: BlockRankScorer(reranker(method="decode"), "blockrank-decode"),
+            "full": lambda: BlockRankScorer(reranker(attention="causal"), "full"),
+            "sliding": lambda: SlidingWindow(reranker(split=False)),  # they name documents by block
+            "first": lambda: FirstToken(reranker(split=False)),
+        }[name]())
+    return scorers

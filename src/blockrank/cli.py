@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .defaults import BASE_MODEL, DEFAULT_RERANKER, MODES
+from .defaults import BASE_MODEL, DEFAULT_RERANKER, MODES, RERANKERS
 from .errors import BlockRankError, InputError
 from .prompt import TruncationWarning, as_documents
 
@@ -243,58 +243,21 @@ def cmd_rerank_run(args: argparse.Namespace) -> int:
     return 0
 
 
-RERANKERS = ("bm25", "dense", "blockrank", "blockrank-decode", "full", "sliding", "first")
-
-
-def make_scorers(names: list[str], args: argparse.Namespace) -> list:
-    """One scorer per name; the LM-based ones share one loaded model."""
-    from . import baselines
-    from .model import load_model, parse_dtype
-    from .reranker import Reranker, settings
-    from .teachers import TEACHERS, is_teacher
-
-    unknown = [n for n in names if n not in RERANKERS and not is_teacher(n)]
-    if unknown:
-        raise InputError(f"unknown rerankers {unknown}; choose from {', '.join(RERANKERS)}, or a teacher "
-                         f"({', '.join(TEACHERS)} or a fusion such as bm25+minilm)")
-    lm = None
-    scorers = []
-    for name in names:
-        if name == "bm25":
-            scorers.append(baselines.FirstStage(args.first_stage if args.first_stage != "dense" else "dense-retrieval"))
-            continue
-        if name == "dense" or is_teacher(name):
-            scorers.append(baselines.TeacherScorer(name, parse_dtype(args.teacher_dtype)))
-            continue
-        lm = lm or load_model(args.model, dtype=args.dtype, device=args.device)
-
-        def reranker(**kw):
-            opts = dict(layer=args.layer, max_doc_tokens=args.max_doc_tokens, batch_tokens=args.batch_tokens,
-                        split=args.split_documents, max_tokens_per_doc=args.max_tokens_per_doc) | kw
-            return Reranker(lm.model, lm.tokenizer, **settings(lm.settings, **opts))
-
-        scorers.append({
-            "blockrank": lambda: baselines.BlockRankScorer(reranker(), "blockrank"),
-            "blockrank-decode": lambda: baselines.BlockRankScorer(reranker(method="decode"), "blockrank-decode"),
-            "full": lambda: baselines.BlockRankScorer(reranker(attention="causal"), "full"),
-            "sliding": lambda: baselines.SlidingWindow(reranker(split=False)),  # they name documents by block
-            "first": lambda: baselines.FirstToken(reranker(split=False)),
-        }[name]())
-    return scorers
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from . import evaluation
+    from . import baselines, evaluation
     from .examples import read_qids
 
     names = args.rerankers.split(",")
     evalset = evaluation.load_eval_set(args.data, qrels=args.qrels, first_stage=args.first_stage, top_k=args.top_k,
                                        split=args.split, run=args.run, limit=args.limit,
                                        qids=read_qids(args.qids) if args.qids else None)
-    scorers = make_scorers(names, args)
+    scorers = baselines.make_scorers(
+        names, args.model, dtype=args.dtype, device=args.device, teacher_dtype=args.teacher_dtype,
+        first_stage=args.first_stage, layer=args.layer, max_doc_tokens=args.max_doc_tokens,
+        batch_tokens=args.batch_tokens, split=args.split_documents, max_tokens_per_doc=args.max_tokens_per_doc)
     config = {k: v for k, v in vars(args).items() if k != "func"}
     if args.depths:
         depths = [int(n) for n in args.depths.split(",")]
@@ -447,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="first-stage TREC run over the BEIR corpus, instead of computing one")
     p.add_argument("--split", default="test")
     p.add_argument("--first-stage", choices=["bm25", "dense"], default="bm25", help="for BEIR directories")
-    p.add_argument("--rerankers", default="bm25,blockrank", help=f"comma-separated from: {', '.join(RERANKERS)}")
+    p.add_argument("--rerankers", default="bm25,blockrank", help=f"comma-separated from: {', '.join(RERANKERS)}, or a teacher")
     p.add_argument("--top-k", type=int, default=100, help="candidates reranked per query")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries")
     p.add_argument("--qids", default=None, help="evaluate only the query ids in this file, one a line (e.g. a dev split)")
