@@ -31,6 +31,7 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from blockrank import Reranker
 from blockrank.background import BackgroundServer
+from blockrank.benchmark import rss_bytes
 from blockrank.data import write_text_atomic
 from blockrank.model import default_model_path, use_block_attention
 from blockrank.service import Limits, create_app
@@ -45,11 +46,6 @@ def tiny_reranker() -> Reranker:
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
     return Reranker(use_block_attention(LlamaForCausalLM(config).eval()), tokenizer, layer=2, max_doc_tokens=64)
-
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 2**20
 
 
 def memory_stats(samples: list[tuple[float, float]], duration: float) -> dict:
@@ -156,7 +152,7 @@ def main() -> None:
         latencies.clear()
         statuses.clear()
         gc.collect()
-        rss_before = rss_mib()
+        rss_before = rss_bytes() / 2**20
 
         started = time.perf_counter()
         stop_at = started + args.duration
@@ -165,7 +161,7 @@ def main() -> None:
             th.start()
         next_sample = started
         while any(th.is_alive() for th in pool):
-            memory.append((round(time.perf_counter() - started, 1), round(rss_mib(), 1)))
+            memory.append((round(time.perf_counter() - started, 1), round(rss_bytes() / 2**20, 1)))
             next_sample += args.sample_every
             time.sleep(max(0.0, next_sample - time.perf_counter()))
         for th in pool:
@@ -175,7 +171,7 @@ def main() -> None:
         last = httpx.post(f"{url}/rerank", json=bodies[0], timeout=60)
         healthy = healthy and [x["index"] for x in last.json()["results"]] == expected[0]
         gc.collect()
-        rss_after = rss_mib()
+        rss_after = rss_bytes() / 2**20
 
     stats = memory_stats(memory, args.duration)
     answered = sum(n for k, n in statuses.items() if k == "valid 200")

@@ -127,7 +127,7 @@ class PeakMemory:
             self.base = torch.cuda.memory_allocated(self.device)
         else:
             _release_free_memory()
-            self.base = self.peak = _rss()
+            self.base = self.peak = rss_bytes()
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
@@ -135,7 +135,7 @@ class PeakMemory:
 
     def _sample(self):
         while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss())
+            self.peak = max(self.peak, rss_bytes())
 
     def __exit__(self, *exc):
         if self.device.type == "cuda":
@@ -143,7 +143,7 @@ class PeakMemory:
         else:
             self._stop.set()
             self._thread.join()
-            self.peak = max(self.peak, _rss())
+            self.peak = max(self.peak, rss_bytes())
         self.mb = (self.peak - self.base) / 2**20
 
 
@@ -155,7 +155,8 @@ def _release_free_memory() -> None:
         pass
 
 
-def _rss() -> int:
+def rss_bytes() -> int:
+    """This process's resident memory, in bytes (Linux)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
