@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from blockrank.attention import pack
-from blockrank.benchmark import machine_info, matmul_gflops
+from blockrank.benchmark import layer_shape, machine_info, matmul_gflops
 from blockrank.training import TrainConfig, Trainer
 
 NO_DROPOUT = {"r": 16, "alpha": 32, "dropout": 0.0}  # LoRA dropout is an element-wise pass per adapted projection
@@ -41,11 +41,8 @@ CONFIGS = {
 
 def model_gflop_per_token(config, layer: int, aux_only: bool) -> float:
     """Forward + input-gradient FLOPs of the linear layers per token (attention over 64-token blocks is minor)."""
-    h, kv = config.num_attention_heads, config.num_key_value_heads
-    d = getattr(config, "head_dim", None) or config.hidden_size // h
-    per_layer = config.hidden_size * (2 * h * d + 2 * kv * d) + 3 * config.hidden_size * config.intermediate_size
-    params = (layer + 1) * per_layer if aux_only else config.num_hidden_layers * per_layer
-    return 4 * params / 1e9
+    linear = layer_shape(config)[3]
+    return 4 * (layer + 1 if aux_only else config.num_hidden_layers) * linear / 1e9
 
 
 def measure(name: str, overrides: dict, args) -> dict:

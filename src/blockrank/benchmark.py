@@ -85,7 +85,7 @@ def matmul_gflops(dtype: torch.dtype, device: torch.device, size: int = 2048, re
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def _shape(config) -> tuple[int, int, int, int]:
+def layer_shape(config) -> tuple[int, int, int, int]:
     """Heads, KV heads, head dim and the multiply-adds per token of one layer's projections and MLP."""
     h, kv = config.num_attention_heads, config.num_key_value_heads
     d = getattr(config, "head_dim", None) or config.hidden_size // h
@@ -95,7 +95,7 @@ def _shape(config) -> tuple[int, int, int, int]:
 
 def sparse_gflop(config, blocks: PromptBlocks, layer: int) -> float:
     """Useful FLOPs of the sparse path up to layer ``layer``: projections, MLP and attention."""
-    h, kv, d, linear = _shape(config)
+    h, kv, d, linear = layer_shape(config)
     L0, T = len(blocks.prefix), blocks.num_tokens
     keys_seen = L0 * (L0 + 1) / 2  # block 0, causal
     keys_seen += sum(n * L0 + n * (n + 1) / 2 for n in map(len, blocks.docs))
@@ -107,7 +107,7 @@ def sparse_gflop(config, blocks: PromptBlocks, layer: int) -> float:
 
 def causal_gflop(config, tokens: int, layers: int, lm_head: bool) -> float:
     """FLOPs of a full causal prefill of ``tokens`` through ``layers`` layers (+ next-token logits)."""
-    h, _, d, linear = _shape(config)
+    h, _, d, linear = layer_shape(config)
     per_layer = 2 * tokens * linear + 4 * h * d * tokens * (tokens + 1) / 2
     return (layers * per_layer + (2 * config.hidden_size * config.vocab_size if lm_head else 0)) / 1e9
 
