@@ -275,7 +275,7 @@ def main() -> None:
                    f"last resume) with `threads: {cfg['threads'] if cfg else '?'}`; {RUN_NOTE}.")
         run, prev = ndcg("dl19", "run"), ndcg("dl19", "previous")
         out.append("- **Shipped:** the weight-by-weight mean of the run's final adapter and the previous default it "
-                   "started from (`bench/average_adapters.py`, weight 0.5, not swept), made because the run's adapter "
+                   "started from (`blockrank average`, weight 0.5, not swept), made because the run's adapter "
                    f"alone is {fmt(run)} on DL19 against the previous default's {fmt(prev)}; all three are in the table.")
     out += ["", "### Dev quality against training examples", "", *dev_curve(cfg), "", "### Throughput", "", *throughput(), "",
             "## Reproduce", "", "```bash", "./setup.sh dev",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces MODEL_CARD.md: trains configs/smollm2-scifact.yaml (~80 min on 2 cores), which continues the
 # previous default (configs/smollm2-continue.yaml, itself continuing configs/smollm2-distill.yaml), ships the
-# mean of the two adapters (bench/average_adapters.py), evaluates it beside BM25, the embedding teachers and
+# mean of the two adapters (`blockrank average`), evaluates it beside BM25, the embedding teachers and
 # their fusions, the run's own adapter, the two earlier defaults and the untrained base on DL19, SciFact test
 # and WikiQA test, then writes the card.
 #   bash bench/train_results.sh [all|train|ship|eval|card]
@@ -27,7 +27,7 @@ if [ "$what" = all ] || [ "$what" = train ]; then
 fi
 
 if [ "$what" = all ] || [ "$what" = ship ]; then
-  python bench/average_adapters.py $PREVIOUS $RUN/final runs/shipped
+  blockrank average $PREVIOUS $RUN/final runs/shipped
   cp runs/shipped/{adapter_config.json,adapter_model.safetensors,blockrank.json} $W/
 fi
 

@@ -1,8 +1,7 @@
-"""bench/average_adapters.py: the weight-by-weight mean that made the shipped adapter."""
+"""blockrank.averaging: the weight-by-weight mean that made the shipped adapter."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-spec = importlib.util.spec_from_file_location("average_adapters", Path(__file__).parents[1] / "bench" / "average_adapters.py")
-average_adapters = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(average_adapters)
+from blockrank.averaging import average_adapters
+from blockrank.cli import main
+from blockrank.errors import ConfigError
 
 
 def adapter(path: Path, value: float, r: int = 4, targets=("q_proj", "v_proj")) -> Path:
@@ -27,7 +26,7 @@ def adapter(path: Path, value: float, r: int = 4, targets=("q_proj", "v_proj")) 
 
 def test_mean_of_two_adapters(tmp_path):
     first, second = adapter(tmp_path / "a", 1.0), adapter(tmp_path / "b", 2.0, targets=("v_proj", "q_proj"))
-    average_adapters.average(first, second, tmp_path / "out", weight=0.25)
+    average_adapters(first, second, tmp_path / "out", weight=0.25)
     mean = load_file(tmp_path / "out" / "adapter_model.safetensors")
     assert torch.equal(mean["a.lora_A.weight"], torch.full((4, 8), 1.25, dtype=torch.bfloat16))
     assert torch.equal(mean["a.lora_B.weight"], torch.full((8, 4), -1.25, dtype=torch.bfloat16))
@@ -36,6 +35,15 @@ def test_mean_of_two_adapters(tmp_path):
 
 
 def test_adapters_of_another_shape_are_refused(tmp_path):
-    with pytest.raises(SystemExit, match="differ in r"):
-        average_adapters.average(adapter(tmp_path / "a", 1.0), adapter(tmp_path / "b", 2.0, r=8), tmp_path / "out")
+    with pytest.raises(ConfigError, match="differ in r"):
+        average_adapters(adapter(tmp_path / "a", 1.0), adapter(tmp_path / "b", 2.0, r=8), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_average_command(tmp_path, capsys):
+    first, second = adapter(tmp_path / "a", 1.0), adapter(tmp_path / "b", 3.0)
+    assert main(["average", str(first), str(second), str(tmp_path / "out")]) == 0
+    mean = load_file(tmp_path / "out" / "adapter_model.safetensors")
+    assert torch.equal(mean["a.lora_A.weight"], torch.full((4, 8), 2.0, dtype=torch.bfloat16))
+    assert main(["average", str(first), str(tmp_path / "missing"), str(tmp_path / "out2")]) != 0
+    assert "not a LoRA adapter directory" in capsys.readouterr().err

@@ -340,6 +340,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_average(args: argparse.Namespace) -> int:
+    from .averaging import average_adapters
+
+    average_adapters(Path(args.first), Path(args.second), Path(args.out), args.weight)
+    print(args.out)
+    return 0
+
+
 def cmd_label(args: argparse.Namespace) -> int:
     from .training import label, load_config
 
@@ -439,6 +447,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in out_dir")
     p.add_argument("--dry-run", action="store_true", help="print the examples each data source gives (JSON), train nothing")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("average", help="the weight-by-weight mean of two LoRA adapters of the same shape")
+    p.add_argument("first", help="adapter directory")
+    p.add_argument("second", help="adapter directory (its recipe and tokenizer files are copied)")
+    p.add_argument("out", help="output adapter directory (written atomically)")
+    p.add_argument("--weight", type=float, default=0.5, help="the second adapter's share")
+    p.set_defaults(func=cmd_average)
 
     p = sub.add_parser("label", help="compute and store a recipe's teacher scores (resumable), so training runs no teacher")
     p.add_argument("config", help="YAML/TOML recipe (see configs/)")
