@@ -112,6 +112,18 @@ def test_query_generator_runs_a_chat_model(tiny_model_dir):
     assert len(out) == 2 and all(isinstance(o, str) for o in out)
 
 
+def test_batched_generation_with_left_padding_equals_one_at_a_time(tiny_model_dir):
+    """The blockrank attention implementation must honour the padding mask outside its own passes: batched
+    generation once attended to the left padding and wrote garbage queries."""
+    from blockrank.model import load_model
+
+    model, tokenizer, _ = load_model(tiny_model_dir, dtype="fp32")
+    passages = ["short", "a much longer passage about glaciers, caves and the meltwater that carves them"]
+    batched = synth.QueryGenerator(model, tokenizer, max_new_tokens=6, batch_size=2).generate(passages)
+    single = [synth.QueryGenerator(model, tokenizer, max_new_tokens=6).generate([p])[0] for p in passages]
+    assert batched == single
+
+
 def test_synth_command_excludes_evaluation_passages_and_resumes(tmp_path, tiny_model_dir, monkeypatch):
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"_id": d.id, "text": d.text}) + "\n" for d in CORPUS.values()))

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import AttentionMaskInterface
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from .defaults import MODES, Mode
 from .prompt import PromptBlocks
@@ -276,11 +276,13 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float) ->
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scaling, enable_gqa=True)
 
 
-def _no_mask(*args, **kwargs) -> None:
-    """Mask factory for the ``blockrank`` implementation: the layout carries the structure, and a
-    dense mask (reference mode) is passed ready-made, so nothing needs building."""
-    return None
+def _padding_mask(*args, **kwargs) -> torch.Tensor | None:
+    """Mask factory for the ``blockrank`` implementation: sdpa's. BlockRank's own passes need none (the layout
+    carries the structure, and the dense reference passes its 4D mask ready-made, which transformers uses as
+    it is), so this matters where the model runs as an ordinary LM on a padded batch (``blockrank synth``'s
+    batched generation): without it, left padding would be attended to."""
+    return sdpa_mask(*args, **kwargs)
 
 
 AttentionInterface.register(ATTN_IMPLEMENTATION, block_attention)
-AttentionMaskInterface.register(ATTN_IMPLEMENTATION, _no_mask)
+AttentionMaskInterface.register(ATTN_IMPLEMENTATION, _padding_mask)

@@ -2,7 +2,7 @@
 
 Three stages, each resumable:
 
-1. **generate**: an instruction LLM writes one search query per passage. Results are appended to
+1. **generate**: an LLM continues a few-shot prompt with one search query per passage. Results are appended to
    ``queries.jsonl`` passage by passage (``{pid, query}`` or ``{pid, dropped: reason}``), so a restart
    skips what is done. Empty, overlong and copied queries are dropped and counted.
 2. **candidates**: each kept query's BM25 neighbours in the same corpus (its source passage included);
@@ -35,8 +35,17 @@ from .errors import InputError
 from .prompt import Document
 from .teachers import fuse
 
-PROMPT = ("Write one short search query that a person would type to find the passage below. "
-          "Reply with the query only.\n\nPassage: {passage}")
+# Few-shot completion (InPars style), not an instruction: SmolLM2-135M-Instruct answers an instruction with
+# "The passage is:" or a copy of the passage, but continues this pattern with a query. Our own examples.
+SHOTS = [
+    ("The Great Barrier Reef, off the coast of Queensland, is the world's largest coral reef system, made of over "
+     "2,900 individual reefs stretching 2,300 km.", "how long is the great barrier reef"),
+    ("To reset a frozen iPhone, press and quickly release volume up, then volume down, then hold the side button "
+     "until the Apple logo appears.", "how to force restart an iphone"),
+    ("Low-dose aspirin irreversibly blocks cyclooxygenase in platelets, which lowers thromboxane A2 and so reduces "
+     "platelet aggregation for the life of the platelet.", "does aspirin reduce platelet aggregation"),
+]
+PROMPT = "".join(f"Passage: {passage}\nQuery: {query}\n\n" for passage, query in SHOTS) + "Passage: {passage}\nQuery:"
 MAX_PASSAGE_CHARS = 1200
 MAX_QUERY_WORDS = 24
 
@@ -77,7 +86,7 @@ def read_done(path: Path) -> dict[str, dict]:
 
 
 class QueryGenerator:
-    """Batched greedy generation with a chat model (left padding)."""
+    """Batched greedy generation (left padding) continuing the few-shot :data:`PROMPT`; any causal LM."""
 
     def __init__(self, model, tokenizer, max_new_tokens: int = 32, batch_size: int = 8):
         self.model, self.tokenizer = model, tokenizer
@@ -87,8 +96,7 @@ class QueryGenerator:
             tokenizer.pad_token = tokenizer.eos_token
 
     def prompt(self, passage: str) -> str:
-        message = [{"role": "user", "content": PROMPT.format(passage=passage[:MAX_PASSAGE_CHARS])}]
-        return self.tokenizer.apply_chat_template(message, tokenize=False, add_generation_prompt=True)
+        return PROMPT.format(passage=" ".join(passage[:MAX_PASSAGE_CHARS].split()))
 
     @torch.inference_mode()
     def generate(self, passages: list[str]) -> list[str]:
