@@ -465,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (resumable: rerun to continue)")
     p.add_argument("-n", type=int, default=None, help="passages to sample (default: all)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--generator", default=None, help=f"instruction LLM writing the queries (default: {BASE_MODEL})")
+    p.add_argument("--generator", default=None, help=f"causal LM writing the queries (few-shot) (default: {BASE_MODEL})")
     p.add_argument("--teacher", default="minilm+mpnet", help="labels the candidates: bm25, minilm, mpnet or a fusion")
     p.add_argument("--scores", default=None,
                    help="directory of stored teacher scores (default: OUT/teacher-scores); a recipe's teacher_scores")
