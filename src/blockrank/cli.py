@@ -10,9 +10,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .defaults import BASE_MODEL, DEFAULT_RERANKER, MODES, RERANKERS
+from .defaults import BASE_MODEL, DEFAULT_RERANKER, MODES, RERANKERS, Limits
 from .errors import BlockRankError, InputError
 from .prompt import TruncationWarning, as_documents
+
+LIMITS = Limits()  # the service's defaults, shown by `blockrank serve --help`
 
 # Reported in one line. Anything else is a bug and keeps its traceback.
 USER_ERRORS = (BlockRankError, FileNotFoundError, IsADirectoryError, PermissionError)
@@ -200,12 +202,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .service import Limits, create_app
+    from .service import create_app
 
     reranker = load_reranker(args)
     limits = Limits(max_documents=args.max_documents, max_document_chars=args.max_document_chars,
                     max_body_bytes=args.max_body_bytes, request_timeout_s=args.timeout, max_queue=args.max_queue,
-                    max_tokens_per_doc=max(4096, reranker.max_tokens_per_doc),
+                    max_tokens_per_doc=max(LIMITS.max_tokens_per_doc, reranker.max_tokens_per_doc),
                     max_query_tokens=args.max_query_tokens, max_prompt_tokens=args.max_prompt_tokens)
     app = create_app(reranker, limits)
     uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=int(args.timeout) + 5)
@@ -483,14 +485,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="HTTP service: Cohere/TEI-compatible POST /rerank")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--max-documents", type=int, default=1000, help="documents per request")
-    p.add_argument("--max-document-chars", type=int, default=20_000, help="characters per document")
-    p.add_argument("--max-body-bytes", type=int, default=10 * 2**20)
-    p.add_argument("--max-query-tokens", type=int, default=256,
+    p.add_argument("--max-documents", type=int, default=LIMITS.max_documents, help="documents per request")
+    p.add_argument("--max-document-chars", type=int, default=LIMITS.max_document_chars, help="characters per document")
+    p.add_argument("--max-body-bytes", type=int, default=LIMITS.max_body_bytes)
+    p.add_argument("--max-query-tokens", type=int, default=LIMITS.max_query_tokens,
                    help="longer queries get 422 (the query is read by every document)")
-    p.add_argument("--max-prompt-tokens", type=int, default=65_536, help="larger prompts (all documents) get 422")
-    p.add_argument("--max-queue", type=int, default=32, help="queued requests before answering 503")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before answering 504")
+    p.add_argument("--max-prompt-tokens", type=int, default=LIMITS.max_prompt_tokens,
+                   help="larger prompts (all documents) get 422")
+    p.add_argument("--max-queue", type=int, default=LIMITS.max_queue, help="queued requests before answering 503")
+    p.add_argument("--timeout", type=float, default=LIMITS.request_timeout_s, help="seconds per request before answering 504")
     add_model_args(p)
     p.set_defaults(func=cmd_serve)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 BASE_MODEL = "SmolLM2-135M-Instruct"  # the untrained base of the shipped reranker (not a reranker itself)
@@ -11,3 +12,17 @@ DEFAULT_RERANKER = "blockrank-smollm2-135m"  # the shipped adapter, in blockrank
 Mode = Literal["sparse", "dense", "causal"]
 MODES: tuple[str, ...] = ("sparse", "dense", "causal")
 RERANKERS = ("bm25", "dense", "blockrank", "blockrank-decode", "full", "sliding", "first")  # `blockrank eval --rerankers`
+
+
+@dataclass
+class Limits:
+    """Per-request and capacity limits of the service (``blockrank serve``'s flags default to these)."""
+
+    max_documents: int = 1000
+    max_document_chars: int = 20_000
+    max_body_bytes: int = 10 * 2**20
+    request_timeout_s: float = 120.0
+    max_queue: int = 32
+    max_tokens_per_doc: int = 4096  # Cohere's default; past it a document is truncated (or refused)
+    max_query_tokens: int = 256
+    max_prompt_tokens: int = 65_536  # bounds one request's model time (~10 s for SmolLM2 on 2 CPU cores)

@@ -15,7 +15,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -33,6 +33,7 @@ from .api_schemas import (
     TeiRequest,
     TeiResult,
 )
+from .defaults import Limits
 from .errors import (
     DocumentTooLongError,
     InputError,
@@ -45,20 +46,6 @@ from .reranker import Reranker, RerankReport
 from .scoring import Cancelled
 
 logger = logging.getLogger("blockrank.service")
-
-
-@dataclass
-class Limits:
-    """Per-request and capacity limits of the service."""
-
-    max_documents: int = 1000
-    max_document_chars: int = 20_000
-    max_body_bytes: int = 10 * 2**20
-    request_timeout_s: float = 120.0
-    max_queue: int = 32
-    max_tokens_per_doc: int = 4096  # Cohere's default; past it a document is truncated (or refused)
-    max_query_tokens: int = 256
-    max_prompt_tokens: int = 65_536  # bounds one request's model time (~10 s for SmolLM2 on 2 CPU cores)
 
 
 class ApiError(Exception):
