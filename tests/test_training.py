@@ -241,6 +241,8 @@ def test_every_committed_recipe_loads_and_its_start_is_committed(recipe):
 
     cfg = load_config(recipe)
     assert cfg.init_adapter is None or (recipe.parents[1] / cfg.init_adapter / "adapter_config.json").is_file()
+    for src in cfg.data:  # synthetic query sets are committed as ids (their text comes from ../shared/data)
+        assert src["type"] != "synth" or (recipe.parents[1] / src["path"] / "lists.jsonl").is_file()
 
 
 @pytest.mark.parametrize("source, message", [
