@@ -33,6 +33,9 @@ def test_rerank_file_and_table(capsys, tiny_model_dir, tmp_path):
     code, out, _ = run(capsys, "rerank", "-f", str(path), "--model", str(tiny_model_dir), "--layer", "1", "-k", "1")
     assert code == 0
     assert "Query: rain" in out and "rank" in out
+    code, as_json, _ = run(capsys, "rerank", "-f", str(path), "--model", str(tiny_model_dir), "--layer", "1", "--json")
+    best, other = (r["text"] for r in json.loads(as_json))
+    assert best in out and other not in out  # -k 1: the table holds the top document only
 
 
 def test_rerank_jsonl_from_stdin(capsys, monkeypatch, tiny_model_dir):
