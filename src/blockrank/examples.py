@@ -30,7 +30,6 @@ from .data import (
 )
 from .errors import ConfigError
 from .prompt import Document
-from .teachers import fuse
 
 
 @dataclass
@@ -334,15 +333,9 @@ def attach_teacher(examples: list[ICRExample], teacher: str, source: str, scores
     """Set each example's teacher scores: its members' stored scores, fused within the example's list."""
     if scores_dir is None:
         raise ConfigError(f"source {source} has teacher {teacher!r} but no directory of stored teacher scores was given")
-    stored = []
-    for member in teacher_scores.members(teacher):
-        path = teacher_scores.score_path(scores_dir, source, member)
-        if not path.is_file():
-            raise ConfigError(f"no stored {member} scores for source {source} ({path}): "
-                              "compute them with `blockrank label RECIPE`")
-        stored.append((path, teacher_scores.read_scores(path)))
+    scores = teacher_scores.fused(teacher, source, scores_dir)
     for ex in examples:
-        ex.teacher = fuse([teacher_scores.lookup(s, path, ex.query_id, ex.documents) for path, s in stored])
+        ex.teacher = scores(ex.query_id, ex.documents)
         ex.teacher_name = teacher
 
 
@@ -350,7 +343,7 @@ def label_sources(sources: list[dict[str, Any]], teacher: str | None, scores_dir
                   holdout: set[str] = frozenset(), dtype=None, max_tokens: int | None = None) -> dict[str, int]:
     """Compute and store the teacher scores every source's pools need (resumable); returns the queries
     newly scored per file."""
-    added = {}
+    added: dict[str, int] = {}
     for i, src in enumerate(sources):
         name = src.get("teacher") or teacher
         if not name:
@@ -359,7 +352,5 @@ def label_sources(sources: list[dict[str, Any]], teacher: str | None, scores_dir
         pools = [(p.query_id, p.query, p.documents,
                   None if p.first_stage is None else [p.first_stage.get(d.id, 0.0) for d in p.documents])
                  for p in source_pools(src, i, seed, holdout)]
-        for member in teacher_scores.members(name):
-            path = teacher_scores.score_path(scores_dir, source, member)
-            added[str(path)] = teacher_scores.compute(path, member, pools, dtype, max_tokens)
+        added |= teacher_scores.compute_all(name, source, scores_dir, pools, dtype, max_tokens)
     return added

@@ -33,7 +33,6 @@ from . import teacher_scores
 from .data import Candidates, DataFormatError, append_synced, read_jsonl, write_text_atomic
 from .errors import InputError
 from .prompt import Document
-from .teachers import fuse
 
 # Few-shot completion (InPars style), not an instruction: SmolLM2-135M-Instruct answers an instruction with
 # "The passage is:" or a copy of the passage, but continues this pattern with a query. Our own examples.
@@ -149,15 +148,12 @@ def label(lists: list[Candidates], teacher: str, scores_dir: str | os.PathLike, 
     resumable: the files training reads); a query is kept only if the fused teacher ranks its source passage
     (first) within its top ``keep_rank``."""
     stats = stats or SynthStats()
-    pools = [(c.qid, c.query, c.documents, None) for c in lists]
-    stored = []
-    for member in teacher_scores.members(teacher):
-        path = teacher_scores.score_path(scores_dir, source, member)
-        teacher_scores.compute(path, member, pools, dtype, max_tokens)
-        stored.append((path, teacher_scores.read_scores(path)))
+    teacher_scores.compute_all(teacher, source, scores_dir, [(c.qid, c.query, c.documents, None) for c in lists],
+                               dtype, max_tokens)
+    scores_of = teacher_scores.fused(teacher, source, scores_dir)
     kept = []
     for c in lists:
-        scores = fuse([teacher_scores.lookup(s, path, c.qid, c.documents) for path, s in stored])
+        scores = scores_of(c.qid, c.documents)
         if sum(s > scores[0] for s in scores) >= keep_rank:
             stats.inconsistent += 1
             continue
@@ -182,10 +178,12 @@ def read_lists(path: Path, passages: dict[str, Document]) -> list[Candidates]:
             qid, query, docids = str(row["qid"]), str(row["query"]), [str(d) for d in row["docids"]]
         except (KeyError, TypeError) as err:
             raise DataFormatError(f"{path}, line {n}: missing or malformed field ({err})") from None
+        if not docids:
+            raise DataFormatError(f"{path}, line {n} (query {qid}): no document ids")
         missing = [d for d in docids if d not in passages]
-        if missing or not docids:
-            raise DataFormatError(f"{path}, line {n} (query {qid}): passage {missing[0] if missing else None!r} is "
-                                  "in none of the passage files given: name the files the lists were built from")
+        if missing:
+            raise DataFormatError(f"{path}, line {n} (query {qid}): passage {missing[0]!r} is in none of the passage "
+                                  "files given: name the files the lists were built from")
         out.append(Candidates(qid, query, [passages[d] for d in docids], [0.0] * len(docids)))
     return out
 

@@ -16,7 +16,7 @@ of queries at a time and synced: a kill loses at most the chunk in flight, and r
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -25,8 +25,10 @@ from .data import DataFormatError, append_synced, read_jsonl
 from .errors import ConfigError
 from .prompt import Document
 from .teachers import TEACHERS as MEMBERS
+from .teachers import fuse
 
 Scores = dict[str, dict[str, float]]  # qid -> docid -> score
+Pools = Sequence[tuple[str, str, list[Document], list[float] | None]]  # (qid, query, documents, first-stage scores)
 
 
 def members(teacher: str) -> list[str]:
@@ -70,7 +72,7 @@ def lookup(scores: Scores, path: Path, qid: str, docs: Sequence[Document]) -> li
     return [row[d.id] for d in docs]
 
 
-def compute(path: Path, member: str, pools: Sequence[tuple[str, str, list[Document], list[float] | None]],
+def compute(path: Path, member: str, pools: Pools,
             dtype: torch.dtype | None = None, max_tokens: int | None = None, chunk: int = 16) -> int:
     """Score every ``(qid, query, documents, first_stage)`` pool that ``path`` lacks with ``member`` and append
     them; returns how many were added. BM25 is computed over all pools in one call (corpus statistics)."""
@@ -94,6 +96,27 @@ def compute(path: Path, member: str, pools: Sequence[tuple[str, str, list[Docume
                                                  "scores": [round(s, 5) for s in s_]}) + "\n"
                                      for p, s_ in zip(part, scores)))
     return len(todo)
+
+
+def compute_all(teacher: str, source: str, directory: str | Path, pools: Pools,
+                dtype: torch.dtype | None = None, max_tokens: int | None = None) -> dict[str, int]:
+    """:func:`compute` for every member of ``teacher``, into ``directory/SOURCE.MEMBER.jsonl``; the queries newly
+    scored per file."""
+    paths = {member: score_path(directory, source, member) for member in members(teacher)}
+    return {str(path): compute(path, member, pools, dtype, max_tokens) for member, path in paths.items()}
+
+
+def fused(teacher: str, source: str, directory: str | Path) -> Callable[[str, Sequence[Document]], list[float]]:
+    """The stored scores of ``teacher``'s members for ``source``, as ``(qid, documents) -> scores`` fused within
+    that list; a member without a file is refused, naming it."""
+    stored = []
+    for member in members(teacher):
+        path = score_path(directory, source, member)
+        if not path.is_file():
+            raise ConfigError(f"no stored {member} scores for source {source} ({path}): "
+                              "compute them with `blockrank label RECIPE`")
+        stored.append((path, read_scores(path)))
+    return lambda qid, docs: fuse([lookup(scores, path, qid, docs) for path, scores in stored])
 
 
 def _drop_torn_row(path: Path) -> None:
