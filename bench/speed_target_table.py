@@ -31,7 +31,6 @@ def main(suffix: str) -> None:
         "ms per document at N = 20 / N = 500 (must <= 1.3x)",
         "default reranker, 100 passages x 64 tokens, median (must < 1.0 s)",
         "the same read at l* = 8 (`adapters/smollm2-l8`, not shippable)"]}
-    cells = iter(rows.values())
     for label, tail in variants:
         text, fixed = load(f"speed-same-text-dl19-{suffix}{tail}"), load(f"speed-vs-prefill-{suffix}{tail}")
         # a compiled run times BlockRank only: it is compared with the eager run's prefill

@@ -276,13 +276,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float) ->
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scaling, enable_gqa=True)
 
 
-def _padding_mask(*args, **kwargs) -> torch.Tensor | None:
-    """Mask factory for the ``blockrank`` implementation: sdpa's. BlockRank's own passes need none (the layout
-    carries the structure, and the dense reference passes its 4D mask ready-made, which transformers uses as
-    it is), so this matters where the model runs as an ordinary LM on a padded batch (``blockrank synth``'s
-    batched generation): without it, left padding would be attended to."""
-    return sdpa_mask(*args, **kwargs)
-
-
 AttentionInterface.register(ATTN_IMPLEMENTATION, block_attention)
-AttentionMaskInterface.register(ATTN_IMPLEMENTATION, _padding_mask)
+# sdpa's mask factory: BlockRank's own passes need none (the layout carries the structure, and the dense reference
+# passes its 4D mask ready-made, which transformers uses as it is), but the model must still honour padding when it
+# runs as an ordinary LM on a padded batch (``blockrank synth``'s batched generation).
+AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sdpa_mask)

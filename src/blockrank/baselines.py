@@ -143,7 +143,6 @@ class FirstToken:
         return [scores[tuple(seq)] for seq in ids]
 
 
-
 def make_scorers(names: list[str], model: str | None, dtype: str | None = None, device: str | None = None,
                  teacher_dtype: str = "fp32", first_stage: str = "bm25", **reranker_opts) -> list:
     """One scorer per name in :data:`RERANKERS` or a teacher (``mpnet``, ``bm25+minilm``, ...); the LM-based

@@ -166,7 +166,7 @@ class Trainer:
             raise ConfigError("init_adapter continues a LoRA adapter: set lora too")
         elif not cfg.lm_weight:  # full fine-tuning, aux-only: only layers 0..l* run, so only they train
             model.requires_grad_(False)
-            for block in model.model.layers[: self.layer + 1]:
+            for block in model.get_decoder().layers[: self.layer + 1]:
                 block.requires_grad_(True)
         label(cfg)
         self.examples = examples_of(cfg)
