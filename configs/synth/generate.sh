@@ -6,8 +6,10 @@
 # here (configs/synth/NAME/{queries,lists}.jsonl, stats.json): recipes read the text from ../shared/data
 # ({type: synth, path: configs/synth/NAME, passages: [...]}).
 #
-# Never a report set: DL19's passages (both lists, by id and by text) are kept out of the MS MARCO pools, and
-# SciFact's test-judged abstracts out of its corpus. Resumable and extendable: rerun after a kill, or raise N
+# Never a report set: every passage of DL19's two candidate lists is kept out of the MS MARCO pools by text (the
+# pools use MS MARCO v2 ids, DL19 v1 ids, so the id exclusions, qrels included, match nothing there; the DL19-judged
+# passages outside those lists have no text here and cannot be matched), and SciFact's test-judged abstracts are kept
+# out of its corpus by id, as queries' sources and as neighbours. Resumable and extendable: rerun after a kill, or raise N
 # (the same seed's larger sample extends the smaller one) to add queries in a later session.
 #   bash configs/synth/generate.sh            # THREADS (default 1) and N_MSMARCO / N_ANTIQUE / N_SCIFACT
 set -euo pipefail
