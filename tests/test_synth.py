@@ -8,7 +8,7 @@ import pytest
 
 from blockrank import synth
 from blockrank.data import DataFormatError
-from blockrank.errors import ConfigError
+from blockrank.errors import ConfigError, InputError
 from blockrank.prompt import Document
 
 
@@ -102,6 +102,27 @@ def test_a_synth_source_trains_with_its_source_passage_positive(tmp_path):
         assert ex.teacher is not None and len(ex.teacher) == 3
     with pytest.raises(ConfigError, match="passages"):
         build_examples([{"type": "synth", "path": str(out)}], 3, seed=0)
+
+
+@pytest.mark.parametrize("style", sorted(synth.STYLES))
+def test_prompt_draws_its_shots_by_passage_id_and_seed(style):
+    generator = synth.QueryGenerator(None, _Tokenizer(), style=style, seed=1)
+    prompts = {pid: generator.prompt("the passage", pid) for pid in "abcdefgh"}
+    assert prompts["a"] == synth.QueryGenerator(None, _Tokenizer(), style=style, seed=1).prompt("the passage", "a")
+    assert len(set(prompts.values())) > 1  # passages differ in their shots
+    assert all(p.count("Query:") == synth.SHOTS_PER_PROMPT + 1 and p.endswith("Passage: the passage\nQuery:")
+               for p in prompts.values())
+    assert synth.QueryGenerator(None, _Tokenizer(), style=style, seed=2).prompt("the passage", "a") != prompts["a"] \
+        or synth.QueryGenerator(None, _Tokenizer(), style=style, seed=3).prompt("the passage", "a") != prompts["a"]
+
+
+def test_unknown_query_style_is_refused():
+    with pytest.raises(InputError, match="unknown query style 'poetry'"):
+        synth.QueryGenerator(None, _Tokenizer(), style="poetry")
+
+
+class _Tokenizer:
+    padding_side, pad_token_id, eos_token = "right", 0, "</s>"
 
 
 def test_query_generator_runs_a_chat_model(tiny_model_dir):

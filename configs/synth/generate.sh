@@ -11,14 +11,21 @@
 # passages outside those lists have no text here and cannot be matched), and SciFact's test-judged abstracts are kept
 # out of its corpus by id, as queries' sources and as neighbours. Resumable and extendable: rerun after a kill, or raise N
 # (the same seed's larger sample extends the smaller one) to add queries in a later session.
-#   bash configs/synth/generate.sh            # THREADS (default 1) and N_MSMARCO / N_ANTIQUE / N_SCIFACT
+# Queries up to the first 1,000 MS MARCO-pool and 500 ANTIQUE passages of each sample were written with one fixed set
+# of three shots; later ones with five shots drawn per passage (synth.STYLES), claim-style for SciFact.
+#   bash configs/synth/generate.sh            # THREADS (default 1), N_MSMARCO / N_ANTIQUE / N_SCIFACT, and
+#   SETS="msmarco antique scifact" (default all; two jobs with different SETS can run side by side)
 set -euo pipefail
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${THREADS:-1}
 D=../shared/data
 synth() { .venv/bin/blockrank synth "$@" --scores configs/teacher-scores --candidates 30 --keep-rank 3 \
   --teacher minilm+mpnet --dtype bf16 --batch-size 16; }
-synth $D/trec-dl/dl21-judged.jsonl $D/trec-dl/dl21-{bm25,splade}-top100.jsonl $D/trec-dl/dl22-{bm25,splade}-top100.jsonl \
+for set in ${SETS:-msmarco antique scifact}; do case $set in
+msmarco) synth $D/trec-dl/dl21-judged.jsonl $D/trec-dl/dl21-{bm25,splade}-top100.jsonl $D/trec-dl/dl22-{bm25,splade}-top100.jsonl \
   --exclude $D/trec-dl/dl19-bm25-top100.jsonl --exclude $D/trec-dl/dl19-splade-top100.jsonl \
-  --exclude $D/trec-dl/qrels.dl19-passage.txt --out configs/synth/synth-msmarco-pools -n "${N_MSMARCO:-3000}" --seed 1
-synth $D/antique/antique-judged.jsonl --out configs/synth/synth-antique -n "${N_ANTIQUE:-1000}" --seed 2
-synth $D/scifact --exclude $D/scifact/qrels/test.tsv --out configs/synth/synth-scifact -n "${N_SCIFACT:-1500}" --seed 3
+  --exclude $D/trec-dl/qrels.dl19-passage.txt --out configs/synth/synth-msmarco-pools -n "${N_MSMARCO:-3000}" --seed 1 ;;
+antique) synth $D/antique/antique-judged.jsonl --out configs/synth/synth-antique -n "${N_ANTIQUE:-1500}" --seed 2 ;;
+scifact) synth $D/scifact --exclude $D/scifact/qrels/test.tsv --out configs/synth/synth-scifact -n "${N_SCIFACT:-1500}" \
+  --seed 3 --style claim ;;
+*) echo "unknown set $set (msmarco, antique, scifact)" >&2; exit 2 ;;
+esac; done

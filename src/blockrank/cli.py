@@ -371,7 +371,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     dtype = parse_dtype(args.dtype) if args.dtype else None
     load_teacher(args.teacher, dtype=dtype, max_tokens=args.teacher_max_tokens)  # fail before generating anything
     model, tokenizer, _ = load_model(args.generator or BASE_MODEL, dtype=args.dtype, device=args.device)
-    generator = QueryGenerator(model, tokenizer, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    generator = QueryGenerator(model, tokenizer, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                               style=args.style, seed=args.seed)
     try:
         stats = synthesize(args.passages, args.out, generator, args.teacher, args.scores, n=args.n, seed=args.seed,
                            k=args.candidates, keep_rank=args.keep_rank, exclude=args.exclude, teacher_dtype=dtype,
@@ -468,6 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=None, help="passages to sample (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--generator", default=None, help=f"causal LM writing the queries (few-shot) (default: {BASE_MODEL})")
+    p.add_argument("--style", default="web", choices=["web", "claim"],
+                   help="the few-shot examples: web search queries, or claims (for corpora like SciFact)")
     p.add_argument("--teacher", default="minilm+mpnet", help="labels the candidates: bm25, minilm, mpnet or a fusion")
     p.add_argument("--scores", default=None,
                    help="directory of stored teacher scores (default: OUT/teacher-scores); a recipe's teacher_scores")

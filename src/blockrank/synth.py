@@ -35,16 +35,68 @@ from .errors import InputError
 from .prompt import Document
 
 # Few-shot completion (InPars style), not an instruction: SmolLM2-135M-Instruct answers an instruction with
-# "The passage is:" or a copy of the passage, but continues this pattern with a query. Our own examples.
-SHOTS = [
-    ("The Great Barrier Reef, off the coast of Queensland, is the world's largest coral reef system, made of over "
-     "2,900 individual reefs stretching 2,300 km.", "how long is the great barrier reef"),
-    ("To reset a frozen iPhone, press and quickly release volume up, then volume down, then hold the side button "
-     "until the Apple logo appears.", "how to force restart an iphone"),
-    ("Low-dose aspirin irreversibly blocks cyclooxygenase in platelets, which lowers thromboxane A2 and so reduces "
-     "platelet aggregation for the life of the platelet.", "does aspirin reduce platelet aggregation"),
-]
-PROMPT = "".join(f"Passage: {passage}\nQuery: {query}\n\n" for passage, query in SHOTS) + "Passage: {passage}\nQuery:"
+# "The passage is:" or a copy of the passage, but continues this pattern with a query. With one fixed set of shots
+# it wrote "how to ..." for 87% of passages (many off-topic); drawing SHOTS_PER_PROMPT shots per passage from a
+# varied pool gave on-topic questions and keyword queries alike, and the teacher kept 54% instead of 33% (48 MS MARCO
+# pool passages, minilm, source in its top 3 of 30). Our own examples; "claim" is for corpora whose queries are
+# statements (SciFact).
+STYLES: dict[str, list[tuple[str, str]]] = {
+    "web": [
+        ("The Great Barrier Reef, off the coast of Queensland, is the world's largest coral reef system, made of over "
+         "2,900 individual reefs stretching 2,300 km.", "how long is the great barrier reef"),
+        ("To reset a frozen iPhone, press and quickly release volume up, then volume down, then hold the side button "
+         "until the Apple logo appears.", "how to force restart an iphone"),
+        ("Low-dose aspirin irreversibly blocks cyclooxygenase in platelets, which lowers thromboxane A2 and so reduces "
+         "platelet aggregation for the life of the platelet.", "does aspirin reduce platelet aggregation"),
+        ("Marie Curie was the first woman to win a Nobel Prize, sharing the 1903 physics prize with Pierre Curie and "
+         "Henri Becquerel for their work on radioactivity.", "who was the first woman to win a nobel prize"),
+        ("A Roth IRA is funded with after-tax dollars, so qualified withdrawals in retirement, earnings included, are "
+         "free of federal income tax.", "roth ira withdrawals taxed"),
+        ("Hypothyroidism is an underactive thyroid gland. Common symptoms include fatigue, weight gain, feeling cold, "
+         "dry skin and constipation.", "symptoms of underactive thyroid"),
+        ("The Treaty of Versailles was signed on 28 June 1919, five years to the day after the assassination of "
+         "Archduke Franz Ferdinand.", "when was the treaty of versailles signed"),
+        ("Leaves change colour in autumn because shorter days stop chlorophyll production, which lets the yellow and "
+         "orange carotenoids show through.", "why do leaves change color in the fall"),
+        ("Registered nurses in Texas earn a median of about $79,000 a year, somewhat below the national median for the "
+         "profession.", "average rn salary in texas"),
+        ("Kilimanjaro, a dormant volcano in Tanzania, is the highest mountain in Africa at 5,895 metres above sea "
+         "level.", "highest mountain in africa"),
+        ("Sourdough is leavened by a starter of wild yeast and lactic acid bacteria instead of baker's yeast; the acids "
+         "give it its tangy taste.", "what makes sourdough bread sour"),
+        ("In baseball, a balk is an illegal motion by the pitcher that deceives a base runner; every runner then "
+         "advances one base.", "balk meaning in baseball"),
+        ("Cats are obligate carnivores: they need taurine and other nutrients found only in animal tissue, so a vegan "
+         "diet makes them ill.", "can cats be vegan"),
+        ("The Mediterranean climate has hot, dry summers and mild, wet winters, as in Southern California, central "
+         "Chile and the Cape of South Africa.", "mediterranean climate characteristics"),
+    ],
+    "claim": [
+        ("Statins inhibit HMG-CoA reductase, the rate-limiting enzyme of cholesterol synthesis in the liver, and so "
+         "lower circulating LDL cholesterol by 30-50%.", "Statins lower LDL cholesterol by inhibiting HMG-CoA reductase."),
+        ("In a cohort of 12,000 adults followed for ten years, regular physical activity was associated with a 30% "
+         "lower incidence of type 2 diabetes after adjustment for body mass index.",
+         "Physical activity lowers the risk of type 2 diabetes independently of body weight."),
+        ("Mice lacking both copies of the p53 gene developed normally but most formed spontaneous tumours, chiefly "
+         "lymphomas, by six months of age.", "Loss of p53 causes spontaneous tumours in mice."),
+        ("Paternal mitochondria enter the oocyte at fertilisation but are tagged by ubiquitin and degraded within a "
+         "few cell divisions, so mitochondrial DNA is inherited from the mother.",
+         "Paternal mitochondria are degraded after fertilisation."),
+        ("In a randomised trial of 25,871 adults, daily vitamin D3 for a median of 5.3 years did not lower the "
+         "incidence of invasive cancer or of major cardiovascular events.", "Vitamin D supplementation prevents cancer."),
+        ("Mice with a mutant Foxp3 gene lack functional regulatory T cells and die of multi-organ autoimmune disease "
+         "within weeks of birth.", "FOXP3 is required for the function of regulatory T cells."),
+        ("miR-21 was elevated in tumour tissue from 80% of 200 patients with colorectal cancer, and high expression "
+         "predicted shorter survival.", "High miR-21 expression predicts poor survival in colorectal cancer."),
+        ("After one night without sleep, healthy young men showed 20% lower insulin sensitivity in a glucose "
+         "tolerance test than after a normal night.", "Sleep deprivation reduces insulin sensitivity."),
+        ("Knockdown of the autophagy gene ATG7 in cultured neurons led to the accumulation of ubiquitinated protein "
+         "aggregates and cell death.", "Autophagy protects neurons from protein aggregates."),
+        ("Children given peanut protein early in infancy were 80% less likely to develop peanut allergy by five years "
+         "of age than those who avoided peanuts.", "Early peanut exposure increases the risk of peanut allergy."),
+    ],
+}
+SHOTS_PER_PROMPT = 5
 MAX_PASSAGE_CHARS = 1200
 MAX_QUERY_WORDS = 24
 
@@ -85,22 +137,33 @@ def read_done(path: Path) -> dict[str, dict]:
 
 
 class QueryGenerator:
-    """Batched greedy generation (left padding) continuing the few-shot :data:`PROMPT`; any causal LM."""
+    """Batched greedy generation (left padding) continuing a few-shot prompt; any causal LM.
 
-    def __init__(self, model, tokenizer, max_new_tokens: int = 32, batch_size: int = 8):
+    Each passage gets :data:`SHOTS_PER_PROMPT` shots of ``style`` drawn by its id and ``seed``, so its prompt is
+    the same on every rerun."""
+
+    def __init__(self, model, tokenizer, max_new_tokens: int = 32, batch_size: int = 8, style: str = "web",
+                 seed: int = 0):
+        if style not in STYLES:
+            raise InputError(f"unknown query style {style!r}; use {', '.join(STYLES)}")
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.shots, self.seed = STYLES[style], seed
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
-    def prompt(self, passage: str) -> str:
-        return PROMPT.format(passage=" ".join(passage[:MAX_PASSAGE_CHARS].split()))
+    def prompt(self, passage: str, key: str = "") -> str:
+        shots = random.Random(f"{self.seed}:{key}").sample(self.shots, min(SHOTS_PER_PROMPT, len(self.shots)))
+        return "".join(f"Passage: {p}\nQuery: {q}\n\n" for p, q in shots) + \
+            f"Passage: {' '.join(passage[:MAX_PASSAGE_CHARS].split())}\nQuery:"
 
     @torch.inference_mode()
-    def generate(self, passages: list[str]) -> list[str]:
-        batch = self.tokenizer([self.prompt(p) for p in passages], return_tensors="pt", padding=True,
-                               add_special_tokens=False).to(self.model.device)
+    def generate(self, passages: list[str], keys: Sequence[str] | None = None) -> list[str]:
+        """One generation per passage; ``keys`` (passage ids) pick each one's shots."""
+        keys = keys if keys is not None else [""] * len(passages)
+        batch = self.tokenizer([self.prompt(p, k) for p, k in zip(passages, keys)], return_tensors="pt",
+                               padding=True, add_special_tokens=False).to(self.model.device)
         out = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False,
                                   pad_token_id=self.tokenizer.pad_token_id)
         return self.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
@@ -116,7 +179,7 @@ def generate_queries(generator: QueryGenerator, passages: dict[str, Document], o
     with out.open("a", encoding="utf-8") as f:
         for i in tqdm(range(0, len(todo), generator.batch_size), desc="generate", unit="batch"):
             chunk = todo[i : i + generator.batch_size]
-            for pid, text in zip(chunk, generator.generate([passages[p].content for p in chunk])):
+            for pid, text in zip(chunk, generator.generate([passages[p].content for p in chunk], chunk)):
                 query, reason = clean_query(text, passages[pid].content)
                 row = {"pid": pid, "query": query} if query else {"pid": pid, "dropped": reason, "raw": text[:200]}
                 append_synced(f, json.dumps(row) + "\n")
