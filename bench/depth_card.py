@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from blockrank.evaluation import CONDENSED, pyplot
+from blockrank.evaluation import CONDENSED
+from blockrank.report import pyplot
 
 ROOT = Path(__file__).resolve().parents[1]
 R = ROOT / "bench" / "results" / "depth"

@@ -14,8 +14,8 @@ from depth_card import section as depth_section  # bench/, the script's own dire
 from safetensors import safe_open
 
 from blockrank.data import read_beir, read_qrels, read_run
-from blockrank.evaluation import pyplot
 from blockrank.examples import SOURCE_KEYS
+from blockrank.report import pyplot
 
 ROOT = Path(__file__).resolve().parents[1]
 R = ROOT / "bench" / "results" / "quality"

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from blockrank.attention import pack
-from blockrank.benchmark import layer_shape, machine_info, matmul_gflops
+from blockrank.benchmark import layer_shape, matmul_gflops
+from blockrank.report import machine_info
 from blockrank.training import TrainConfig, Trainer
 
 NO_DROPOUT = {"r": 16, "alpha": 32, "dropout": 0.0}  # LoRA dropout is an element-wise pass per adapted projection

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import platform
 import statistics
 import threading
 import time
@@ -26,6 +25,7 @@ import torch
 from .attention import pack
 from .data import write_text_atomic
 from .prompt import PromptBlocks
+from .report import machine_info
 from .reranker import Reranker
 from .scoring import attention_scores, forward_blocks
 
@@ -52,21 +52,6 @@ class Measurement:
     @property
     def median(self) -> float | None:
         return statistics.median(self.seconds) if self.seconds else None
-
-
-def machine_info(device: torch.device) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(device)}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def matmul_gflops(dtype: torch.dtype, device: torch.device, size: int = 2048, repeats: int = 10) -> float:
@@ -309,7 +294,7 @@ def write_report(report: dict, out_dir: Path, stem: str) -> tuple[Path, Path]:
     path = out_dir / f"{stem}.json"
     write_text_atomic(path, json.dumps(report, indent=1))
 
-    from .evaluation import pyplot
+    from .report import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import time
 import warnings
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ import torch
 from tqdm import tqdm
 
 from .batch import finished_queries
-from .benchmark import machine_info
 from .data import (
     Candidates,
     DataFormatError,
@@ -35,6 +33,7 @@ from .data import (
     write_text_atomic,
 )
 from .errors import InputError
+from .report import git_commit, machine_info, pyplot
 from .retrieval import bm25_candidates, dense_candidates
 
 
@@ -132,14 +131,6 @@ def bm25_order(candidates: list[Candidates]) -> list[Candidates]:
     return out
 
 
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def run_scorer(scorer, evalset: EvalSet, out_dir: Path) -> tuple[dict, list[dict]]:
     """Rerank every query with ``scorer`` (resuming), returning the run and per-query timing rows."""
     run_path = out_dir / f"{scorer.name}.trec"
@@ -175,7 +166,7 @@ def evaluate(scorers: list, evalset: EvalSet, out_dir: str | os.PathLike, config
     report = {"dataset": evalset.name, "queries": len(evalset.candidates), "relevance_threshold": evalset.rel,
               # without judged non-relevant documents (SciFact's qrels) condensed nDCG ranks only the relevant ones
               "judges_non_relevant": any(g < evalset.rel for q in evalset.qrels.values() for g in q.values()),
-              "git_commit": _git_commit(), "machine": machine_info(_device(config)), "config": config or {},
+              "git_commit": git_commit(), "machine": machine_info(_device(config)), "config": config or {},
               "rerankers": {}}
     given = per_query_metrics(ms, evalset.qrels, given_run(evalset))
     for scorer in scorers:
@@ -296,16 +287,6 @@ def _percentile(values: list[float], q: float) -> float:
 
 def write_json(path: Path, obj: dict) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1))
-
-
-def pyplot():
-    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_ndcg(report: dict, path: Path) -> None:
