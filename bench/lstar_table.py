@@ -23,6 +23,8 @@ def main(root: str) -> None:
         row = rows.setdefault(int(found[2]), {"layer": int(found[2])})
         row[f"{found[1]}_ndcg"], row[f"{found[1]}_condensed"] = metrics["nDCG@10"], metrics.get(CONDENSED)
         row["queries"] = report["queries"]
+    if not rows:  # a fresh clone holds lstar.json only: keep it
+        sys.exit(f"no evaluations under {root}: run bash bench/lstar_sweep.sh first")
     table = [rows[k] for k in sorted(rows)]
     (Path(root) / "lstar.json").write_text(json.dumps({"machine": machine, "rows": table}, indent=1))
     print("| l* | DL21 dev BM25 nDCG@10 | condensed | DL21 dev SPLADE++ nDCG@10 | condensed |")

@@ -19,7 +19,6 @@ from blockrank.report import pyplot
 
 ROOT = Path(__file__).resolve().parents[1]
 R = ROOT / "bench" / "results" / "quality"
-OLD = ROOT / "bench" / "results" / "train"  # the previous adapter's training and ablation
 WEIGHTS = ROOT / "src" / "blockrank" / "weights" / "blockrank-smollm2-135m"
 RUNS = ("smollm2-distill", "smollm2-continue", "smollm2-scifact")  # each continues the adapter of the one before
 RUN = RUNS[-1]

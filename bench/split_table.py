@@ -23,6 +23,8 @@ def main(root: str) -> None:
                      **{label: blockrank["metrics"].get(m) for m, label in MEASURES.items()},
                      "latency_s_mean": blockrank["latency_s"]["mean"], "latency_s_p50": blockrank["latency_s"]["p50"],
                      "tokens_per_query": blockrank["tokens_per_query"]})
+    if not rows:  # a fresh clone holds split.json only: keep it
+        sys.exit(f"no evaluations under {root}: run bash bench/split_results.sh first")
     (Path(root) / "split.json").write_text(json.dumps(rows, indent=1))
     print("| set | documents read | nDCG@10 | condensed | Judged@10 | s/query (mean) | tokens/query |")
     print("|---|---|---|---|---|---|---|")
