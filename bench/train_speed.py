@@ -23,9 +23,9 @@ import torch
 from blockrank.attention import pack
 from blockrank.benchmark import layer_shape, matmul_gflops
 from blockrank.report import machine_info
-from blockrank.training import TrainConfig, Trainer
+from blockrank.training import LoraSettings, TrainConfig, Trainer
 
-NO_DROPOUT = {"r": 16, "alpha": 32, "dropout": 0.0}  # LoRA dropout is an element-wise pass per adapted projection
+NO_DROPOUT = LoraSettings(dropout=0.0)  # LoRA dropout is an element-wise pass per adapted projection
 # name -> overrides of the base config below
 CONFIGS = {
     "fp32-lm": {},  # the shipped recipe: L_lm + L_aux, all layers, fp32

@@ -225,13 +225,21 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path, tiny_model_dir, icr_file, monkeypat
 
 
 def test_config_errors():
-    from blockrank.training import load_config
+    from blockrank.training import LoraSettings, load_config
 
     with pytest.raises(ValueError, match="unknown config keys: bogus"):
         load_config(None, ["bogus=1"])
     with pytest.raises(ValueError, match="not key=value"):
         load_config(None, ["lr"])
-    assert load_config(None, ["lora.r=8"]).lora == {"r": 8}
+    assert load_config(None, ["lora.r=8", "lora.dropout=1e-1"]).lora == LoraSettings(r=8, alpha=32, dropout=0.1)
+    assert load_config(None, ["lora=null"]).lora is None
+    with pytest.raises(ValueError, match="unknown lora keys: rank"):
+        load_config(None, ["lora.rank=8"])
+    with pytest.raises(ValueError, match="lora.dropout: expected a number, got 'none'"):
+        load_config(None, ["lora.dropout=none"])
+    with pytest.raises(ValueError, match="lr: expected a number"):
+        load_config(None, ["lr=fast"])
+    assert load_config(None, ["lr=1e-3"]).lr == 1e-3
 
 
 @pytest.mark.parametrize("recipe", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)

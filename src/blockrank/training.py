@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import time
+import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,15 @@ from .model import BASE_MODEL, cpu_has_native_bf16, default_layer, default_reran
 from .prompt import PromptBuilder
 from .scoring import attention_scores, forward_blocks
 
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """The LoRA adapter a recipe trains (``lora: {r, alpha, dropout}`` in YAML; ``lora: null`` for full fine-tuning)."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass
@@ -68,7 +77,7 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads (default: torch's choice)
     layer: int | None = None
     attention: str = "sparse"  # "causal" trains with full attention (ablation)
-    lora: dict[str, Any] | None = field(default_factory=lambda: {"r": 16, "alpha": 32, "dropout": 0.05})
+    lora: LoraSettings | None = field(default_factory=LoraSettings)
     init_adapter: str | None = None  # a LoRA adapter to continue training ("default": the shipped one)
     gradient_checkpointing: bool = False
     bf16: bool = False
@@ -109,19 +118,35 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Tr
                 target[p] = {}
             target = target[p]
         target[leaf] = yaml.safe_load(value)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+    _refuse_unknown(raw, TrainConfig, "config key")
     for i, src in enumerate(raw.get("data") or []):
         check_source(src, i)
-    for f in dataclasses.fields(TrainConfig):  # YAML reads 1e-3 (no dot) as a string
-        if f.type.startswith("float") and isinstance(raw.get(f.name), str):
+    if isinstance(raw.get("lora"), dict):
+        _refuse_unknown(raw["lora"], LoraSettings, "lora key")
+        lora = _numbers(raw["lora"], LoraSettings, "lora.")
+        raw["lora"] = LoraSettings(**lora | {"target_modules": tuple(lora.get("target_modules", LoraSettings.target_modules))})
+    elif raw.get("lora") is not None:
+        raise ConfigError(f"lora: expected {{r, alpha, dropout}} or null, got {raw['lora']!r}")
+    return TrainConfig(**_numbers(raw, TrainConfig))
+
+
+def _refuse_unknown(raw: dict[str, Any], cls: type, what: str) -> None:
+    unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ConfigError(f"unknown {what}s: {', '.join(unknown)}")
+
+
+def _numbers(raw: dict[str, Any], cls: type, prefix: str = "") -> dict[str, Any]:
+    """``raw`` with strings turned into the numbers ``cls``'s float fields want (YAML reads 1e-3, no dot, as a string)."""
+    hints = typing.get_type_hints(cls)
+    out = dict(raw)
+    for name, value in raw.items():
+        if isinstance(value, str) and float in (typing.get_args(hints[name]) or (hints[name],)):
             try:
-                raw[f.name] = float(raw[f.name])
+                out[name] = float(value)
             except ValueError:
-                raise ConfigError(f"{f.name}: expected a number, got {raw[f.name]!r}") from None
-    return TrainConfig(**raw)
+                raise ConfigError(f"{prefix}{name}: expected a number, got {value!r}") from None
+    return out
 
 
 class Trainer:
@@ -153,11 +178,11 @@ class Trainer:
         if cfg.lora is not None:
             from peft import LoraConfig, get_peft_model
 
-            lora = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": LORA_TARGETS} | cfg.lora
+            lora = cfg.lora
             # aux-only: layers above l* never run, so adapters there would stay untrained
             layers = list(range(self.layer + 1)) if not cfg.lm_weight else None
-            model = get_peft_model(model, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                                                     target_modules=lora["target_modules"], layers_to_transform=layers,
+            model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                     target_modules=list(lora.target_modules), layers_to_transform=layers,
                                                      task_type="CAUSAL_LM"))
             model.peft_config["default"].base_model_name_or_path = cfg.model  # the name, not this machine's cache path
             if cfg.init_adapter:
