@@ -149,60 +149,74 @@ def _numbers(raw: dict[str, Any], cls: type, prefix: str = "") -> dict[str, Any]
     return out
 
 
+def make_accelerator(cfg: TrainConfig):
+    """An Accelerator with this recipe's precision; warns once if bf16 would be emulated on this CPU."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()  # accelerate keeps its precision in a process-wide singleton; each run sets its own
+    if cfg.bf16 and not torch.cuda.is_available() and not cpu_has_native_bf16():
+        warnings.warn("bf16 is emulated on this CPU (no AVX512-BF16 or AMX) and runs several times slower than "
+                      "fp32: pass bf16=false here (measured on an AVX2-only EPYC: ~6x slower scoring)", stacklevel=3)
+    return Accelerator(mixed_precision="bf16" if cfg.bf16 else "no", gradient_accumulation_steps=cfg.grad_accum)
+
+
+def trainable_model(cfg: TrainConfig, device: torch.device):
+    """The base model with what the recipe trains: a LoRA adapter (optionally continuing ``init_adapter``) or,
+    with ``lora: null``, every weight (aux-only: only layers 0..l*, the ones that run). Returns
+    ``(model, tokenizer, layer)``."""
+    model, tokenizer, _ = load_model(cfg.model, dtype=torch.float32, device=device)
+    layer = default_layer(model.config) if cfg.layer is None else cfg.layer
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if cfg.lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        lora = cfg.lora
+        # aux-only: layers above l* never run, so adapters there would stay untrained
+        layers = list(range(layer + 1)) if not cfg.lm_weight else None
+        model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                 target_modules=list(lora.target_modules), layers_to_transform=layers,
+                                                 task_type="CAUSAL_LM"))
+        model.peft_config["default"].base_model_name_or_path = cfg.model  # the name, not this machine's cache path
+        if cfg.init_adapter:
+            load_adapter_weights(model, cfg.init_adapter)
+    elif cfg.init_adapter:
+        raise ConfigError("init_adapter continues a LoRA adapter: set lora too")
+    elif not cfg.lm_weight:
+        model.requires_grad_(False)
+        for block in model.get_decoder().layers[: layer + 1]:
+            block.requires_grad_(True)
+    return model, tokenizer, layer
+
+
+def optimizer_and_schedule(model, cfg: TrainConfig, total_steps: int):
+    """AdamW over the trainable weights, with a cosine schedule after ``warmup_ratio`` of the steps."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
+    return optimizer, get_cosine_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False):
-        from accelerate import Accelerator
-        from accelerate.state import AcceleratorState
-
-        # accelerate keeps its precision in a process-wide singleton; each Trainer sets its own
-        AcceleratorState._reset_state()
-        self.cfg = cfg
-        self.out = Path(cfg.out_dir)
-        if cfg.bf16 and not torch.cuda.is_available() and not cpu_has_native_bf16():
-            warnings.warn("bf16 is emulated on this CPU (no AVX512-BF16 or AMX) and runs several times slower than "
-                          "fp32: pass bf16=false here (measured on an AVX2-only EPYC: ~6x slower scoring)", stacklevel=2)
-        self.accelerator = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no",
-                                       gradient_accumulation_steps=cfg.grad_accum)
+        if cfg.kd_weight and not cfg.teacher and not any(src.get("teacher") for src in cfg.data):
+            raise ConfigError("kd_weight > 0 needs a teacher (e.g. teacher=bm25+minilm)")
+        self.cfg, self.out = cfg, Path(cfg.out_dir)
+        self.accelerator = make_accelerator(cfg)
         torch.manual_seed(cfg.seed)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.weights = LossWeights(cfg.lm_weight, cfg.aux_weight, cfg.kd_weight, cfg.temperature, cfg.teacher_temperature)
-        if cfg.kd_weight and not cfg.teacher and not any(src.get("teacher") for src in cfg.data):
-            raise ConfigError("kd_weight > 0 needs a teacher (e.g. teacher=bm25+minilm)")
-        model, self.tokenizer, _ = load_model(cfg.model, dtype=torch.float32, device=self.accelerator.device)
-        self.layer = default_layer(model.config) if cfg.layer is None else cfg.layer
+        model, self.tokenizer, self.layer = trainable_model(cfg, self.accelerator.device)
         self.builder = PromptBuilder(self.tokenizer, max_doc_tokens=cfg.max_doc_tokens)
-        if cfg.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            model.config.use_cache = False
-        if cfg.lora is not None:
-            from peft import LoraConfig, get_peft_model
-
-            lora = cfg.lora
-            # aux-only: layers above l* never run, so adapters there would stay untrained
-            layers = list(range(self.layer + 1)) if not cfg.lm_weight else None
-            model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                                     target_modules=list(lora.target_modules), layers_to_transform=layers,
-                                                     task_type="CAUSAL_LM"))
-            model.peft_config["default"].base_model_name_or_path = cfg.model  # the name, not this machine's cache path
-            if cfg.init_adapter:
-                load_adapter_weights(model, cfg.init_adapter)
-        elif cfg.init_adapter:
-            raise ConfigError("init_adapter continues a LoRA adapter: set lora too")
-        elif not cfg.lm_weight:  # full fine-tuning, aux-only: only layers 0..l* run, so only they train
-            model.requires_grad_(False)
-            for block in model.get_decoder().layers[: self.layer + 1]:
-                block.requires_grad_(True)
         label(cfg)
         self.examples = examples_of(cfg)
         self.dev = dev_sets(cfg)
-        per_epoch = math.ceil(len(self.examples) / cfg.grad_accum)
-        self.total_steps = cfg.max_steps or per_epoch * cfg.epochs
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        from transformers import get_cosine_schedule_with_warmup
-
-        scheduler = get_cosine_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * self.total_steps), self.total_steps)
+        self.total_steps = cfg.max_steps or math.ceil(len(self.examples) / cfg.grad_accum) * cfg.epochs
+        optimizer, scheduler = optimizer_and_schedule(model, cfg, self.total_steps)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
         self.step = 0
         if resume:
