@@ -55,3 +55,11 @@ class TeacherError(BlockRankError, RuntimeError):
 
 class CalibrationError(BlockRankError, ValueError):
     """A calibration is missing, unreadable or fitted for another model; the raw scores stay usable."""
+
+
+class ServiceBusy(BlockRankError, RuntimeError):
+    """The service's queue is full (HTTP 503 with Retry-After)."""
+
+
+class ServiceTimeout(BlockRankError, TimeoutError):
+    """A request ran past the service's time limit; its work was cancelled (HTTP 504)."""
