@@ -31,10 +31,11 @@ class Scripted:
     batch_size = 2
 
     def __init__(self, answers):
-        self.answers, self.calls = answers, []
+        self.answers, self.calls, self.keys = answers, [], []
 
-    def generate(self, passages):
+    def generate(self, passages, keys=None):
         self.calls.append(len(passages))
+        self.keys += keys
         return [self.answers[p] for p in passages]
 
 
@@ -54,6 +55,7 @@ def test_generation_appends_drops_and_resumes(tmp_path):
     stats = synth.SynthStats()
     queries = synth.generate_queries(gen, dict(list(CORPUS.items())[:2]), out, stats)
     assert queries == {"p0": "how do glacier caves form"} and stats.dropped == {"empty": 1}
+    assert gen.keys == ["p0", "p1"]  # each passage's id picks its shots
     out.write_text(out.read_text() + '{"pid": "p2", "que')  # a torn line from a crash
     gen = Scripted(ANSWERS)
     stats = synth.SynthStats()
@@ -150,7 +152,7 @@ def test_synth_command_excludes_evaluation_passages_and_resumes(tmp_path, tiny_m
     corpus.write_text("".join(json.dumps({"_id": d.id, "text": d.text}) + "\n" for d in CORPUS.values()))
     held_out = tmp_path / "qrels.txt"
     held_out.write_text("q1 0 p3 1\n")
-    monkeypatch.setattr(synth.QueryGenerator, "generate", lambda self, passages: [ANSWERS[p] for p in passages])
+    monkeypatch.setattr(synth.QueryGenerator, "generate", lambda self, passages, keys=None: [ANSWERS[p] for p in passages])
     from blockrank.cli import main
 
     args = ["synth", str(corpus), "--out", str(tmp_path / "out"), "--generator", str(tiny_model_dir),
@@ -170,7 +172,7 @@ def test_synth_command_excludes_evaluation_passages_and_resumes(tmp_path, tiny_m
 
 def test_ctrl_c_during_generation_keeps_what_was_written(tmp_path):
     class Interrupted(Scripted):
-        def generate(self, passages):
+        def generate(self, passages, keys=None):
             if self.calls:
                 raise KeyboardInterrupt
             return super().generate(passages)

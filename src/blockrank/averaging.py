@@ -27,7 +27,7 @@ def average_adapters(first: Path, second: Path, out: Path, weight: float = 0.5) 
         a, b = load_file(first / "adapter_model.safetensors"), load_file(second / "adapter_model.safetensors")
     except OSError as err:
         raise ConfigError(f"not a LoRA adapter directory: {err}") from None
-    if differs := adapter_shape_difference(*configs, keys=(*ADAPTER_SHAPE, "base_model_name_or_path")):
+    if differs := adapter_shape_difference(configs[0], configs[1], keys=(*ADAPTER_SHAPE, "base_model_name_or_path")):
         raise ConfigError("the adapters differ in {}: {} vs {}".format(*differs))
     if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
         raise ConfigError(f"{first} and {second} hold different weights")

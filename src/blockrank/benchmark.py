@@ -17,6 +17,7 @@ import os
 import statistics
 import threading
 import time
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import torch
 
 from .attention import pack
 from .data import write_text_atomic
+from .defaults import Mode
 from .prompt import PromptBlocks
 from .report import machine_info
 from .reranker import Reranker
@@ -226,8 +228,8 @@ def run(
                         scores[c] = attention_scores(model, blocks, reranker.layer, mode="sparse", grouped=False,
                                                      batch_tokens=reranker.batch_tokens, tail_position=reranker.tail_position)
                     else:
-                        scores[c] = attention_scores(model, blocks, reranker.layer, mode=c, batch_tokens=reranker.batch_tokens,
-                                                     tail_position=reranker.tail_position)
+                        scores[c] = attention_scores(model, blocks, reranker.layer, mode=typing.cast(Mode, c),
+                                                     batch_tokens=reranker.batch_tokens, tail_position=reranker.tail_position)
                     _sync(device)
                     m.seconds.append(time.perf_counter() - start)
                 m.peak_mem_mb = max(m.peak_mem_mb or 0.0, mem.mb)

@@ -99,7 +99,7 @@ def find_calibration(settings: dict, model: str, layer: int, calibrated: bool | 
     source = settings.get("source")
     path = model_file(source, FILENAME) if source else None
     try:
-        if path is None:
+        if source is None or path is None:
             raise CalibrationError(f"model {model!r} has no {FILENAME}: its scores are list-normalised attention mass. "
                                    "Fit one with `blockrank calibrate`, or pass calibrated=False")
         return Calibration.load(path, model, weights_fingerprint(source), layer)
@@ -119,7 +119,8 @@ class CalibrationWarning(UserWarning):
     """Scores fall back to the raw, list-normalised attention mass."""
 
 
-def fit(logits: Sequence[float], labels: Sequence[int], l2: float = 1e-3, steps: int = 100) -> tuple[float, float]:
+def fit(logits: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray, l2: float = 1e-3,
+        steps: int = 100) -> tuple[float, float]:
     """Platt scaling: ``(a, b)`` maximising the likelihood of ``labels`` (0/1) under ``sigmoid(a * x + b)``.
 
     Newton's method on two parameters with a small ridge on ``a`` (the problem is tiny and convex).

@@ -10,7 +10,7 @@ DEFAULT_RERANKER = "blockrank-smollm2-135m"  # the shipped adapter, in blockrank
 
 # sparse = BlockRank, dense = its reference (the stock model with an explicit 4D mask), causal = full attention
 Mode = Literal["sparse", "dense", "causal"]
-MODES: tuple[str, ...] = ("sparse", "dense", "causal")
+MODES: tuple[Mode, ...] = ("sparse", "dense", "causal")
 RERANKERS = ("bm25", "dense", "blockrank", "blockrank-decode", "full", "sliding", "first")  # `blockrank eval --rerankers`
 
 

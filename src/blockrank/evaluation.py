@@ -13,6 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ir_measures
 import torch
@@ -163,7 +164,7 @@ def evaluate(scorers: list, evalset: EvalSet, out_dir: str | os.PathLike, config
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ms = measures(evalset.rel)
-    report = {"dataset": evalset.name, "queries": len(evalset.candidates), "relevance_threshold": evalset.rel,
+    report: dict[str, Any] = {"dataset": evalset.name, "queries": len(evalset.candidates), "relevance_threshold": evalset.rel,
               # without judged non-relevant documents (SciFact's qrels) condensed nDCG ranks only the relevant ones
               "judges_non_relevant": any(g < evalset.rel for q in evalset.qrels.values() for g in q.values()),
               "git_commit": git_commit(), "machine": machine_info(_device(config)), "config": config or {},

@@ -13,6 +13,7 @@ import os
 import random
 import warnings
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def pools_from_beir(corpus: dict[str, Document], queries: dict[str, str], qrels:
 
 
 def pools_from_titles(corpus: dict[str, Document], n: int, seed: int = 0, top_k: int = 50,
-                      exclude: set[str] = frozenset()) -> list[Pool]:
+                      exclude: AbstractSet[str] = frozenset()) -> list[Pool]:
     """Weak supervision without labels: a document's title is the query, its own abstract (title removed)
     the positive, BM25's other hits for the title the negatives. Documents in ``exclude`` (an evaluation
     split's judged ones) are used neither as queries nor as negatives."""
@@ -253,7 +254,7 @@ def read_qids(path: str | os.PathLike) -> set[str]:
     return {line.split("#")[0].strip() for line in path.read_text().splitlines()} - {""}
 
 
-def source_pools(src: dict[str, Any], i: int, seed: int, holdout: set[str] = frozenset()) -> list[Pool]:
+def source_pools(src: dict[str, Any], i: int, seed: int, holdout: AbstractSet[str] = frozenset()) -> list[Pool]:
     """The pools of one recipe source (after ``offset``/``limit``, without ``holdout`` queries). An ICR
     source's pool for a query is the union of its examples' documents."""
     check_source(src, i)
@@ -287,7 +288,7 @@ def source_pools(src: dict[str, Any], i: int, seed: int, holdout: set[str] = fro
 
 def build_examples(sources: list[dict[str, Any]], n_docs: NDocs, seed: int, max_positives: int = 3,
                    counts: list[int] | None = None, teacher: str | None = None, scores_dir: str | os.PathLike | None = None,
-                   holdout: set[str] = frozenset()) -> list[ICRExample]:
+                   holdout: AbstractSet[str] = frozenset()) -> list[ICRExample]:
     """Examples from every source of a training recipe, shuffled. Source types:
 
     * ``{type: beir, path, split, top_k}``: BM25 hard negatives over a BEIR corpus
@@ -320,8 +321,8 @@ def build_examples(sources: list[dict[str, Any]], n_docs: NDocs, seed: int, max_
             if not mine:
                 raise ConfigError(f"data source {i} ({name}): no list has the n_docs={size} documents asked for; "
                                   "give the source a smaller n_docs")
-        if src.get("teacher") or teacher:
-            attach_teacher(mine, src.get("teacher") or teacher, name, scores_dir)
+        if chosen := src.get("teacher") or teacher:
+            attach_teacher(mine, chosen, name, scores_dir)
         examples += mine
         if counts is not None:
             counts.append(len(mine))
@@ -340,7 +341,7 @@ def attach_teacher(examples: list[ICRExample], teacher: str, source: str, scores
 
 
 def label_sources(sources: list[dict[str, Any]], teacher: str | None, scores_dir: str | os.PathLike, seed: int,
-                  holdout: set[str] = frozenset(), dtype=None, max_tokens: int | None = None) -> dict[str, int]:
+                  holdout: AbstractSet[str] = frozenset(), dtype=None, max_tokens: int | None = None) -> dict[str, int]:
     """Compute and store the teacher scores every source's pools need (resumable); returns the queries
     newly scored per file."""
     added: dict[str, int] = {}

@@ -110,4 +110,6 @@ def grouped_scores(model, blocks: PromptBlocks, layer: int, group_tokens: int = 
     tail = blocks.tail + blocks.answer
     start = first_tail_position(L0, max(lengths), tail_position)
     _run_layers(model, torch.tensor([tail], device=device), (start + torch.arange(len(tail), device=device))[None], state)
+    if state.logits is None or state.prefix_logits is None:
+        raise RuntimeError(f"layer {layer} never ran: the model has fewer layers")
     return state.logits, torch.tensor(doc_of_token, device=state.logits.device), state.prefix_logits

