@@ -175,7 +175,7 @@ def test_ctrl_c_during_generation_keeps_what_was_written(tmp_path):
         def generate(self, passages, keys=None):
             if self.calls:
                 raise KeyboardInterrupt
-            return super().generate(passages)
+            return super().generate(passages, keys)
 
     out = tmp_path / "queries.jsonl"
     with pytest.raises(KeyboardInterrupt):
