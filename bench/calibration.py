@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from blockrank.calibration import best_f1, collect, expected_calibration_error, f1_at, fit, judged_examples
-from blockrank.data import write_text_atomic
 from blockrank.evaluation import load_eval_set
 from blockrank.examples import read_qids
+from blockrank.files import write_text_atomic
 from blockrank.model import load_model
 from blockrank.report import machine_info
 from blockrank.reranker import Reranker, settings

@@ -32,7 +32,7 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 from blockrank import Reranker
 from blockrank.background import BackgroundServer
 from blockrank.benchmark import rss_bytes
-from blockrank.data import write_text_atomic
+from blockrank.files import write_text_atomic
 from blockrank.model import default_model_path, use_block_attention
 from blockrank.service import Limits, create_app
 

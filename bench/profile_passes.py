@@ -20,7 +20,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from blockrank import Reranker
 from blockrank.benchmark import full_prefill, matmul_gflops
-from blockrank.data import read_candidates, write_text_atomic
+from blockrank.data import read_candidates
+from blockrank.files import write_text_atomic
 from blockrank.report import machine_info
 
 # operator name -> bucket; names not listed count as "other operators"

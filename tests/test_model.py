@@ -9,17 +9,17 @@ import torch
 from safetensors import safe_open
 from transformers import GPT2Config
 
+from blockrank.files import cache_dir
 from blockrank.model import (
     BASE_MODEL,
     ModelLoadError,
     UnsupportedModelError,
-    cache_dir,
     default_gguf,
     default_layer,
     default_reranker_path,
     load_model,
 )
-from blockrank.training import LORA_TARGETS
+from blockrank.training import LoraSettings
 
 
 def test_local_directory_loads_with_block_attention(tiny_model_dir):
@@ -85,7 +85,7 @@ def test_default_is_the_base_with_the_adapter_merged(default_path):
     base, shipped = base.model.state_dict(), default.model.state_dict()
     assert base.keys() == shipped.keys()
     changed = {k for k in base if not torch.equal(base[k], shipped[k])}
-    assert changed and all(k.split(".")[-2] in LORA_TARGETS for k in changed)  # only the LoRA-targeted projections
+    assert changed and all(k.split(".")[-2] in LoraSettings.target_modules for k in changed)  # only the LoRA-targeted projections
 
 
 def test_display_name_never_reveals_a_path(tmp_path):

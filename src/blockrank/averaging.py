@@ -15,8 +15,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from .data import atomic_directory
 from .errors import ConfigError
+from .files import atomic_directory
 from .training import ADAPTER_SHAPE, adapter_shape_difference
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .data import Candidates, append_synced, format_run, write_text_atomic
+from .data import Candidates, format_run
 from .errors import InputError
+from .files import append_synced, write_text_atomic
 from .prompt import Document
 from .reranker import Reranker
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from .attention import pack
-from .data import write_text_atomic
 from .defaults import Mode
+from .files import write_text_atomic
 from .prompt import PromptBlocks
 from .report import machine_info
 from .reranker import Reranker

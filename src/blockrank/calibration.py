@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import write_text_atomic
 from .errors import CalibrationError
+from .files import write_text_atomic
 
 FILENAME = "calibration.json"
 
@@ -177,7 +177,8 @@ def collect(reranker, candidates: list, qrels: dict[str, dict[str, int]], path: 
     """The readout of every list (its first ``depth`` candidates): ``{qid, ids, grades, log_mass, log_scale}``,
     grades ``None`` where unjudged. Rows are appended to the JSONL ``path`` one query at a time, so an interrupted
     run resumes; rows already there are read, not recomputed."""
-    from .data import append_synced, read_jsonl
+    from .data import read_jsonl
+    from .files import append_synced
 
     path = Path(path)
     done = {r["qid"]: r for r in read_jsonl(path)} if path.is_file() else {}

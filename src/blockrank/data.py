@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DataFormatError
+from .files import write_text_atomic
 from .prompt import Document
 
 Qrels = dict[str, dict[str, int]]  # qid -> docid -> grade
@@ -122,48 +120,6 @@ def read_run(path: str | os.PathLike) -> Run:
     if duplicates:
         warnings.warn(f"{path}: {duplicates} duplicate (query, document) rows ignored; the first of each was kept", stacklevel=2)
     return {qid: sorted(docs.items(), key=lambda x: -x[1]) for qid, docs in rows.items()}
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Replace ``path`` with ``text`` all at once: a crash leaves the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-@contextmanager
-def atomic_directory(target: str | os.PathLike, keep_existing: bool = False) -> Iterator[Path]:
-    """A temporary directory beside ``target`` (``.NAME-*``) that becomes ``target`` when the block ends.
-
-    An exception leaves the old ``target`` untouched; a kill leaves only the dot-named temporary, which
-    resuming code may delete. ``keep_existing``: if ``target`` appeared meanwhile (another process), keep it.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        yield tmp
-        if target.exists() and not keep_existing:
-            shutil.rmtree(target)
-        if not target.exists():
-            os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def append_synced(f, text: str) -> None:
-    """Append ``text`` to an open file and force it to disk (resumable outputs rely on it)."""
-    f.write(text)
-    f.flush()
-    os.fsync(f.fileno())
 
 
 def format_run(qid: str, ranked: list[tuple[str, float]], tag: str) -> str:

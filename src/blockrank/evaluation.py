@@ -24,16 +24,15 @@ from .data import (
     Candidates,
     DataFormatError,
     Qrels,
-    append_synced,
     candidates_from_run,
     format_run,
     read_beir,
     read_candidates,
     read_qrels,
     read_run,
-    write_text_atomic,
 )
 from .errors import InputError
+from .files import append_synced, write_text_atomic
 from .report import git_commit, machine_info, pyplot
 from .retrieval import bm25_candidates, dense_candidates
 

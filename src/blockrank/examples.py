@@ -27,9 +27,9 @@ from .data import (
     read_candidates,
     read_jsonl,
     read_qrels,
-    write_text_atomic,
 )
 from .errors import ConfigError
+from .files import write_text_atomic
 from .prompt import Document
 
 

