@@ -7,10 +7,10 @@ import json
 import pytest
 
 from blockrank import Reranker
-from blockrank.batch import rerank_run, rerank_run_ray
 from blockrank.cli import main
 from blockrank.data import Candidates, read_run
 from blockrank.prompt import Document
+from blockrank.rerank_run import rerank_run, rerank_run_ray
 
 
 def candidates():

@@ -20,10 +20,10 @@ from safetensors.torch import load_file
 # a fast machine cannot finish the run before the test gets to kill it. The work itself is unchanged.
 THROTTLED = """
 import sys, time
-from blockrank import batch, training
+from blockrank import rerank_run, training
 def slow(f, s):
     return lambda *a, **k: (time.sleep(s), f(*a, **k))[1]
-batch.rank_lines = slow(batch.rank_lines, 0.03)
+rerank_run.rank_lines = slow(rerank_run.rank_lines, 0.03)
 training.Trainer.optimizer_step = slow(training.Trainer.optimizer_step, 0.15)
 from blockrank.cli import main
 sys.exit(main())

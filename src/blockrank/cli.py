@@ -215,7 +215,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_rerank_run(args: argparse.Namespace) -> int:
-    from . import batch, data
+    from . import data, rerank_run
 
     if args.candidates:
         candidates = data.read_candidates(args.candidates)
@@ -232,11 +232,11 @@ def cmd_rerank_run(args: argparse.Namespace) -> int:
                   attention=args.attention, max_doc_tokens=args.max_doc_tokens,
                   max_tokens_per_doc=args.max_tokens_per_doc, split=args.split_documents)
     if args.ray:
-        done = batch.rerank_run_ray(args.model, candidates, args.out, args.tag, args.replicas, kwargs)
+        done = rerank_run.rerank_run_ray(args.model, candidates, args.out, args.tag, args.replicas, kwargs)
     else:
         from .reranker import Reranker
 
-        done = batch.rerank_run(Reranker.from_pretrained(args.model, **kwargs), candidates, args.out, args.tag)
+        done = rerank_run.rerank_run(Reranker.from_pretrained(args.model, **kwargs), candidates, args.out, args.tag)
     print(f"reranked {done} queries ({len(candidates) - done} already done) -> {args.out}", file=sys.stderr)
     if args.rank_llm_out:
         run = data.read_run(args.out)

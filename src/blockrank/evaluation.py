@@ -19,7 +19,6 @@ import ir_measures
 import torch
 from tqdm import tqdm
 
-from .batch import finished_queries
 from .data import (
     Candidates,
     DataFormatError,
@@ -34,6 +33,7 @@ from .data import (
 from .errors import InputError
 from .files import append_synced, write_text_atomic
 from .report import git_commit, machine_info, pyplot
+from .rerank_run import finished_queries
 from .retrieval import bm25_candidates, dense_candidates
 
 
