@@ -42,13 +42,29 @@ def test_mismatched_score_files_are_refused_naming_the_file(tmp_path):
     stored = teacher_scores.read_scores(path)
     with pytest.raises(DataFormatError, match=r"src.given.jsonl has no scores for query 'q9'"):
         teacher_scores.lookup(stored, path, "q9", docs("q9", 2))
-    with pytest.raises(DataFormatError, match=r"src.given.jsonl: query 'q0' has no score for 1 of its documents"):
+    with pytest.raises(DataFormatError, match=r"query 'q0' has no score for 1 of its documents .*`blockrank label RECIPE`"):
         teacher_scores.lookup(stored, path, "q0", [Document("q0-1", ""), Document("other", "")])
     path.write_text(json.dumps({"qid": "q0", "docids": ["a", "b"], "scores": [1.0]}) + "\n")
     with pytest.raises(DataFormatError, match=r"src.given.jsonl, line 1 \(query q0\): 2 document ids but 1 scores"):
         teacher_scores.read_scores(path)
     with pytest.raises(ConfigError, match="unknown member 'cross'"):
         teacher_scores.members("given+cross")
+
+
+def test_deeper_pools_are_scored_again_and_keep_the_shallower_rows(tmp_path):
+    """A recipe with deeper pools than the stored file's: labelling adds the missing documents instead of
+    leaving a file that refuses the recipe, and the shallower recipe still reads its own scores."""
+    path = tmp_path / "src.given.jsonl"
+    deep = [(q, "the query", documents, [10.0 - j for j in range(5)]) for q, _, documents, _ in pools(2, size=5)]
+    shallow = [(q, query, documents[:3], given[:3]) for q, query, documents, given in deep]  # a score is per document
+    teacher_scores.compute(path, "given", shallow)
+    with pytest.raises(DataFormatError, match="has no score for 2 of its documents"):
+        teacher_scores.lookup(teacher_scores.read_scores(path), path, "q0", deep[0][2])
+    assert teacher_scores.compute(path, "given", deep) == 2
+    assert teacher_scores.compute(path, "given", deep + shallow) == 0
+    stored = teacher_scores.read_scores(path)
+    for qid, _, documents, given in deep + shallow:
+        assert teacher_scores.lookup(stored, path, qid, documents) == given
 
 
 def test_a_torn_last_row_is_dropped_and_computed_again(tmp_path):
@@ -100,6 +116,7 @@ def test_sources_leave_out_holdout_queries_and_read_stored_labels(tmp_path):
         build_examples([source], 3, 0, scores_dir=tmp_path / "scores")  # q1 was held out when labelling
     with pytest.raises(ConfigError, match="compute them with `blockrank label RECIPE`"):
         build_examples([source], 3, 0, scores_dir=tmp_path / "elsewhere")
+
 
 
 def test_dev_protocol_reports_plain_and_condensed_ndcg():

@@ -66,21 +66,25 @@ def lookup(scores: Scores, path: Path, qid: str, docs: Sequence[Document]) -> li
     row = scores.get(qid)
     if row is None:
         raise DataFormatError(f"{path} has no scores for query {qid!r}: it was made for other lists; "
-                              "recompute it with `blockrank label RECIPE`")
+                              "add them with `blockrank label RECIPE`")
     missing = [d.id for d in docs if d.id not in row]
     if missing:
         raise DataFormatError(f"{path}: query {qid!r} has no score for {len(missing)} of its documents "
-                              f"(e.g. {missing[0]!r}): it was made for other lists; recompute it with `blockrank label RECIPE`")
+                              f"(e.g. {missing[0]!r}): it was made for other lists; add them with `blockrank label RECIPE`")
     return [row[d.id] for d in docs]
 
 
 def compute(path: Path, member: str, pools: Pools,
             dtype: torch.dtype | None = None, max_tokens: int | None = None, chunk: int = 16) -> int:
     """Score every ``(qid, query, documents, first_stage)`` pool that ``path`` lacks with ``member`` and append
-    them; returns how many were added. BM25 is computed over all pools in one call (corpus statistics)."""
+    them; returns how many were added. BM25 is computed over all pools in one call (corpus statistics).
+
+    A query whose stored row misses documents of its pool (another recipe made it with shallower pools) is
+    scored again and appended as the union of both, which :func:`read_scores` reads in place of the old row;
+    exact for the per-document members (embeddings, given), while BM25 then mixes two calls' statistics."""
     _drop_torn_row(path)
-    done = set(read_scores(path)) if path.is_file() else set()
-    todo = [p for p in pools if p[0] not in done]
+    stored = read_scores(path) if path.is_file() else {}
+    todo = [p for p in pools if p[0] not in stored or any(d.id not in stored[p[0]] for d in p[2])]
     if not todo:
         return 0
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,9 +98,9 @@ def compute(path: Path, member: str, pools: Pools,
         for start in range(0, len(todo), step):
             part = todo[start:start + step]
             scores = scorer.score_lists([(p[1], p[2]) for p in part], [p[3] for p in part])
-            append_synced(f, "".join(json.dumps({"qid": p[0], "docids": [d.id for d in p[2]],
-                                                 "scores": [round(s, 5) for s in s_]}) + "\n"
-                                     for p, s_ in zip(part, scores)))
+            rows = [stored.get(p[0], {}) | {d.id: round(x, 5) for d, x in zip(p[2], s_)} for p, s_ in zip(part, scores)]
+            append_synced(f, "".join(json.dumps({"qid": p[0], "docids": list(row), "scores": list(row.values())}) + "\n"
+                                     for p, row in zip(part, rows)))
     return len(todo)
 
 
