@@ -84,9 +84,9 @@ def _run_layers(model, ids: torch.Tensor, positions: torch.Tensor, state: Groupe
 
 @torch.inference_mode()
 def grouped_scores(model, blocks: PromptBlocks, layer: int, group_tokens: int = BATCH_TOKENS,
-                   tail_position: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   tail_position: int | None = None) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
     """Signal logits at ``layer`` toward document tokens ``[heads, signal, T_docs]``, the document of each of
-    those tokens, and the signal logits toward block 0 ``[heads, signal, L0]``."""
+    those tokens, and the signal logits toward block 0 ``[heads, signal, L0]`` (None if ``layer`` never ran)."""
     device = model.device
     end = len(blocks.tail)  # a training answer would follow the signal tokens
     state = GroupedPass(layer=layer, signal=slice(end - blocks.n_signal, end))
@@ -110,6 +110,4 @@ def grouped_scores(model, blocks: PromptBlocks, layer: int, group_tokens: int = 
     tail = blocks.tail + blocks.answer
     start = first_tail_position(L0, max(lengths), tail_position)
     _run_layers(model, torch.tensor([tail], device=device), (start + torch.arange(len(tail), device=device))[None], state)
-    if state.logits is None or state.prefix_logits is None:
-        raise RuntimeError(f"layer {layer} never ran: the model has fewer layers")
-    return state.logits, torch.tensor(doc_of_token, device=state.logits.device), state.prefix_logits
+    return state.logits, torch.tensor(doc_of_token), state.prefix_logits

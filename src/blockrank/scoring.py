@@ -126,10 +126,10 @@ def attention_readout(
         input_ids, layout = pack(blocks, mode=mode, batch_tokens=batch_tokens, tail_position=tail_position)
         probe = LayerProbe(layer, stop=True)
         forward_blocks(model, input_ids, layout, probe)
-        if probe.logits is None or probe.prefix_logits is None:
-            raise RuntimeError(f"layer {layer} never ran: the model has fewer layers")
-        logits, doc_of_token, prefix_logits = probe.logits, layout.doc_of_token.to(probe.logits.device), probe.prefix_logits
-    mass = document_mass(logits, doc_of_token, len(blocks.docs)).cpu()
+        logits, doc_of_token, prefix_logits = probe.logits, layout.doc_of_token, probe.prefix_logits
+    if logits is None or prefix_logits is None:
+        raise RuntimeError(f"layer {layer} never ran: the model has fewer layers")
+    mass = document_mass(logits, doc_of_token.to(logits.device), len(blocks.docs)).cpu()
     return AttentionReadout(mass, log_scale(logits, prefix_logits))
 
 
