@@ -128,7 +128,9 @@ def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -
     if isinstance(raw.get("lora"), dict):
         _refuse_unknown(raw["lora"], LoraSettings, "lora key")
         lora = _numbers(raw["lora"], LoraSettings, "lora.")
-        raw["lora"] = LoraSettings(**lora | {"target_modules": tuple(lora.get("target_modules", LoraSettings.target_modules))})
+        if "target_modules" in lora:
+            lora["target_modules"] = tuple(lora["target_modules"])
+        raw["lora"] = LoraSettings(**lora)
     elif raw.get("lora") is not None:
         raise ConfigError(f"lora: expected {{r, alpha, dropout}} or null, got {raw['lora']!r}")
     return TrainConfig(**_numbers(raw, TrainConfig))
