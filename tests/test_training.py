@@ -414,3 +414,24 @@ def test_title_queries_never_use_held_out_judged_documents():
     pools = pools_from_titles(corpus, n=6, exclude={"d1", "d4"}, top_k=3)
     assert sorted(p.positives[0].id for p in pools) == ["d0", "d2", "d3", "d5"]
     assert not {d.id for p in pools for d in p.negatives} & {"d1", "d4"}  # not as negatives either
+
+
+def test_beir_training_pools_leave_out_test_judged_documents(tmp_path):
+    """SciFact judges some abstracts for train and test queries alike: a train source must use neither them as
+    positives nor any test-judged abstract as a negative, or training sees the report set's judged passages."""
+    from blockrank.examples import source_pools
+
+    texts = {"d0": "glacier caves form in ice", "d1": "glacier ice melts into caves", "d2": "caves of glacier ice",
+             "d3": "penguins live on ice", "d4": "volcano lava", "d5": "stock market"}
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n"
+                                                   for k, v in texts.items()))
+    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "a", "text": "glacier caves"}) + "\n"
+                                            + json.dumps({"_id": "b", "text": "penguins"}) + "\n")
+    header = "query-id\tcorpus-id\tscore\n"
+    (tmp_path / "qrels" / "train.tsv").write_text(header + "a\td0\t1\na\td1\t1\nb\td2\t1\n")
+    (tmp_path / "qrels" / "test.tsv").write_text(header + "t\td1\t1\nt\td2\t1\n")
+    with pytest.warns(UserWarning, match="1 of 2 queries have no positive"):  # b's only positive is test-judged
+        pools = source_pools({"type": "beir", "path": str(tmp_path), "split": "train", "top_k": 5}, 0, 0)
+    assert [p.query_id for p in pools] == ["a"] and [d.id for d in pools[0].positives] == ["d0"]
+    assert not {d.id for d in pools[0].negatives} & {"d1", "d2"}

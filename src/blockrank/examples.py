@@ -87,10 +87,12 @@ def _first_stage(c: Candidates) -> dict[str, float]:
 
 
 def pools_from_beir(corpus: dict[str, Document], queries: dict[str, str], qrels: Qrels, top_k: int = 100,
-                    min_grade: int = 1) -> list[Pool]:
-    """BM25-mined hard negatives for every judged query; positives come from the qrels even when BM25 missed them."""
+                    min_grade: int = 1, exclude: AbstractSet[str] = frozenset()) -> list[Pool]:
+    """BM25-mined hard negatives for every judged query; positives come from the qrels even when BM25 missed them.
+    Documents in ``exclude`` (an evaluation split's judged ones) are neither positives nor negatives."""
     from .retrieval import bm25_candidates
 
+    corpus = {d: doc for d, doc in corpus.items() if d not in exclude}
     judged = {q: t for q, t in queries.items() if q in qrels}
     pools, skipped = [], 0
     for c in bm25_candidates(corpus, judged, top_k):
@@ -254,6 +256,12 @@ def read_qids(path: str | os.PathLike) -> set[str]:
     return {line.split("#")[0].strip() for line in path.read_text().splitlines()} - {""}
 
 
+def test_judged(beir_dir: str | os.PathLike) -> set[str]:
+    """The documents judged in a BEIR directory's test split (none without one): they stay out of training."""
+    path = Path(beir_dir) / "qrels" / "test.tsv"
+    return {d for judged in read_qrels(path).values() for d in judged} if path.is_file() else set()
+
+
 def source_pools(src: dict[str, Any], i: int, seed: int, holdout: AbstractSet[str] = frozenset()) -> list[Pool]:
     """The pools of one recipe source (after ``offset``/``limit``, without ``holdout`` queries). An ICR
     source's pool for a query is the union of its examples' documents."""
@@ -268,7 +276,8 @@ def source_pools(src: dict[str, Any], i: int, seed: int, holdout: AbstractSet[st
         return [p for p in pools.values() if p.query_id not in holdout]
     if kind == "beir":
         ds = read_beir(src["path"], src.get("split", "train"))
-        found = pools_from_beir(ds.corpus, ds.queries, ds.qrels, src.get("top_k", 100), src.get("min_grade", 1))
+        found = pools_from_beir(ds.corpus, ds.queries, ds.qrels, src.get("top_k", 100), src.get("min_grade", 1),
+                                exclude=test_judged(src["path"]))
     elif kind == "candidates":
         candidates = read_candidates(src["path"])
         found = (pools_from_candidates(candidates, read_qrels(src["qrels"]), src.get("min_grade", 2)) if "qrels" in src
@@ -277,10 +286,7 @@ def source_pools(src: dict[str, Any], i: int, seed: int, holdout: AbstractSet[st
         found = pools_from_synth(src["path"], src.get("passages"))
     else:  # titles
         ds = read_beir(src["path"], src.get("split", "train"))
-        test_qrels = Path(src["path"]) / "qrels" / "test.tsv"  # evaluation documents stay out of training
-        held_out = read_qrels(test_qrels) if test_qrels.is_file() else {}
-        found = pools_from_titles(ds.corpus, src.get("n", 1000), seed + i,
-                                  exclude={d for judged in held_out.values() for d in judged})
+        found = pools_from_titles(ds.corpus, src.get("n", 1000), seed + i, exclude=test_judged(src["path"]))
     start, limit = src.get("offset", 0), src.get("limit")
     found = found[start:] if limit is None else found[start:start + limit]
     return [p for p in found if p.query_id not in holdout]
