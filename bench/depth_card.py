@@ -14,7 +14,7 @@ RUN = "smollm2-depth"
 SETS = {"dl19-splade": "DL19 SPLADE++ top-100", "dl19-bm25": "DL19 BM25 top-100", "scifact": "SciFact test (BM25 top-100)",
         "wikiqa": "WikiQA test"}
 MODELS = {"before": "BlockRank, the default (cd01e7a)", "after": f"BlockRank after `{RUN}` (not shipped: SciFact fell)"}
-BASELINES = {"bm25": "given order (first stage)", "dense": "all-MiniLM-L6-v2 rerank"}
+BASELINES = {"bm25": "given order (first stage)", "minilm": "all-MiniLM-L6-v2 rerank"}
 TEACHERS = ("bm25", "minilm", "mpnet", "minilm+mpnet", "given+minilm", "given+mpnet", "given+minilm+mpnet")
 
 

@@ -45,7 +45,7 @@ if [ "$what" = all ] || [ "$what" = teachers ]; then  # teacher candidates on th
 fi
 
 if [ "$what" = all ] || [ "$what" = before ]; then
-  report before $BEFORE bm25,dense,blockrank  # the baselines come from here
+  report before $BEFORE bm25,minilm,blockrank  # the baselines come from here
 fi
 
 if [ "$what" = all ] || [ "$what" = label ]; then

@@ -26,7 +26,7 @@ RUN_NOTE = ("a few short tiny-model test runs shared the cores at times. It was 
             "its dev seed to the previous run's (the rows before use seed 1002)")  # what else ran, and how it went
 SETS = {"dl19": "DL19 (43 q, BM25 top-100)", "scifact": "SciFact test (300 q, BM25 top-100)",
         "wikiqa": "WikiQA test (BM25 order of the article's sentences)"}
-TEACHERS = {"bm25": "BM25 (the candidates' order)", "dense": "all-MiniLM-L6-v2 rerank", "mpnet": "all-mpnet-base-v2 rerank",
+TEACHERS = {"bm25": "BM25 (the candidates' order)", "minilm": "all-MiniLM-L6-v2 rerank", "mpnet": "all-mpnet-base-v2 rerank",
             "bm25+minilm": "fusion BM25 + MiniLM", "bm25+mpnet": "fusion BM25 + mpnet",
             "minilm+mpnet": "fusion MiniLM + mpnet", "bm25+minilm+mpnet": "fusion BM25 + MiniLM + mpnet"}
 MODELS = {"new": "**BlockRank, new adapter** (mean of the last run's and the previous)",

@@ -1,7 +1,7 @@
 """Print the passages no assessor judged that a reranker puts in its top 10, for a sample of queries, to be read.
 
 Issue #19 asks whether such passages are relevant ones the judgement pool missed or look-alikes the model is drawn
-to. Make the run files with `blockrank eval ... --qids QIDS --rerankers blockrank,dense --out DIR`, then
+to. Make the run files with `blockrank eval ... --qids QIDS --rerankers blockrank,minilm --out DIR`, then
 
     python bench/unjudged_sample.py CANDIDATES QRELS QIDS DIR [RERANKER ...]
 
@@ -43,4 +43,4 @@ def main(candidates: str, qrels_path: str, qids_path: str, runs: str, rerankers:
 if __name__ == "__main__":
     if len(sys.argv) < 5:
         sys.exit(__doc__)
-    main(*sys.argv[1:5], sys.argv[5:] or ["blockrank", "dense"])
+    main(*sys.argv[1:5], sys.argv[5:] or ["blockrank", "minilm"])

@@ -25,7 +25,7 @@ def run(model, blocks, mode, layer=2, **pack_kwargs):
 
 def test_dense_mask_pattern():
     blocks = random_blocks([2, 3], prefix=2, tail=2)
-    _, layout = pack(blocks, mode="dense")
+    _, layout = pack(blocks, mode="reference")
     allowed = (dense_mask(layout)[0, 0] == 0).int()
     expected = torch.tensor(
         [
@@ -59,7 +59,7 @@ def test_sparse_matches_dense_reference(batch_tokens):
     model = tiny_llama()
     blocks = random_blocks(LENGTHS)
     sparse, s_scores = run(model, blocks, "sparse", batch_tokens=batch_tokens)
-    dense, d_scores = run(model, blocks, "dense")
+    dense, d_scores = run(model, blocks, "reference")
     for hs, hd in zip(sparse.hidden_states, dense.hidden_states):
         torch.testing.assert_close(hs, hd, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(sparse.logits, dense.logits, atol=1e-5, rtol=1e-5)
@@ -71,7 +71,7 @@ def test_sparse_gradients_match_the_dense_reference():
     """Training backpropagates through the sparse path: its gradients are the reference's."""
     blocks = random_blocks(LENGTHS)
     grads = {}
-    for mode in ("sparse", "dense"):
+    for mode in ("sparse", "reference"):
         model = tiny_llama()
         ids, layout = pack(blocks, mode=mode, batch_tokens=40)
         probe = LayerProbe(2, stop=True)
@@ -79,8 +79,8 @@ def test_sparse_gradients_match_the_dense_reference():
         mass = document_mass(probe.logits, layout.doc_of_token, layout.num_docs)
         (mass * torch.arange(1.0, 1.0 + len(LENGTHS))).sum().backward()
         grads[mode] = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-    assert grads["sparse"].keys() == grads["dense"].keys() and any(g.abs().sum() > 0 for g in grads["dense"].values())
-    for name, g in grads["dense"].items():
+    assert grads["sparse"].keys() == grads["reference"].keys() and any(g.abs().sum() > 0 for g in grads["reference"].values())
+    for name, g in grads["reference"].items():
         torch.testing.assert_close(grads["sparse"][name], g, atol=1e-6, rtol=1e-4, msg=name)
 
 
@@ -157,7 +157,7 @@ def test_other_families_match_reference(cls, config_cls, extra):
     model = _family(cls, config_cls, **extra)
     blocks = random_blocks(LENGTHS)
     sparse, s_scores = run(model, blocks, "sparse")
-    dense, d_scores = run(model, blocks, "dense")
+    dense, d_scores = run(model, blocks, "reference")
     torch.testing.assert_close(sparse.logits, dense.logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(s_scores, d_scores, atol=1e-6, rtol=1e-5)
 
@@ -170,7 +170,7 @@ def test_document_major_pass_matches_the_dense_reference(family, group_tokens):
              "qwen2": lambda: _family(Qwen2ForCausalLM, Qwen2Config),
              "qwen3": lambda: _family(Qwen3ForCausalLM, Qwen3Config, head_dim=16)}[family]()
     blocks = random_blocks(LENGTHS)
-    _, reference = run(model, blocks, "dense")
+    _, reference = run(model, blocks, "reference")
     grouped = attention_scores(model, blocks, layer=2, batch_tokens=group_tokens)
     torch.testing.assert_close(grouped, reference, atol=1e-6, rtol=1e-5)
     fixed_tail = attention_scores(model, blocks, layer=2, batch_tokens=group_tokens, tail_position=100)

@@ -40,7 +40,7 @@ def test_readout_logit_does_not_depend_on_the_other_documents():
         assert (a.mass / b.mass[:5]).min() > 3  # the raw score is not comparable across list sizes
 
 
-@pytest.mark.parametrize("mode", ["dense", "causal"])
+@pytest.mark.parametrize("mode", ["reference", "causal"])
 def test_readout_is_the_same_on_every_path(mode):
     model = tiny_llama(layers=3)
     blocks = random_blocks([9, 4, 12, 7, 3])
@@ -48,8 +48,8 @@ def test_readout_is_the_same_on_every_path(mode):
     layer_major = attention_readout(model, blocks, 2, grouped=False)
     torch.testing.assert_close(grouped.mass, layer_major.mass, atol=1e-6, rtol=1e-5)
     assert grouped.log_scale == pytest.approx(layer_major.log_scale, abs=1e-5)
-    if mode == "dense":  # the reference mask gives the same numbers; causal attention is another model of the prompt
-        reference = attention_readout(model, blocks, 2, mode="dense")
+    if mode == "reference":  # the reference mask gives the same numbers; causal attention is another model of the prompt
+        reference = attention_readout(model, blocks, 2, mode="reference")
         torch.testing.assert_close(grouped.mass, reference.mass, atol=1e-5, rtol=1e-4)
         assert grouped.log_scale == pytest.approx(reference.log_scale, abs=1e-4)
     else:

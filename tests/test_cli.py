@@ -68,11 +68,11 @@ def test_errors_before_loading(capsys):
 
 
 def test_bench_without_the_sparse_config(tmp_path, tiny_model_dir):
-    """``--configs dense,full`` used to fail with ``error: 'sparse'``."""
-    assert main(["bench", "--model", str(tiny_model_dir), "--layer", "1", "--ns", "2", "--configs", "dense,full",
+    """``--configs reference,full`` used to fail with ``error: 'sparse'``."""
+    assert main(["bench", "--model", str(tiny_model_dir), "--layer", "1", "--ns", "2", "--configs", "reference,full",
                  "--repeats", "1", "--out", str(tmp_path), "--name", "b"]) == 0
     report = json.loads((tmp_path / "b.json").read_text())
-    assert {r["config"] for r in report["results"]} == {"dense", "full"}
+    assert {r["config"] for r in report["results"]} == {"reference", "full"}
 
 
 def test_help_and_argument_errors_do_not_import_torch():
@@ -87,7 +87,7 @@ def test_bench_reports_the_efficiency_of_every_pass(tmp_path, tiny_model_dir):
                  "--out", str(tmp_path), "--name", "b"]) == 0
     report = json.loads((tmp_path / "b.json").read_text())
     row = report["summary"][-1]
-    for c in ("sparse", "layer-major", "dense", "full", "causal"):
+    for c in ("sparse", "layer-major", "reference", "full", "causal"):
         assert row[f"{c}_gflops"] > 0 and 0 < row[f"{c}_pct_of_matmul"]
     by = {(r["config"], r["n_docs"]): r for r in report["results"]}
     assert by["layer-major", 4]["max_score_diff"] < 1e-5  # the two sparse passes agree

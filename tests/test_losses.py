@@ -90,7 +90,7 @@ def test_sparse_gradients_match_dense_reference():
     blocks = random_blocks([5, 23, 1, 12, 8])
     blocks.answer = [11, 12, 13]
     sparse, g_sparse = _loss(model, blocks, "sparse", [1, 3])
-    dense, g_dense = _loss(model, blocks, "dense", [1, 3])
+    dense, g_dense = _loss(model, blocks, "reference", [1, 3])
     assert sparse.loss.item() == pytest.approx(dense.loss.item(), rel=1e-5)
     assert sparse.aux.item() > 0 and sparse.lm.item() > 0
     assert set(g_sparse) == set(g_dense) and len(g_sparse) > 10

@@ -47,6 +47,6 @@ def test_bf16_sparse_matches_bf16_dense():
     model = tiny_llama().to(torch.bfloat16)
     blocks = random_blocks([5, 31, 1, 12, 3, 17])
     sparse = attention_scores(model, blocks, 2)
-    dense = attention_scores(model, blocks, 2, mode="dense")
+    dense = attention_scores(model, blocks, 2, mode="reference")
     torch.testing.assert_close(sparse, dense, atol=2e-2, rtol=0)
     assert pack(blocks)[1].num_tokens == blocks.num_tokens

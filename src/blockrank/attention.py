@@ -13,7 +13,7 @@ Three modes share one layout:
 * ``sparse``: the efficient path. Documents run in length-sorted micro-batches, each document
   attending to block 0's keys and its own in one fused call; the tail attends to all keys. Cost is
   linear in the number of documents.
-* ``dense``: the reference. The stock sdpa kernel with an explicit additive 4D mask; quadratic.
+* ``reference``: the reference. The stock sdpa kernel with an explicit additive 4D mask; quadratic.
 * ``causal``: ordinary full causal attention with sequential positions (the standard ICR baseline).
 
 A :class:`LayerProbe` records the signal tokens' attention logits toward document tokens at one

@@ -1,7 +1,7 @@
 """Rerankers to compare against, all behind one interface: ``scores(query, documents) -> list[float]``.
 
 * :class:`FirstStage` keeps the first-stage (BM25 / dense retrieval) scores.
-* :class:`TeacherScorer` scores with a teacher: embedding cosine (``dense`` = MiniLM, ``mpnet``) or a fusion.
+* :class:`TeacherScorer` scores with a teacher: embedding cosine (``minilm``, ``mpnet``) or a fusion.
 * :class:`BlockRankScorer` wraps a :class:`Reranker` (BlockRank attention or decode mode, or the
   full-causal-attention ICR baseline).
 * :class:`SlidingWindow` is the RankGPT-style listwise baseline: windows of 20 moved from the back
@@ -52,7 +52,7 @@ class TeacherScorer:
         """Loaded at the first query, so that resuming a finished evaluation loads no model."""
         from .teachers import load_teacher
 
-        return load_teacher("minilm" if self.name == "dense" else self.name, dtype=self.dtype)
+        return load_teacher(self.name, dtype=self.dtype)
 
     def scores(self, query, documents, first_stage=None):
         return self.teacher.score_lists([(query, documents)], [first_stage])[0]
@@ -159,9 +159,9 @@ def make_scorers(names: list[str], model: str | None, dtype: str | None = None, 
     scorers: list = []
     for name in names:
         if name == "bm25":
-            scorers.append(FirstStage(first_stage if first_stage != "dense" else "dense-retrieval"))
+            scorers.append(FirstStage(first_stage))
             continue
-        if name == "dense" or is_teacher(name):
+        if is_teacher(name):
             scorers.append(TeacherScorer(name, parse_dtype(teacher_dtype)))
             continue
         lm = lm or load_model(model, dtype=dtype, device=device)
@@ -172,7 +172,7 @@ def make_scorers(names: list[str], model: str | None, dtype: str | None = None, 
         scorers.append({
             "blockrank": lambda: BlockRankScorer(reranker(), "blockrank"),
             "blockrank-decode": lambda: BlockRankScorer(reranker(method="decode"), "blockrank-decode"),
-            "full": lambda: BlockRankScorer(reranker(attention="causal"), "full"),
+            "blockrank-causal": lambda: BlockRankScorer(reranker(attention="causal"), "blockrank-causal"),
             "sliding": lambda: SlidingWindow(reranker(split=False)),  # they name documents by block
             "first": lambda: FirstToken(reranker(split=False)),
         }[name]())

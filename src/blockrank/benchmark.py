@@ -1,7 +1,7 @@
-"""Speed benchmark: BlockRank's sparse path against the dense reference and full causal attention.
+"""Speed benchmark: BlockRank's sparse path against the reference mask and full causal attention.
 
 For each number of documents N (fixed length, real text) it times, interleaved and repeated:
-(a) the sparse path in attention mode, (b) the dense-mask reference, (c) the standard in-context
+(a) the sparse path in attention mode, (b) the reference (explicit 4D mask), (c) the standard in-context
 ranking pass: the stock model with full causal attention (sdpa) over the whole prompt, all layers,
 next-token logits, and (c*) the same full causal attention stopped at l* like (a), which isolates
 what the sparse attention alone saves. A configuration is skipped, with the reason, where it would
@@ -34,7 +34,7 @@ from .scoring import attention_scores, forward_blocks
 CONFIGS = {
     "sparse": "(a) BlockRank sparse, to l*",
     "layer-major": "(a') the same, layer-major (every layer over all documents)",
-    "dense": "(b) dense-mask reference, to l*",
+    "reference": "(b) the reference (explicit 4D mask), to l*",
     "full": "(c) stock model, full causal sdpa, one full pass",
     "causal": "(c*) full causal sdpa, to l*",
 }
@@ -211,7 +211,7 @@ def run(
             predicted = _predict(last.get(c), tokens, quadratic=c != "sparse")
             if predicted is not None and predicted > max_seconds:
                 m.skipped = f"predicted {predicted:.0f} s > {max_seconds:.0f} s limit"
-            elif c == "dense" and tokens**2 * model.dtype.itemsize > max_memory_fraction * total_memory:
+            elif c == "reference" and tokens**2 * model.dtype.itemsize > max_memory_fraction * total_memory:
                 m.skipped = f"the {tokens}x{tokens} mask would exceed {max_memory_fraction:.0%} of memory"
         attention_scores(model, make_blocks(reranker, query, texts, 2), reranker.layer)  # warm-up
         scores = {}
@@ -238,7 +238,7 @@ def run(
                 if m.seconds[-1] > max_seconds:
                     m.skipped = f"one run took {m.seconds[-1]:.0f} s > {max_seconds:.0f} s limit; not repeated"
         for c, m in row.items():
-            m.gflop = (sparse_gflop(model.config, blocks, reranker.layer) if c in ("sparse", "layer-major", "dense")
+            m.gflop = (sparse_gflop(model.config, blocks, reranker.layer) if c in ("sparse", "layer-major", "reference")
                        else causal_gflop(model.config, tokens, model.config.num_hidden_layers if c == "full"
                                          else reranker.layer, lm_head=c == "full"))
             if c != "sparse" and c in scores and "sparse" in scores:
@@ -274,11 +274,11 @@ def summary_rows(report: dict) -> list[dict]:
             out[f"{name}_s"] = r["median_s"] if r else None
             out[f"{name}_mem_mb"] = r["peak_mem_mb"] if r else None
             out[f"{name}_note"] = r["skipped"] if r and r["median_s"] is None else None
-            if r and r["median_s"]:  # useful FLOPs (dense: the sparse pattern's) per second
+            if r and r["median_s"]:  # useful FLOPs (reference: the sparse pattern's) per second
                 out[f"{name}_gflops"] = r["gflop"] / r["median_s"]
                 out[f"{name}_pct_of_matmul"] = 100 * out[f"{name}_gflops"] / report["matmul_gflops"]
-        if row.get("dense"):
-            out["dense_max_score_diff"] = row["dense"]["max_score_diff"]
+        if row.get("reference"):
+            out["reference_max_score_diff"] = row["reference"]["max_score_diff"]
         if a and a["median_s"]:
             out["ms_per_doc"] = 1000 * a["median_s"] / n
             out["tokens_per_s"] = row["tokens"] / a["median_s"]

@@ -59,7 +59,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", type=int, default=None, help="layer l* whose attention scores (default: 2/3 depth)")
     parser.add_argument("--method", choices=["attention", "decode"], default="attention")
     parser.add_argument("--attention", choices=MODES, default="sparse",
-                        help="sparse = BlockRank, dense = reference mask, causal = full attention")
+                        help="sparse = BlockRank, reference = the same with an explicit mask, causal = full attention")
     parser.add_argument("--max-doc-tokens", type=int, default=None,
                         help="tokens per block: a document's passage length (default: the trained model's, else 160)")
     parser.add_argument("--max-tokens-per-doc", type=int, default=None,
@@ -192,7 +192,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     wide = Console(width=max(console.width, 160))
     wide.print(efficiency)
     wide.print(latency)
-    diffs = [r["dense_max_score_diff"] for r in report["summary"] if r.get("dense_max_score_diff") is not None]
+    diffs = [r["reference_max_score_diff"] for r in report["summary"] if r.get("reference_max_score_diff") is not None]
     if diffs:
         console.print(f"max |score(a) - score(b)| over all N: {max(diffs):.2e}")
     console.print(f"wrote {json_path} and {png_path}")
@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qids", default=None, help="evaluate only the query ids in this file, one a line (e.g. a dev split)")
     p.add_argument("--depths", default=None, help="a depth curve: rerank the first N candidates for each N "
                    "(e.g. 10,20,30,50,100), one evaluation per depth")
-    p.add_argument("--teacher-dtype", default="fp32", help="precision of the embedding rerankers (dense, mpnet, fusions)")
+    p.add_argument("--teacher-dtype", default="fp32", help="precision of the embedding rerankers (minilm, mpnet, fusions)")
     p.add_argument("--latency-ns", default=None, help="also time each reranker at these list sizes (e.g. 10,20,50)")
     p.add_argument("--out", required=True, help="output directory (resumes if it holds a partial run)")
     add_model_args(p)
@@ -500,9 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(p)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("bench", help="speed: sparse vs dense reference vs full causal attention")
+    p = sub.add_parser("bench", help="speed: sparse vs the reference mask vs full causal attention")
     p.add_argument("--ns", default="10,20,50,100,200,500", help="numbers of documents, comma-separated")
-    p.add_argument("--configs", default="sparse,layer-major,dense,full,causal")
+    p.add_argument("--configs", default="sparse,layer-major,reference,full,causal")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-seconds", type=float, default=300.0, help="skip a config predicted to take longer")
     p.add_argument("--out", default="bench/results")

@@ -8,10 +8,12 @@ from typing import Literal
 BASE_MODEL = "SmolLM2-135M-Instruct"  # the untrained base of the shipped reranker (not a reranker itself)
 DEFAULT_RERANKER = "blockrank-smollm2-135m"  # the shipped adapter, in blockrank/weights/
 
-# sparse = BlockRank, dense = its reference (the stock model with an explicit 4D mask), causal = full attention
-Mode = Literal["sparse", "dense", "causal"]
-MODES: tuple[Mode, ...] = ("sparse", "dense", "causal")
-RERANKERS = ("bm25", "dense", "blockrank", "blockrank-decode", "full", "sliding", "first")  # `blockrank eval --rerankers`
+# sparse = BlockRank, reference = the stock model with an explicit 4D mask (quadratic), causal = full attention
+Mode = Literal["sparse", "reference", "causal"]
+MODES: tuple[Mode, ...] = ("sparse", "reference", "causal")
+# `blockrank eval --rerankers`: bm25 keeps the given (first-stage) order, minilm is the all-MiniLM-L6-v2 rerank,
+# blockrank-causal the same model read with full causal attention
+RERANKERS = ("bm25", "minilm", "blockrank", "blockrank-decode", "blockrank-causal", "sliding", "first")
 
 
 @dataclass

@@ -61,8 +61,8 @@ class Reranker:
 
     ``method="attention"`` (default) scores documents by the signal tokens' attention mass at
     ``layer`` and stops the forward there; ``method="decode"`` generates the answer list.
-    ``attention`` picks the implementation: ``"sparse"`` (BlockRank, linear), ``"dense"`` (the
-    reference mask, quadratic) or ``"causal"`` (ordinary full attention, the ICR baseline).
+    ``attention`` picks the implementation: ``"sparse"`` (BlockRank, linear), ``"reference"``
+    (the stock kernel with an explicit mask, quadratic) or ``"causal"`` (ordinary full attention, the ICR baseline).
 
     Documents are read whole: ``split=True`` (default) cuts a document longer than one block
     (``max_doc_tokens``) into overlapping passages, one block each, and scores the document by its best

@@ -66,7 +66,7 @@ def forward_blocks(
     """Run ``model`` on a packed prompt under ``layout``; returns its output, or None if ``probe`` stopped it."""
     device = model.device
     layout = layout.to(device)
-    if layout.mode == "dense":
+    if layout.mode == "reference":
         kwargs["attention_mask"] = dense_mask(layout, dtype=model.dtype).to(device)
     try:
         return model(
