@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gathered  # bench/, the script's own directory, is on sys.path
+
 from blockrank.evaluation import CONDENSED
 from blockrank.report import pyplot
 
@@ -19,8 +21,7 @@ TEACHERS = ("bm25", "minilm", "mpnet", "minilm+mpnet", "given+minilm", "given+mp
 
 
 def load(name: str, file: str = "summary.json") -> dict | None:
-    path = R / name / file
-    return json.loads(path.read_text()) if path.is_file() else None
+    return gathered.load(R, name, file)
 
 
 def _wtl(r: dict, measure: str) -> str:

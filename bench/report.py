@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gathered  # bench/, the script's own directory, is on sys.path
+
 RESULTS = Path(__file__).parent / "results"
 EVALS = {
     "dl19": "blockrank eval --data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt "
@@ -91,10 +93,9 @@ def profile_section(path: Path) -> list[str]:
 
 
 def eval_section(name: str) -> list[str]:
-    path = RESULTS / "eval" / name / "summary.json"
-    if not path.exists():
+    r = gathered.load(RESULTS / "eval", name)
+    if r is None:
         return [f"### {name}", "", "(not run)", ""]
-    r = json.loads(path.read_text())
     first = next(iter(r["rerankers"].values()))
     metrics = list(first["metrics"])
     out = [f"### {r['dataset']}: {name}", "",

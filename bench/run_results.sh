@@ -38,5 +38,6 @@ if [ "$what" = all ] || [ "$what" = eval ]; then
   blockrank eval --data $D/scifact --first-stage dense --rerankers bm25 --top-k 100 --out $R/eval/scifact-dense
   blockrank eval --data $D/scifact --model SmolLM2-135M-Instruct --rerankers bm25,minilm,blockrank,blockrank-causal --top-k 50 --limit 30 --dtype bf16 --out $R/eval/scifact-first30
   blockrank eval --data $D/scifact --model SmolLM2-135M-Instruct --rerankers bm25,sliding,blockrank-decode,first --top-k 50 --limit 10 --dtype bf16 --out $R/eval/scifact-first10
+  python bench/gathered.py $R/eval
 fi
 python bench/report.py > docs/results.md

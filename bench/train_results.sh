@@ -40,7 +40,7 @@ if [ "$what" = all ] || [ "$what" = eval ]; then
   opts="--max-doc-tokens 64 --dtype bf16"
   ev() {  # ev OUT ARGS...: one evaluation, unless it is complete
     local out=$1; shift
-    [ -f "$out/summary.json" ] || blockrank eval "$@" --out "$out"
+    python bench/gathered.py --has $R "$(basename "$out")" || blockrank eval "$@" --out "$out"
   }
   lane() {  # one evaluation set after another, on one core (an evaluation resumes where it stopped)
     for s in "$@"; do
@@ -59,6 +59,7 @@ if [ "$what" = all ] || [ "$what" = eval ]; then
   scifact=$!
   OMP_NUM_THREADS=1 lane dl19 wikiqa > runs/eval-dl19-wikiqa.log 2>&1
   wait $scifact
+  python bench/gathered.py $R
 fi
 
 if [ "$what" = all ] || [ "$what" = card ]; then
