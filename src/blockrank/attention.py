@@ -23,6 +23,7 @@ layer and may stop the forward right there, so the layers above never run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -173,6 +174,14 @@ def dense_mask(layout: BlockLayout, dtype: torch.dtype = torch.float32) -> torch
     return torch.zeros(1, 1, T, T, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
 
 
+class BlockPass(Protocol):
+    """A scoring pass that drives the forward phase by phase and does each layer's attention itself
+    (:class:`~blockrank.grouped.GroupedPass`)."""
+
+    def attend(self, module: torch.nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               scaling: float) -> torch.Tensor: ...
+
+
 class StopForward(Exception):
     """Raised by a stopping probe once its layer's scores are recorded."""
 
@@ -215,7 +224,7 @@ def block_attention(
     scaling: float | None = None,
     block_layout: BlockLayout | None = None,
     block_probe: LayerProbe | None = None,
-    block_pass=None,
+    block_pass: BlockPass | None = None,
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
     """HF attention function for ``attn_implementation="blockrank"`` (tensors are ``[B, heads, T, d]``)."""
