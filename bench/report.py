@@ -1,11 +1,19 @@
-"""Print docs/results.md from the JSON files under bench/results (no number is typed by hand)."""
+"""docs/results.md's measured sections from the JSON files under bench/results (no number is typed by hand).
+
+    python bench/report.py                            # print them
+    python bench/report.py --update docs/results.md   # replace them there, keeping the sections written by hand
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 
 import gathered  # bench/, the script's own directory, is on sys.path
+
+from blockrank.files import write_text_atomic
 
 RESULTS = Path(__file__).parent / "results"
 EVALS = {
@@ -192,7 +200,26 @@ def main() -> None:
     lines += ["## Quality", ""]
     for name in EVALS:
         lines += eval_section(name)
-    print("\n".join(lines))
+    text = "\n".join(lines)
+    if len(sys.argv) == 3 and sys.argv[1] == "--update":
+        path = Path(sys.argv[2])
+        write_text_atomic(path, update(path.read_text(), text))
+    else:
+        print(text)
+
+
+def sections(text: str) -> list[tuple[str, str]]:
+    """``text`` cut before each ``## `` heading: (heading, section) pairs, the heading of the first part ``""``."""
+    parts = re.split(r"(?m)^(?=## )", text)
+    return [(part.splitlines()[0] if part.startswith("## ") else "", part) for part in parts]
+
+
+def update(document: str, generated: str) -> str:
+    """``document`` with each section it shares with ``generated`` (same ``## `` heading, or the opening part)
+    replaced by the generated one, and the sections written by hand kept where they are."""
+    new = dict(sections(generated))
+    kept = [new.pop(heading, part) for heading, part in sections(document)]
+    return "".join(kept + list(new.values()))
 
 
 if __name__ == "__main__":

@@ -40,4 +40,4 @@ if [ "$what" = all ] || [ "$what" = eval ]; then
   blockrank eval --data $D/scifact --model SmolLM2-135M-Instruct --rerankers bm25,sliding,blockrank-decode,first --top-k 50 --limit 10 --dtype bf16 --out $R/eval/scifact-first10
   python bench/gathered.py $R/eval
 fi
-python bench/report.py > docs/results.md
+python bench/report.py --update docs/results.md  # the measured sections; the ones written by hand stay
