@@ -11,6 +11,7 @@ from pathlib import Path
 
 import gathered  # bench/, the script's own directory, is on sys.path
 import ir_measures
+import yaml
 from depth_card import section as depth_section
 from safetensors import safe_open
 
@@ -34,6 +35,11 @@ MODELS = {"new": "**BlockRank, new adapter** (mean of the last run's and the pre
           "run": f"BlockRank, the last run's adapter alone ({RUNS[-1]}, not shipped)",
           "previous": "BlockRank, previous adapter (3c68d68)", "first": "BlockRank, first adapter (af70cf7)",
           "base": "BlockRank, untrained base"}
+
+
+def recipe_init_adapter() -> str | None:
+    """The adapter the shipped adapter's recipe (configs/RUN.yaml, as committed) continues."""
+    return yaml.safe_load((ROOT / "configs" / f"{RUN}.yaml").read_text()).get("init_adapter")
 
 
 def summary(name: str) -> dict | None:
@@ -255,7 +261,9 @@ def main() -> None:
             f"(teacher temperature {cfg['teacher_temperature']}, embeddings over "
             f"{cfg['teacher_max_tokens']} tokens). AdamW lr {cfg['lr']}, {cfg['warmup_ratio']:.0%} warm-up then cosine, "
             f"{cfg['grad_accum']} examples per step, bf16 autocast.",
-            *([f"- **Start:** the LoRA weights of `{cfg['init_adapter']}`: the previous default, trained by "
+            # the recipe as committed names the versioned adapter; the run's record, the path it was copied to then
+            *([f"- **Start:** the LoRA weights of `{recipe_init_adapter() or cfg['init_adapter']}`: the previous default, "
+               "trained by "
                + ", then ".join(f"`configs/{r}.yaml` ({_examples(r)} examples)" for r in RUNS[:-1])
                + ". The optimizer and the warm-up + cosine schedule start afresh at each run."]
               if cfg.get("init_adapter") else []),
