@@ -18,7 +18,11 @@ def dev_rows(path: Path) -> list[dict]:
 
 
 def main(runs: list[str]) -> None:
+    if not runs or any("=" not in run for run in runs):
+        sys.exit("usage: python bench/dev_curves.py NAME=LOG [NAME=LOG ...] (LOG: a run's log.jsonl)")
     pairs = [(name, dev_rows(Path(log))) for name, log in (run.split("=", 1) for run in runs)]
+    if not all(rows for _, rows in pairs):
+        sys.exit("no dev evaluation in " + ", ".join(name for name, rows in pairs if not rows))
     columns = [k for k in pairs[0][1][0] if k.startswith("dev_") and k != "dev_score"]
     print("| run | step | " + " | ".join(c.removeprefix("dev_").replace("-top100", "") for c in columns) + " | dev_score |")
     print("|---" * (3 + len(columns)) + "|")
