@@ -509,7 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="file stem of the JSON and PNG (default: speed-DTYPE)")
     p.add_argument("--passages", default=None, help="a candidate JSONL: rank its first query's passages (then the "
                    "next queries') as they are, cut only beyond --max-doc-tokens, instead of fixed-length demo text")
-    p.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--command-line", default=None,
+                   help="the command recorded in the JSON (default: this blockrank bench call; bench/speed.py passes its own)")
     add_model_args(p)
     p.set_defaults(func=cmd_bench)
     return parser
