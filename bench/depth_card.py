@@ -18,7 +18,8 @@ SETS = {"dl19-splade": "DL19 SPLADE++ top-100", "dl19-bm25": "DL19 BM25 top-100"
 MODELS = {"before": "BlockRank, the default (cd01e7a)", "after": f"BlockRank after `{RUN}` (not shipped: SciFact fell)",
           # later candidates, evaluated by `bash bench/compare_models.sh TAG MODEL` (docs/results.md)
           "smollm2-synth-175": "BlockRank after `smollm2-synth`, step 175 (not shipped: SciFact fell)",
-          "avg-175": "mean of the default and smollm2-synth-175 (not shipped: SciFact fell)"}
+          "avg-175": "mean of the default and smollm2-synth-175 (not shipped: SciFact fell)",
+          "smollm2-synth-375": "smollm2-synth-175 after 200 more steps (not shipped: below it everywhere)"}
 BASELINES = {"bm25": "given order (first stage)", "minilm": "all-MiniLM-L6-v2 rerank"}
 TEACHERS = ("bm25", "minilm", "mpnet", "minilm+mpnet", "given+minilm", "given+mpnet", "given+minilm+mpnet")
 
