@@ -13,6 +13,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+# mkstemp/mkdtemp create owner-only files; what we write should get the modes open() and mkdir() would give.
+# Read once at import: os.umask can only be read by setting it, which is not thread-safe later on.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE, DIR_MODE = 0o666 & ~_UMASK, 0o777 & ~_UMASK
+
 
 def cache_dir() -> Path:
     """Where converted models live: ``$BLOCKRANK_CACHE`` or ``~/.cache/blockrank``."""
@@ -29,6 +35,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -46,6 +53,7 @@ def atomic_directory(target: str | os.PathLike, keep_existing: bool = False) -> 
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         yield tmp
+        tmp.chmod(DIR_MODE)
         if target.exists() and not keep_existing:
             shutil.rmtree(target)
         if not target.exists():
