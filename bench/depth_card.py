@@ -20,8 +20,8 @@ MODELS = {"before": "BlockRank, the default (cd01e7a)", "after": f"BlockRank aft
           "smollm2-synth-175": "BlockRank after `smollm2-synth`, step 175 (not shipped: SciFact fell)",
           "avg-175": "mean of the default and smollm2-synth-175 (not shipped: SciFact fell)",
           "smollm2-synth-375": "smollm2-synth-175 after 200 more steps (not shipped: below it everywhere)"}
-BASELINES = {"bm25": "given order (first stage)", "minilm": "all-MiniLM-L6-v2 rerank"}
-TEACHERS = ("bm25", "minilm", "mpnet", "minilm+mpnet", "given+minilm", "given+mpnet", "given+minilm+mpnet")
+BASELINES = {"given": "given order (first stage)", "minilm": "all-MiniLM-L6-v2 rerank"}
+TEACHERS = ("given", "minilm", "mpnet", "minilm+mpnet", "given+minilm", "given+mpnet", "given+minilm+mpnet")
 
 
 def load(name: str, file: str = "summary.json") -> dict | None:
@@ -47,7 +47,7 @@ def results_table() -> list[str]:
             rows.append((model_label, s["rerankers"]["blockrank"], s))
         for name, r, s in rows:
             m = r["metrics"]
-            given = name == BASELINES["bm25"]
+            given = name == BASELINES["given"]
             # qrels that list only relevant documents (SciFact's) leave condensed nDCG nothing to tell apart
             informative = s.get("judges_non_relevant", True)
             condensed = f"{m[CONDENSED]:.3f}" if informative else "n/a"
@@ -95,8 +95,8 @@ def teachers_table() -> list[str]:
         for s in sets.values():
             r = s["rerankers"].get(t)
             cells.append("-" if r is None else f"{r['metrics']['nDCG@10']:.3f} / {r['metrics'][CONDENSED]:.3f} / "
-                         f"{_wtl(r, CONDENSED) if t != 'bm25' else '-'}")
-        out.append(f"| {'given order' if t == 'bm25' else t} | " + " | ".join(cells) + " |")
+                         f"{_wtl(r, CONDENSED) if t != 'given' else '-'}")
+        out.append(f"| {'given order' if t == 'given' else t} | " + " | ".join(cells) + " |")
     n = next(iter(sets.values()))["queries"]
     intro = (f"The {n} DL21 queries of `configs/dl21-dev.qids` (held out of every source of `configs/{RUN}.yaml`), "
              "100 candidates from each first stage; embeddings in bf16. `given` is the list's own first-stage score; "

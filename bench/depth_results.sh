@@ -42,12 +42,12 @@ if [ "$what" = all ] || [ "$what" = teachers ]; then  # teacher candidates on th
   for fs in bm25 splade; do
     ev $R/teachers-dev-$fs --data $D/trec-dl/dl21-$fs-top100.jsonl --qrels $D/trec-dl/qrels.dl21-passage.txt \
       --qids configs/dl21-dev.qids --top-k 100 --teacher-dtype bf16 \
-      --rerankers bm25,minilm,mpnet,minilm+mpnet,given+minilm,given+mpnet,given+minilm+mpnet
+      --rerankers given,minilm,mpnet,minilm+mpnet,given+minilm,given+mpnet,given+minilm+mpnet
   done
 fi
 
 if [ "$what" = all ] || [ "$what" = before ]; then
-  report before $BEFORE bm25,minilm,blockrank  # the baselines come from here
+  report before $BEFORE given,minilm,blockrank  # the baselines come from here
 fi
 
 if [ "$what" = all ] || [ "$what" = label ]; then
@@ -62,7 +62,7 @@ if [ "$what" = all ] || [ "$what" = train ]; then
 fi
 
 if [ "$what" = all ] || [ "$what" = after ]; then
-  report $AFTER $RUN/final bm25,blockrank
+  report $AFTER $RUN/final given,blockrank
 fi
 
 if [ "$what" = ship ]; then  # only when the ship rule holds (MODEL_CARD.md): it replaces the packaged default

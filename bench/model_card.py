@@ -28,7 +28,7 @@ RUN_NOTE = ("a few short tiny-model test runs shared the cores at times. It was 
             "its dev seed to the previous run's (the rows before use seed 1002)")  # what else ran, and how it went
 SETS = {"dl19": "DL19 (43 q, BM25 top-100)", "scifact": "SciFact test (300 q, BM25 top-100)",
         "wikiqa": "WikiQA test (BM25 order of the article's sentences)"}
-TEACHERS = {"bm25": "BM25 (the candidates' order)", "minilm": "all-MiniLM-L6-v2 rerank", "mpnet": "all-mpnet-base-v2 rerank",
+TEACHERS = {"given": "BM25 (the candidates' order)", "minilm": "all-MiniLM-L6-v2 rerank", "mpnet": "all-mpnet-base-v2 rerank",
             "bm25+minilm": "fusion BM25 + MiniLM", "bm25+mpnet": "fusion BM25 + mpnet",
             "minilm+mpnet": "fusion MiniLM + mpnet", "bm25+minilm+mpnet": "fusion BM25 + MiniLM + mpnet"}
 MODELS = {"new": "**BlockRank, new adapter** (mean of the last run's and the previous)",
@@ -83,8 +83,8 @@ def ndcg(d: str, reranker: str) -> float | None:
 
 def wtl(d: str, reranker: str) -> str:
     """Queries won, tied and lost against BM25's order (nDCG@10)."""
-    pq, bm25 = per_query(d, reranker), per_query(d, "bm25")
-    if not pq or not bm25 or reranker == "bm25":
+    pq, bm25 = per_query(d, reranker), per_query(d, "given")
+    if not pq or not bm25 or reranker == "given":
         return "-"
     only = partial(d)
     diffs = [pq[q] - bm25[q] for q in pq if q in bm25 and (only is None or q in only)]
@@ -122,7 +122,7 @@ def results_table() -> list[str]:
 def verdict() -> list[str]:
     lines = []
     for d, label in SETS.items():
-        new, bm25, prev = ndcg(d, "new"), ndcg(d, "bm25"), ndcg(d, "previous")
+        new, bm25, prev = ndcg(d, "new"), ndcg(d, "given"), ndcg(d, "previous")
         if None in (new, bm25):
             continue
         lines.append(f"- **{label}:** new adapter {new:.3f}, {new - bm25:+.3f} vs BM25 ({bm25:.3f})"

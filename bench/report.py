@@ -18,25 +18,24 @@ from blockrank.files import write_text_atomic
 RESULTS = Path(__file__).parent / "results"
 EVALS = {
     "dl19": "blockrank eval --data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt "
-    "--model SmolLM2-135M-Instruct --rerankers bm25,minilm,blockrank,blockrank-causal --top-k 100 --dtype bf16 "
+    "--model SmolLM2-135M-Instruct --rerankers given,minilm,blockrank,blockrank-causal --top-k 100 --dtype bf16 "
     "--out bench/results/eval/dl19",
     "dl19-first10": "blockrank eval --data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt "
-    "--model SmolLM2-135M-Instruct --rerankers bm25,blockrank,blockrank-decode,first,sliding --top-k 100 --limit 10 "
+    "--model SmolLM2-135M-Instruct --rerankers given,blockrank,blockrank-decode,first,sliding --top-k 100 --limit 10 "
     "--dtype bf16 --out bench/results/eval/dl19-first10",
-    "scifact": "blockrank eval --data $D/scifact --rerankers bm25 --top-k 100 --out bench/results/eval/scifact",
-    "scifact-dense": "blockrank eval --data $D/scifact --first-stage dense --rerankers bm25 --top-k 100 "
+    "scifact": "blockrank eval --data $D/scifact --rerankers given --top-k 100 --out bench/results/eval/scifact",
+    "scifact-dense": "blockrank eval --data $D/scifact --first-stage dense --rerankers given --top-k 100 "
     "--out bench/results/eval/scifact-dense",
     "scifact-first30": "blockrank eval --data $D/scifact --model SmolLM2-135M-Instruct "
-    "--rerankers bm25,minilm,blockrank,blockrank-causal --top-k 50 --limit 30 --dtype bf16 "
+    "--rerankers given,minilm,blockrank,blockrank-causal --top-k 50 --limit 30 --dtype bf16 "
     "--out bench/results/eval/scifact-first30",
     "scifact-first10": "blockrank eval --data $D/scifact --model SmolLM2-135M-Instruct "
-    "--rerankers bm25,sliding,blockrank-decode,first --top-k 50 --limit 10 --dtype bf16 "
+    "--rerankers given,sliding,blockrank-decode,first --top-k 50 --limit 10 --dtype bf16 "
     "--out bench/results/eval/scifact-first10",
 }
 NAMES = {
-    "bm25": "BM25 (first stage)",
+    "given": "the given order (first stage)",
     "minilm": "all-MiniLM-L6-v2 (rerank candidates)",
-    "dense": "dense retrieval all-MiniLM-L6-v2 (first stage)",
     "blockrank": "BlockRank attention mode (sparse)",
     "blockrank-causal": "full causal attention, attention mode",
     "blockrank-decode": "BlockRank decode mode",

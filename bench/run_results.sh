@@ -32,12 +32,12 @@ fi
 
 if [ "$what" = all ] || [ "$what" = eval ]; then
   DL19="--data $D/trec-dl/dl19-bm25-top100.jsonl --qrels $D/trec-dl/qrels.dl19-passage.txt --dtype bf16"
-  blockrank eval $DL19 --model SmolLM2-135M-Instruct --rerankers bm25,minilm,blockrank,blockrank-causal --top-k 100 --out $R/eval/dl19 --latency-ns 10,20,50,100
-  blockrank eval $DL19 --model SmolLM2-135M-Instruct --rerankers bm25,blockrank,blockrank-decode,first,sliding --top-k 100 --limit 10 --out $R/eval/dl19-first10
-  blockrank eval --data $D/scifact --rerankers bm25 --top-k 100 --out $R/eval/scifact
-  blockrank eval --data $D/scifact --first-stage dense --rerankers bm25 --top-k 100 --out $R/eval/scifact-dense
-  blockrank eval --data $D/scifact --model SmolLM2-135M-Instruct --rerankers bm25,minilm,blockrank,blockrank-causal --top-k 50 --limit 30 --dtype bf16 --out $R/eval/scifact-first30
-  blockrank eval --data $D/scifact --model SmolLM2-135M-Instruct --rerankers bm25,sliding,blockrank-decode,first --top-k 50 --limit 10 --dtype bf16 --out $R/eval/scifact-first10
+  blockrank eval $DL19 --model SmolLM2-135M-Instruct --rerankers given,minilm,blockrank,blockrank-causal --top-k 100 --out $R/eval/dl19 --latency-ns 10,20,50,100
+  blockrank eval $DL19 --model SmolLM2-135M-Instruct --rerankers given,blockrank,blockrank-decode,first,sliding --top-k 100 --limit 10 --out $R/eval/dl19-first10
+  blockrank eval --data $D/scifact --rerankers given --top-k 100 --out $R/eval/scifact
+  blockrank eval --data $D/scifact --first-stage dense --rerankers given --top-k 100 --out $R/eval/scifact-dense
+  blockrank eval --data $D/scifact --model SmolLM2-135M-Instruct --rerankers given,minilm,blockrank,blockrank-causal --top-k 50 --limit 30 --dtype bf16 --out $R/eval/scifact-first30
+  blockrank eval --data $D/scifact --model SmolLM2-135M-Instruct --rerankers given,sliding,blockrank-decode,first --top-k 50 --limit 10 --dtype bf16 --out $R/eval/scifact-first10
   python bench/gathered.py $R/eval
 fi
 python bench/report.py --update docs/results.md  # the measured sections; the ones written by hand stay

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
 DEPTH = ROOT / "bench" / "results" / "depth"
 TAGS = {"before": "the default (cd01e7a)", "smollm2-synth-175": "smollm2-synth-175", "avg-175": "avg-175 (mean of both)"}
-BASELINES = {"bm25": "given BM25 order", "minilm": "MiniLM rerank"}
+BASELINES = {"given": "given BM25 order", "minilm": "MiniLM rerank"}
 
 
 def main(tags: list[str]) -> None:
@@ -50,7 +50,7 @@ def main(tags: list[str]) -> None:
         if s is None:
             sys.exit(f"no SciFact evaluation scifact-{tag} under {DEPTH}: bash bench/compare_models.sh {tag} MODEL scifact")
         # the given BM25 order and the MiniLM rerank never trained on SciFact: the reference on every part
-        names = ["bm25", "minilm", "blockrank"] if tag == "before" else ["blockrank"]
+        names = ["given", "minilm", "blockrank"] if tag == "before" else ["blockrank"]
         for name in names:
             column = TAGS.get(tag, tag) if name == "blockrank" else BASELINES[name]
             per_query[column] = {q: m["nDCG@10"] for q, m in s["rerankers"][name]["per_query"].items()}

@@ -44,8 +44,8 @@ if [ "$what" = all ] || [ "$what" = eval ]; then
   }
   lane() {  # one evaluation set after another, on one core (an evaluation resumes where it stopped)
     for s in "$@"; do
-      teachers=bm25,minilm,bm25+minilm
-      [ "$s" = dl19 ] && teachers=bm25,minilm,mpnet,bm25+minilm,bm25+mpnet,minilm+mpnet,bm25+minilm+mpnet
+      teachers=given,minilm,bm25+minilm
+      [ "$s" = dl19 ] && teachers=given,minilm,mpnet,bm25+minilm,bm25+mpnet,minilm+mpnet,bm25+minilm+mpnet
       ev $R/$s-teachers ${SET[$s]} --rerankers $teachers --teacher-dtype bf16
       ev $R/$s-new ${SET[$s]} $opts --rerankers blockrank --model default
       ev $R/$s-run ${SET[$s]} $opts --rerankers blockrank --model $RUN/final

@@ -96,9 +96,9 @@ def test_rank_llm_json_in_and_out(tmp_path, tiny_model_dir, reranker):
     assert [h["rank"] for h in rows[0]["hits"]] == [1, 2, 3] and rows[0]["hits"][0]["content"] == expected[0].document.text
     qrels = tmp_path / "qrels.txt"
     qrels.write_text("7 0 d1 1\nq8 0 h2 1\n")
-    assert main(["eval", "--data", str(src), "--qrels", str(qrels), "--rerankers", "bm25", "--out", str(tmp_path / "e")]) == 0
+    assert main(["eval", "--data", str(src), "--qrels", str(qrels), "--rerankers", "given", "--out", str(tmp_path / "e")]) == 0
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
-    assert summary["rerankers"]["bm25"]["metrics"]["nDCG@10"] == pytest.approx(1.0)
+    assert summary["rerankers"]["given"]["metrics"]["nDCG@10"] == pytest.approx(1.0)
 
 
 def test_malformed_rank_llm_json_is_named(tmp_path):

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from blockrank.baselines import RERANKERS, FirstStage, TeacherScorer
+from blockrank.baselines import RERANKERS, FirstStage, TeacherScorer, make_scorers
 from blockrank.cli import main
 from blockrank.data import Candidates, DataFormatError
 from blockrank.evaluation import EvalSet, evaluate, load_eval_set
@@ -24,21 +24,21 @@ def toy_set(rel: int = 1) -> EvalSet:
 
 
 def test_metrics_match_hand_computed_values(tmp_path):
-    report = evaluate([FirstStage("bm25")], toy_set(), tmp_path)
-    m = report["rerankers"]["bm25"]["metrics"]
+    report = evaluate([FirstStage()], toy_set(), tmp_path)
+    m = report["rerankers"]["given"]["metrics"]
     # q1: the relevant document at rank 2 -> nDCG 1/log2(3), RR 1/2; q2: ideal order -> 1, 1
     assert m["nDCG@10"] == pytest.approx((1 / math.log2(3) + 1) / 2)
     assert m["RR@10"] == pytest.approx(0.75)
     assert m["R@10"] == pytest.approx(1.0)
-    per_query = report["rerankers"]["bm25"]["per_query"]
+    per_query = report["rerankers"]["given"]["per_query"]
     assert per_query["q1"]["nDCG@10"] == pytest.approx(1 / math.log2(3))
-    assert (tmp_path / "bm25.trec").read_text().splitlines()[0] == "q1 Q0 b 1 2.000000 bm25"
+    assert (tmp_path / "given.trec").read_text().splitlines()[0] == "q1 Q0 b 1 2.000000 given"
     assert json.loads((tmp_path / "summary.json").read_text())["queries"] == 2
     assert (tmp_path / "ndcg.png").stat().st_size > 0
 
 
 def test_graded_threshold(tmp_path):
-    m = evaluate([FirstStage("bm25")], toy_set(rel=2), tmp_path)["rerankers"]["bm25"]["metrics"]
+    m = evaluate([FirstStage()], toy_set(rel=2), tmp_path)["rerankers"]["given"]["metrics"]
     # with rel >= 2 only c counts for q2 and q1 has no relevant document for binary measures
     assert m["RR(rel=2)@10"] == pytest.approx(0.5)
 
@@ -84,9 +84,9 @@ def test_all_rerankers_end_to_end(tmp_path, tiny_model_dir, capsys):
                  "--out", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--layer", "1", "--latency-ns", "2,3"])
     assert code == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert set(summary["rerankers"]) == {"bm25", *RERANKERS[1:]}
-    bm25 = summary["rerankers"]["bm25"]["metrics"]
-    assert bm25["R@100"] == pytest.approx(1.0) and 0 < bm25["nDCG@10"] <= 1  # BM25 retrieves both relevant documents
+    assert set(summary["rerankers"]) == set(RERANKERS)
+    given = summary["rerankers"]["given"]["metrics"]
+    assert given["R@100"] == pytest.approx(1.0) and 0 < given["nDCG@10"] <= 1  # BM25 retrieves both relevant documents
     for name in RERANKERS:
         assert (tmp_path / "out" / f"{name}.trec").is_file()
     assert (tmp_path / "out" / "latency.png").is_file()
@@ -145,7 +145,7 @@ def test_wins_ties_losses_against_the_given_order_and_judged_measures(tmp_path):
         def scores(self, query, documents, first_stage):
             return list(range(len(documents)))  # the given order upside down
 
-    report = evaluate([FirstStage("given"), Reversed("reversed")], toy_set(), tmp_path)
+    report = evaluate([FirstStage(), Reversed("reversed")], toy_set(), tmp_path)
     given, flipped = report["rerankers"]["given"], report["rerankers"]["reversed"]
     assert given["vs_given_order"]["nDCG@10"] == {"wins": 0, "ties": 2, "losses": 0}
     # q1 gains (its relevant document moves to the top), q2 loses (its best one drops to the bottom)
@@ -157,5 +157,16 @@ def test_wins_ties_losses_against_the_given_order_and_judged_measures(tmp_path):
 def test_equal_first_stage_scores_keep_the_given_order(tmp_path):
     docs = [Document(k, k) for k in "zya"]
     tied = EvalSet("tied", [Candidates("q", "q", docs, [1.0, 1.0, 1.0])], {"q": {"z": 1}}, 1)
-    report = evaluate([FirstStage("given")], tied, tmp_path)
+    report = evaluate([FirstStage()], tied, tmp_path)
     assert report["rerankers"]["given"]["metrics"]["nDCG@10"] == pytest.approx(1.0)  # z stays first
+
+
+def test_given_keeps_the_order_and_bm25_rescores():
+    """``given`` is the candidates' own order (SPLADE++'s on a SPLADE++ list); ``bm25`` is a real BM25 rescoring."""
+    given, bm25 = make_scorers(["given", "bm25"], None)
+    assert isinstance(given, FirstStage) and given.name == "given"
+    assert isinstance(bm25, TeacherScorer) and bm25.name == "bm25"
+    docs = [Document("x", "nothing in common"), Document("y", "paris is the capital of france")]
+    assert given.scores("where is paris", docs, [2.0, 1.0]) == [2.0, 1.0]
+    low, high = bm25.scores("where is paris", docs, [2.0, 1.0])
+    assert high > low

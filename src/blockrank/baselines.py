@@ -1,6 +1,6 @@
 """Rerankers to compare against, all behind one interface: ``scores(query, documents) -> list[float]``.
 
-* :class:`FirstStage` keeps the first-stage (BM25 / dense retrieval) scores.
+* :class:`FirstStage` (``given``) keeps the candidates' own order, whatever first stage made it.
 * :class:`TeacherScorer` scores with a teacher: embedding cosine (``minilm``, ``mpnet``) or a fusion.
 * :class:`BlockRankScorer` wraps a :class:`Reranker` (BlockRank attention or decode mode, or the
   full-causal-attention ICR baseline).
@@ -27,12 +27,12 @@ from .scoring import decode_answer, forward_blocks, parse_ranking
 
 
 class FirstStage:
-    """The given order itself: the candidates arrive in first-stage order (BM25 or dense retrieval, or a
+    """The given order itself (``given``): the candidates arrive in first-stage order (BM25 or dense retrieval, or a
     file's), and scoring by rank keeps equal first-stage scores in that order rather than a run file's tie-break."""
 
     tokens = 0
 
-    def __init__(self, name: str = "bm25"):
+    def __init__(self, name: str = "given"):
         self.name = name
 
     def scores(self, query, documents, first_stage):
@@ -144,7 +144,7 @@ class FirstToken:
 
 
 def make_scorers(names: list[str], model: str | None, dtype: str | None = None, device: str | None = None,
-                 teacher_dtype: str = "fp32", first_stage: str = "bm25", **reranker_opts) -> list:
+                 teacher_dtype: str = "fp32", **reranker_opts) -> list:
     """One scorer per name in :data:`RERANKERS` or a teacher (``mpnet``, ``bm25+minilm``, ...); the LM-based
     ones share one loaded ``model`` and take ``reranker_opts`` (layer, max_doc_tokens, split, ...)."""
     from .model import load_model, parse_dtype
@@ -158,8 +158,8 @@ def make_scorers(names: list[str], model: str | None, dtype: str | None = None, 
     lm = None
     scorers: list = []
     for name in names:
-        if name == "bm25":
-            scorers.append(FirstStage(first_stage))
+        if name == "given":
+            scorers.append(FirstStage())
             continue
         if is_teacher(name):
             scorers.append(TeacherScorer(name, parse_dtype(teacher_dtype)))

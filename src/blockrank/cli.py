@@ -258,7 +258,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                        qids=read_qids(args.qids) if args.qids else None)
     scorers = baselines.make_scorers(
         names, args.model, dtype=args.dtype, device=args.device, teacher_dtype=args.teacher_dtype,
-        first_stage=args.first_stage, layer=args.layer, max_doc_tokens=args.max_doc_tokens,
+        layer=args.layer, max_doc_tokens=args.max_doc_tokens,
         batch_tokens=args.batch_tokens, split=args.split_documents, max_tokens_per_doc=args.max_tokens_per_doc)
     config = {k: v for k, v in vars(args).items() if k != "func"}
     if args.depths:
@@ -421,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="first-stage TREC run over the BEIR corpus, instead of computing one")
     p.add_argument("--split", default="test")
     p.add_argument("--first-stage", choices=["bm25", "dense"], default="bm25", help="for BEIR directories")
-    p.add_argument("--rerankers", default="bm25,blockrank", help=f"comma-separated from: {', '.join(RERANKERS)}, or a teacher")
+    p.add_argument("--rerankers", default="given,blockrank", help=f"comma-separated from: {', '.join(RERANKERS)}, or a teacher")
     p.add_argument("--top-k", type=int, default=100, help="candidates reranked per query")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries")
     p.add_argument("--qids", default=None, help="evaluate only the query ids in this file, one a line (e.g. a dev split)")

@@ -11,9 +11,10 @@ DEFAULT_RERANKER = "blockrank-smollm2-135m"  # the shipped adapter, in blockrank
 # sparse = BlockRank, reference = the stock model with an explicit 4D mask (quadratic), causal = full attention
 Mode = Literal["sparse", "reference", "causal"]
 MODES: tuple[Mode, ...] = ("sparse", "reference", "causal")
-# `blockrank eval --rerankers`: bm25 keeps the given (first-stage) order, minilm is the all-MiniLM-L6-v2 rerank,
-# blockrank-causal the same model read with full causal attention
-RERANKERS = ("bm25", "minilm", "blockrank", "blockrank-decode", "blockrank-causal", "sliding", "first")
+# `blockrank eval --rerankers`: given keeps the candidates' own (first-stage) order, whatever retrieved them;
+# minilm is the all-MiniLM-L6-v2 rerank, blockrank-causal the same model read with full causal attention.
+# A teacher name (bm25, mpnet, a fusion) rescores the list instead: bm25 is BM25 over the list's own statistics.
+RERANKERS = ("given", "minilm", "blockrank", "blockrank-decode", "blockrank-causal", "sliding", "first")
 
 
 @dataclass
