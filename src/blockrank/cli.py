@@ -342,6 +342,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_checkpoint
+
+    print(export_checkpoint(Path(args.checkpoint), Path(args.out), args.note))
+    return 0
+
+
 def cmd_average(args: argparse.Namespace) -> int:
     from .averaging import average_adapters
 
@@ -450,6 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in out_dir")
     p.add_argument("--dry-run", action="store_true", help="print the examples each data source gives (JSON), train nothing")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="a training checkpoint as a model that loads on its own (bf16, with its scoring settings)")
+    p.add_argument("checkpoint", help="runs/NAME/checkpoint-STEP (the run's config.json is read from beside it)")
+    p.add_argument("out", help="output directory (written atomically)")
+    p.add_argument("--note", help="a line kept in blockrank.json, e.g. which recipe and why it stopped")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("average", help="the weight-by-weight mean of two LoRA adapters of the same shape")
     p.add_argument("first", help="adapter directory")

@@ -1,0 +1,60 @@
+"""A training checkpoint as a model that loads on its own, like the ``final`` directory a finished run writes.
+
+Checkpoints are for resuming: fp32 weights beside the optimizer state, and no scoring settings, so a reranker
+loaded from one falls back to default layer and block length. Exporting one keeps the weights (LoRA adapter or
+full model, which also gets its base's tokenizer) in bf16 and adds ``blockrank.json`` from the run's ``config.json``:
+
+    blockrank export runs/NAME/checkpoint-175 adapters/NAME-175 [--note "stopped at step 175 of 240"]
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import ConfigError
+from .files import atomic_directory
+
+WEIGHTS = ("adapter_model.safetensors", "model.safetensors")
+CONFIGS = ("adapter_config.json", "config.json")
+
+
+def scoring_settings(run_config: dict[str, Any], steps: int) -> dict[str, Any]:
+    """``blockrank.json`` for weights trained under ``run_config`` (a run's ``config.json``) for ``steps`` steps."""
+    return {"layer": run_config["layer"], "max_doc_tokens": run_config["max_doc_tokens"],
+            "base_model": run_config["model"], "steps": steps}
+
+
+def export_checkpoint(checkpoint: Path, out: Path, note: str | None = None) -> Path:
+    """Write ``checkpoint``'s weights in bf16, its model/adapter config and ``blockrank.json`` to ``out``."""
+    run_config = checkpoint.parent / "config.json"
+    weights = next((checkpoint / w for w in WEIGHTS if (checkpoint / w).is_file()), None)
+    if weights is None or not run_config.is_file():
+        raise ConfigError(f"{checkpoint} is not a checkpoint of a blockrank train run: it needs one of "
+                          f"{', '.join(WEIGHTS)} and the run's config.json beside it")
+    try:
+        steps = int(checkpoint.name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        raise ConfigError(f"{checkpoint.name!r} is not named checkpoint-STEP") from None
+    settings = scoring_settings(json.loads(run_config.read_text()), steps)
+    if note:
+        settings["note"] = note
+    tensors = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in load_file(weights).items()}
+    with atomic_directory(out) as tmp:
+        for name in CONFIGS:
+            if (checkpoint / name).is_file():
+                shutil.copy2(checkpoint / name, tmp / name)
+        save_file(tensors, tmp / weights.name, metadata={"format": "pt"})
+        if weights.name == "model.safetensors":  # a full model loads its tokenizer from its own directory
+            from transformers import AutoTokenizer
+
+            from .model import resolve
+
+            AutoTokenizer.from_pretrained(resolve(settings["base_model"])[0]).save_pretrained(tmp)
+        (tmp / "blockrank.json").write_text(json.dumps(settings))
+    return out
