@@ -38,3 +38,14 @@ def test_not_a_checkpoint_is_named(tmp_path):
         from blockrank.export import export_checkpoint
         export_checkpoint(tmp_path / "checkpoint-3", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_config_without_its_layer_is_named(tmp_path):
+    from blockrank.export import export_checkpoint
+
+    ckpt = tmp_path / "run" / "checkpoint-3"
+    ckpt.mkdir(parents=True)
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"model": "m", "layer": None, "max_doc_tokens": 16}))
+    save_file({"w": torch.zeros(2)}, ckpt / "adapter_model.safetensors")
+    with pytest.raises(ConfigError, match="does not record the layer"):
+        export_checkpoint(ckpt, tmp_path / "out")

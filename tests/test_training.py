@@ -128,6 +128,12 @@ def test_two_step_lora_run_checkpoints_and_resumes(tmp_path, tiny_model_dir, icr
     r = Reranker.from_pretrained(final)  # base + adapter, merged; layer comes from the recipe
     assert r.layer == 1 and r.builder.max_doc_tokens == 16
     assert len(r.rerank("q", ["a", "b"])) == 2
+    from blockrank.export import export_checkpoint  # a checkpoint exported loads with the same settings as final
+
+    exported = export_checkpoint(tmp_path / "run" / "checkpoint-1", tmp_path / "exported")
+    settings = json.loads((final / "blockrank.json").read_text())
+    assert json.loads((exported / "blockrank.json").read_text()) == settings | {"steps": 1}
+    assert Reranker.from_pretrained(exported).layer == 1
 
     changed = load_config(None, [*overrides, "lora.r=8"])  # resuming under a different recipe is refused by name
     changed.data = cfg.data

@@ -41,7 +41,11 @@ def export_checkpoint(checkpoint: Path, out: Path, note: str | None = None) -> P
         steps = int(checkpoint.name.rsplit("-", 1)[1])
     except (IndexError, ValueError):
         raise ConfigError(f"{checkpoint.name!r} is not named checkpoint-STEP") from None
-    settings = scoring_settings(json.loads(run_config.read_text()), steps)
+    recipe = json.loads(run_config.read_text())
+    if recipe.get("layer") is None:
+        raise ConfigError(f"{run_config} does not record the layer l* its run trained (the recipe left it to the "
+                          "model, and the run predates recording it): add \"layer\" to that file, then export again")
+    settings = scoring_settings(recipe, steps)
     if note:
         settings["note"] = note
     tensors = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in load_file(weights).items()}

@@ -33,6 +33,7 @@ from .attention import LayerProbe, pack
 from .defaults import MODES, Mode
 from .errors import ConfigError
 from .examples import ICRExample, build_examples, check_source, label_sources, read_qids
+from .export import scoring_settings
 from .files import atomic_directory, write_text_atomic
 from .losses import LossWeights, blockrank_loss
 from .model import BASE_MODEL, cpu_has_native_bf16, default_layer, default_reranker_path, load_model
@@ -261,7 +262,7 @@ class Trainer:
     def train(self) -> Path:
         cfg, acc = self.cfg, self.accelerator
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+        (self.out / "config.json").write_text(json.dumps(self._run_config(), indent=1))
         log = (self.out / "log.jsonl").open("a")
         stream = self._example_stream()
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not acc.is_main_process)
@@ -381,9 +382,12 @@ class Trainer:
             model.save_pretrained(tmp, state_dict={k: v.to(torch.bfloat16) for k, v in model.state_dict().items()},
                                   **self._save_kwargs())
             self.tokenizer.save_pretrained(tmp)
-            (tmp / "blockrank.json").write_text(json.dumps({"layer": self.layer, "max_doc_tokens": self.cfg.max_doc_tokens,
-                                                            "base_model": self.cfg.model, "steps": self.step}))
+            (tmp / "blockrank.json").write_text(json.dumps(scoring_settings(self._run_config(), self.step)))
         return target
+
+    def _run_config(self) -> dict[str, Any]:
+        """The recipe as run (``config.json``), with l* resolved when the recipe left it to the model."""
+        return dataclasses.asdict(self.cfg) | {"layer": self.layer}
 
 
 def label(cfg: TrainConfig) -> dict[str, int]:
