@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,26 +23,31 @@ import torch
 from blockrank import Reranker, grouped
 from blockrank.attention import signal_logits
 from blockrank.evaluation import load_eval_set
+from blockrank.scoring import document_mass
 
 
+@dataclass
 class HeadPass(grouped.GroupedPass):
     """The document-major pass, also keeping the signal tokens' document logits at every layer below l*."""
 
-    layers: list[torch.Tensor]
+    layers: list[torch.Tensor] = field(default_factory=list)
 
     def attend(self, module, q, k, v, scaling):
         i = module.layer_idx
         if self.phase == "tail" and i < self.layer:
-            if not hasattr(self, "layers"):
-                self.layers = []
             self.layers.append(signal_logits(q[0, :, self.signal], torch.cat(self.doc_k[i], dim=1), scaling))
         return super().attend(module, q, k, v, scaling)
 
 
 def per_head_mass(logits: torch.Tensor, doc_of_token: torch.Tensor, n: int) -> torch.Tensor:
-    """``[heads, signal, T]`` logits -> ``[heads, N]`` mass (softmax over document tokens, mean over signal)."""
-    probs = torch.softmax(logits.float(), dim=-1).mean(dim=1)
-    return torch.zeros(probs.shape[0], n).index_add(1, doc_of_token, probs)
+    """``[heads, signal, T]`` logits -> ``[heads, N]``: each head's own :func:`document_mass`."""
+    return torch.stack([document_mass(head[None], doc_of_token, n) for head in logits])
+
+
+def save(done: dict, out: Path) -> None:
+    """Replace ``out`` all at once, so that a kill leaves a dump to resume from."""
+    torch.save(done, str(out) + ".tmp")
+    os.replace(str(out) + ".tmp", out)
 
 
 def main() -> None:
@@ -83,11 +89,9 @@ def main() -> None:
         mass = torch.stack([per_head_mass(x, doc_of_token, len(docs)) for x in [*state.layers, logits]])
         done[c.qid] = {"docids": [d.id for d in docs], "mass": mass.half()}
         if n % 20 == 19:
-            torch.save(done, str(out) + ".tmp")
-            os.replace(str(out) + ".tmp", out)
+            save(done, out)
             print(f"{n + 1}/{len(candidates)}", file=sys.stderr, flush=True)
-    torch.save(done, str(out) + ".tmp")
-    os.replace(str(out) + ".tmp", out)
+    save(done, out)
 
 
 if __name__ == "__main__":
