@@ -16,8 +16,8 @@ from depth_card import section as depth_section
 from safetensors import safe_open
 
 from blockrank.data import read_beir, read_qrels, read_run
-from blockrank.examples import SOURCE_KEYS
 from blockrank.report import pyplot
+from blockrank.sources import SOURCE_TYPES, source_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 R = ROOT / "bench" / "results" / "quality"
@@ -192,8 +192,9 @@ def data_counts() -> list[tuple[dict, int]]:
     if not path.is_file():
         return []
     rows = json.loads(path.read_text())
-    return [({k: v for k, v in r["source"].items() if k in SOURCE_KEYS.get(r["source"].get("type"), r["source"])},
-             r["examples"]) for r in rows]
+    return [({k: v for k, v in r["source"].items()
+              if r["source"].get("type") not in SOURCE_TYPES or k in source_keys(r["source"]["type"])}, r["examples"])
+            for r in rows]
 
 
 def throughput() -> list[str]:

@@ -23,6 +23,7 @@ import torch
 from blockrank.attention import pack
 from blockrank.benchmark import layer_shape, matmul_gflops
 from blockrank.report import machine_info
+from blockrank.sources import BeirSource
 from blockrank.training import LoraSettings, TrainConfig, Trainer
 
 NO_DROPOUT = LoraSettings(dropout=0.0)  # LoRA dropout is an element-wise pass per adapted projection
@@ -50,8 +51,7 @@ def measure(name: str, overrides: dict, args) -> dict:
     cfg = TrainConfig(model="SmolLM2-135M-Instruct", out_dir="/tmp/blockrank-train-speed", n_docs=args.n_docs,
                       max_doc_tokens=args.max_doc_tokens, grad_accum=args.grad_accum, lr=1e-3, aux_weight=1.0,
                       layer=20, max_steps=args.steps + 1, threads=2,
-                      data=[{"type": "beir", "path": f"{args.data}/scifact", "split": "train", "top_k": 50,
-                             "limit": (args.steps + 1) * args.grad_accum}])
+                      data=[BeirSource(f"{args.data}/scifact", top_k=50, limit=(args.steps + 1) * args.grad_accum)])
     for key, value in overrides.items():
         setattr(cfg, key, value)
     trainer = Trainer(cfg)

@@ -89,21 +89,21 @@ def test_a_larger_sample_extends_the_smaller_one():
 
 
 def test_a_synth_source_trains_with_its_source_passage_positive(tmp_path):
-    from blockrank.examples import build_examples
+    from blockrank.sources import SynthSource, build_examples
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"_id": d.id, "text": d.text}) + "\n" for d in CORPUS.values()))
     out = tmp_path / "mine"
     lists = synth.build_candidates({"p0": "glacier caves meltwater", "p3": "volcano magma"}, CORPUS, k=3)
     synth.write_lists(synth.label(lists, "bm25", tmp_path / "scores", out.name, keep_rank=1), out / "lists.jsonl")
-    src = {"type": "synth", "path": str(out), "passages": [str(corpus)], "teacher": "bm25"}
+    src = SynthSource(str(out), passages=(str(corpus),), teacher="bm25")
     examples = build_examples([src], 3, seed=0, scores_dir=tmp_path / "scores")
     assert sorted(ex.query_id for ex in examples) == ["synth:p0", "synth:p3"]
     for ex in examples:
         assert [ex.documents[i].id for i in ex.positives] == [ex.query_id.removeprefix("synth:")]
         assert ex.teacher is not None and len(ex.teacher) == 3
     with pytest.raises(ConfigError, match="passages"):
-        build_examples([{"type": "synth", "path": str(out)}], 3, seed=0)
+        build_examples([SynthSource(str(out))], 3, seed=0)
 
 
 @pytest.mark.parametrize("style", sorted(synth.STYLES))

@@ -10,8 +10,9 @@ from blockrank import teacher_scores
 from blockrank.data import Candidates, DataFormatError
 from blockrank.errors import ConfigError
 from blockrank.evaluation import EvalSet, dev_metrics
-from blockrank.examples import Pool, build_examples, sample_examples
+from blockrank.examples import Pool, sample_examples
 from blockrank.prompt import Document
+from blockrank.sources import build_examples
 from blockrank.teachers import fuse
 
 
@@ -99,9 +100,9 @@ def candidate_file(tmp_path, n_queries=4, size=6):
 
 
 def test_sources_leave_out_holdout_queries_and_read_stored_labels(tmp_path):
-    from blockrank.examples import label_sources
+    from blockrank.sources import CandidatesSource, label_sources
 
-    source = {"type": "candidates", "path": str(candidate_file(tmp_path)), "teacher": "given+bm25"}
+    source = CandidatesSource(str(candidate_file(tmp_path)), teacher="given+bm25")
     holdout = {"q1"}
     label_sources([source], None, tmp_path / "scores", seed=0, holdout=holdout)
     assert sorted(p.name for p in (tmp_path / "scores").iterdir()) == ["lists.bm25.jsonl", "lists.given.jsonl"]

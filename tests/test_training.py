@@ -20,6 +20,7 @@ from blockrank.examples import (
     write_icr_jsonl,
 )
 from blockrank.prompt import Document
+from blockrank.sources import BeirSource, CandidatesSource, ICRSource, SynthSource, parse_source
 
 
 def test_sampling_has_positives_hard_negatives_and_shuffles():
@@ -68,7 +69,7 @@ def test_icr_jsonl_round_trip_and_errors(tmp_path):
 
 
 def test_sources_slice_queries_to_hold_out_a_dev_set(tmp_path):
-    from blockrank.examples import build_examples
+    from blockrank.sources import build_examples
     from blockrank.training import load_config
 
     cands = [Candidates(str(i), f"q{i}", [Document(f"{i}a", "x"), Document(f"{i}b", "y")]) for i in range(5)]
@@ -77,10 +78,9 @@ def test_sources_slice_queries_to_hold_out_a_dev_set(tmp_path):
         {"docid": d.id, "text": d.text} for d in c.documents]}) + "\n" for c in cands))
     qrels = tmp_path / "qrels.txt"
     qrels.write_text("".join(f"{i} 0 {i}a 2\n" for i in range(5)))
-    source = {"type": "candidates", "path": str(path), "qrels": str(qrels), "min_grade": 2}
     cfg = load_config(None, ["n_docs=2"])
-    dev = build_examples([source | {"limit": 2}], cfg.n_docs, seed=0)
-    train = build_examples([source | {"offset": 2, "epochs": 3}], cfg.n_docs, seed=0)
+    dev = build_examples([CandidatesSource(str(path), qrels=str(qrels), limit=2)], cfg.n_docs, seed=0)
+    train = build_examples([CandidatesSource(str(path), qrels=str(qrels), offset=2, epochs=3)], cfg.n_docs, seed=0)
     assert sorted(e.query_id for e in dev) == ["0", "1"]
     assert sorted(e.query_id for e in train) == ["2", "2", "2", "3", "3", "3", "4", "4", "4"]
 
@@ -112,7 +112,7 @@ def test_two_step_lora_run_checkpoints_and_resumes(tmp_path, tiny_model_dir, icr
     cfg = load_config(None, overrides)
     dev_lists, dev_qrels = dev_fixture(tmp_path)
     (tmp_path / "dev.qids").write_text("# dev\nd0\nd1\n")
-    cfg.data = [{"type": "icr", "path": str(icr_file)}]
+    cfg.data = [ICRSource(str(icr_file))]
     cfg.holdout = str(tmp_path / "dev.qids")
     cfg.dev = {"lists": [str(dev_lists)], "qrels": str(dev_qrels), "top_k": 4}
     final = Trainer(cfg).train()
@@ -158,7 +158,7 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path, tiny_model_dir
     def trainer(out: str, resume: bool = False) -> Trainer:
         cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / out}", "layer=1", "max_steps=4",
                                  "grad_accum=1", weights, "max_doc_tokens=16", "save_every=2", "lr=1e-2"])
-        cfg.data = [{"type": "icr", "path": str(icr_file)}]
+        cfg.data = [ICRSource(str(icr_file))]
         return Trainer(cfg, resume=resume)
 
     clean = trainer("clean")
@@ -201,7 +201,7 @@ def test_resume_before_the_first_checkpoint_drops_the_logged_rows(tmp_path, tiny
     (run / "log.jsonl").write_text(json.dumps({"step": 1, "aux_loss": 1.0}) + "\n")
     cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={run}", "layer=1", "max_steps=2", "grad_accum=1",
                              "lora.r=4", "max_doc_tokens=16", "log_every=1"])
-    cfg.data = [{"type": "icr", "path": str(icr_file)}]
+    cfg.data = [ICRSource(str(icr_file))]
     trainer = Trainer(cfg, resume=True)
     assert trainer.step == 0 and (run / "log.jsonl").read_text() == ""
     trainer.train()
@@ -213,7 +213,7 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path, tiny_model_dir, icr_file, monkeypat
 
     cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "max_steps=5",
                              "grad_accum=1", "lora=null", "max_doc_tokens=16", "save_every=100"])
-    cfg.data = [{"type": "icr", "path": str(icr_file)}]
+    cfg.data = [ICRSource(str(icr_file))]
     trainer = Trainer(cfg)
     real, calls = trainer.loss, []
 
@@ -256,7 +256,7 @@ def test_every_committed_recipe_loads_and_its_start_is_committed(recipe):
     cfg = load_config(recipe)
     assert cfg.init_adapter is None or (recipe.parents[1] / cfg.init_adapter / "adapter_config.json").is_file()
     for src in cfg.data:  # synthetic query sets are committed as ids (their text comes from ../shared/data)
-        assert src["type"] != "synth" or (recipe.parents[1] / src["path"] / "lists.jsonl").is_file()
+        assert not isinstance(src, SynthSource) or (recipe.parents[1] / src.path / "lists.jsonl").is_file()
 
 
 @pytest.mark.parametrize("source, message", [
@@ -272,6 +272,30 @@ def test_recipe_sources_with_keys_their_type_ignores_are_refused(source, message
     with pytest.raises(ValueError, match=message):
         load_config(None, [f"data=[{source}]"])
     assert load_config(None, ["data=[{type: candidates, path: p, qrels: q, min_grade: 2, epochs: 3}]"]).data
+
+
+@pytest.mark.parametrize("source, message", [
+    ("{type: beir, path: p, limit: ten}", r"data source 0 \(beir, p\): limit: expected int \| None, got 'ten'"),
+    ("{type: candidates, path: p, n_docs: [20, 30, 40]}", r"n_docs: expected int \| tuple\[int, int\] \| None"),
+    ("{type: synth, path: p, passages: a.jsonl}", r"passages: expected tuple\[str, ...\], got 'a.jsonl'"),
+    ("{type: titles, path: p, n: true}", r"n: expected int, got True"),
+])
+def test_recipe_source_values_of_the_wrong_kind_are_refused_by_key(source, message):
+    from blockrank.training import load_config
+
+    with pytest.raises(ValueError, match=message):
+        load_config(None, [f"data=[{source}]"])
+
+
+def test_recipe_sources_are_typed_and_read_back_from_a_run_config():
+    from blockrank.training import load_config
+
+    (beir, synth) = load_config(None, ["data=[{type: beir, path: p, n_docs: [20, 30], limit: 5}, "
+                                       "{type: synth, path: s, passages: [a, b], teacher: given+mpnet}]"]).data
+    assert beir == BeirSource("p", n_docs=(20, 30), limit=5) and beir.score_name(0, 0) == "p-train"
+    assert synth == SynthSource("s", teacher="given+mpnet", passages=("a", "b"))
+    for src in (beir, synth):  # config.json holds as_dict(), through JSON
+        assert parse_source(json.loads(json.dumps(src.as_dict())), 0) == src
 
 
 def unlabelled_source(tmp_path):
@@ -295,7 +319,7 @@ def test_aux_only_bf16_distillation_run_with_an_unlabelled_source(tmp_path, tiny
     cfg = load_config(None, [*overrides, "eval_every=2"])
     dev_lists, dev_qrels = dev_fixture(tmp_path)
     (tmp_path / "dev.qids").write_text("d0\nd1\n")
-    cfg.data = [{"type": "icr", "path": str(icr_file)}, {"type": "candidates", "path": str(unlabelled)}]
+    cfg.data = [ICRSource(str(icr_file)), CandidatesSource(str(unlabelled))]
     cfg.holdout, cfg.dev = str(tmp_path / "dev.qids"), {"lists": [str(dev_lists)], "qrels": str(dev_qrels)}
     trainer = Trainer(cfg)
     assert sum(not ex.positives for ex in trainer.examples) == 3 and all(ex.teacher for ex in trainer.examples)
@@ -318,7 +342,7 @@ def test_aux_only_full_fine_tune_trains_layers_up_to_lstar_only(tmp_path, tiny_m
 
     cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "max_steps=2",
                              "grad_accum=1", "lora=null", "lm_weight=0", "aux_weight=1", "max_doc_tokens=16", "lr=1e-2"])
-    cfg.data = [{"type": "icr", "path": str(icr_file)}]
+    cfg.data = [ICRSource(str(icr_file))]
     trainer = Trainer(cfg)
     model = trainer.accelerator.unwrap_model(trainer.model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -334,7 +358,7 @@ def test_a_source_brings_its_own_teacher(tmp_path, tiny_model_dir, icr_file):
     unlabelled = unlabelled_source(tmp_path)
     cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "n_docs=4",
                              "max_doc_tokens=16", "lm_weight=0", "aux_weight=1", "kd_weight=1"])
-    cfg.data = [{"type": "icr", "path": str(icr_file)}, {"type": "candidates", "path": str(unlabelled), "teacher": "bm25"}]
+    cfg.data = [ICRSource(str(icr_file)), CandidatesSource(str(unlabelled), teacher="bm25")]
     trainer = Trainer(cfg)  # no recipe-wide teacher: only the unlabelled source is distilled
     labelled = [ex for ex in trainer.examples if ex.positives]
     assert labelled and all(ex.teacher is None for ex in labelled)
@@ -354,7 +378,7 @@ def test_init_adapter_continues_a_saved_adapter(tmp_path, tiny_model_dir, icr_fi
     base = [f"model={tiny_model_dir}", "layer=1", "max_steps=2", "grad_accum=1", "lora.r=4", "lora.dropout=0",
             "max_doc_tokens=16", "lm_weight=0", "aux_weight=1", "lr=1e-2"]
     first = load_config(None, [*base, f"out_dir={tmp_path / 'a'}"])
-    first.data = [{"type": "icr", "path": str(icr_file)}]
+    first.data = [ICRSource(str(icr_file))]
     saved = load_file(Trainer(first).train() / "adapter_model.safetensors")
     assert any(k.endswith("lora_B.weight") and v.abs().sum() > 0 for k, v in saved.items())  # B starts at zero
 
@@ -379,7 +403,7 @@ def test_unlabelled_source_needs_a_teacher(tmp_path, tiny_model_dir):
     path = tmp_path / "u.jsonl"
     path.write_text(json.dumps({"qid": "u", "query": "q", "candidates": [{"docid": "a", "text": "x"}]}) + "\n")
     cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1"])
-    cfg.data = [{"type": "candidates", "path": str(path)}]
+    cfg.data = [CandidatesSource(str(path))]
     with pytest.raises(ValueError, match="need a teacher"):
         Trainer(cfg)
     cfg.teacher = None
@@ -390,7 +414,7 @@ def test_unlabelled_source_needs_a_teacher(tmp_path, tiny_model_dir):
 
 def test_graded_sources_use_their_own_relevance_threshold(tmp_path):
     """ANTIQUE-style grades 1-4 (relevant >= 3) and WikiQA-style lists with no answer (skipped, counted)."""
-    from blockrank.examples import build_examples
+    from blockrank.sources import build_examples
     from blockrank.training import load_config
 
     path = tmp_path / "graded.jsonl"
@@ -401,7 +425,7 @@ def test_graded_sources_use_their_own_relevance_threshold(tmp_path):
     qrels.write_text("a 0 a_0 4\na 0 a_1 2\na 0 a_2 3\nb 0 b_0 1\n")
     cfg = load_config(None, ["n_docs=4"])
     with pytest.warns(UserWarning, match="1 of 2 queries have no positive"):
-        (ex,) = build_examples([{"type": "candidates", "path": str(path), "qrels": str(qrels), "min_grade": 3}], cfg.n_docs, 0)
+        (ex,) = build_examples([CandidatesSource(str(path), qrels=str(qrels), min_grade=3)], cfg.n_docs, 0)
     assert sorted(ex.documents[i].id for i in ex.positives) == ["a_0", "a_2"]
 
 
@@ -425,8 +449,6 @@ def test_title_queries_never_use_held_out_judged_documents():
 def test_beir_training_pools_leave_out_test_judged_documents(tmp_path):
     """SciFact judges some abstracts for train and test queries alike: a train source must use neither them as
     positives nor any test-judged abstract as a negative, or training sees the report set's judged passages."""
-    from blockrank.examples import source_pools
-
     texts = {"d0": "glacier caves form in ice", "d1": "glacier ice melts into caves", "d2": "caves of glacier ice",
              "d3": "penguins live on ice", "d4": "volcano lava", "d5": "stock market"}
     (tmp_path / "qrels").mkdir()
@@ -438,6 +460,6 @@ def test_beir_training_pools_leave_out_test_judged_documents(tmp_path):
     (tmp_path / "qrels" / "train.tsv").write_text(header + "a\td0\t1\na\td1\t1\nb\td2\t1\n")
     (tmp_path / "qrels" / "test.tsv").write_text(header + "t\td1\t1\nt\td2\t1\n")
     with pytest.warns(UserWarning, match="1 of 2 queries have no positive"):  # b's only positive is test-judged
-        pools = source_pools({"type": "beir", "path": str(tmp_path), "split": "train", "top_k": 5}, 0, 0)
+        pools = BeirSource(str(tmp_path), top_k=5).pools(0, 0)
     assert [p.query_id for p in pools] == ["a"] and [d.id for d in pools[0].positives] == ["d0"]
     assert not {d.id for d in pools[0].negatives} & {"d1", "d2"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import warnings
@@ -322,13 +323,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.overrides, args.config = [args.config, *args.overrides], None
     cfg = load_config(args.config, args.overrides)
     if args.dry_run:
-        from .examples import build_examples
+        from .sources import build_examples
 
         counts: list[int] = []
-        unlabelled = [{k: v for k, v in src.items() if k != "teacher"} for src in cfg.data]  # counts only: no scores read
+        unlabelled = [dataclasses.replace(src, teacher=None) for src in cfg.data]  # counts only: no scores read
         build_examples(unlabelled, cfg.n_docs, cfg.seed, cfg.max_positives, counts,
                        holdout=cfg.holdout_qids())
-        print(json.dumps([{"source": src, "examples": n} for src, n in zip(cfg.data, counts)], indent=1))
+        print(json.dumps([{"source": src.as_dict(), "examples": n} for src, n in zip(cfg.data, counts)], indent=1))
         print(f"{sum(counts)} examples; {cfg.max_steps or 'all'} steps x {cfg.grad_accum} per step", file=sys.stderr)
         return 0
     trainer = Trainer(cfg, resume=args.resume)

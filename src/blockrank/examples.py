@@ -16,15 +16,11 @@ from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from . import teacher_scores
 from .data import (
     Candidates,
     DataFormatError,
     Qrels,
-    read_beir,
-    read_candidates,
     read_jsonl,
     read_qrels,
 )
@@ -210,44 +206,6 @@ def read_icr_jsonl(path: str | os.PathLike) -> list[ICRExample]:
     return out
 
 
-COMMON_KEYS = {"type", "path", "offset", "limit", "epochs", "n_docs", "teacher", "name"}
-SOURCE_KEYS = {  # what each source type reads; anything else in a recipe is a mistake, not a no-op
-    "beir": COMMON_KEYS | {"split", "top_k", "min_grade"},
-    "candidates": COMMON_KEYS | {"qrels", "min_grade"},
-    "titles": COMMON_KEYS | {"split", "n"},
-    "synth": COMMON_KEYS | {"passages"},
-    "icr": {"type", "path", "teacher", "name"},
-}
-
-
-def check_source(src: Any, i: int) -> None:
-    """Refuse a recipe source that is not a mapping, has an unknown type or carries keys its type ignores
-    (a titles source's ``seed``, say: its queries are drawn with the recipe's ``seed`` + its index)."""
-    if not isinstance(src, dict):
-        raise ConfigError(f"data source {i}: expected a mapping such as {{type: beir, path: ...}}, got {src!r}")
-    kind = src.get("type")
-    if kind not in SOURCE_KEYS:
-        raise ConfigError(f"data source {i}: unknown type {kind!r} ({', '.join(SOURCE_KEYS)})")
-    if "path" not in src:
-        raise ConfigError(f"data source {i} ({kind}): no path")
-    unknown = sorted(set(src) - SOURCE_KEYS[kind])
-    if unknown:
-        raise ConfigError(f"data source {i} ({kind}, {src['path']}): unknown keys {', '.join(unknown)}; "
-                          f"a {kind} source takes {', '.join(sorted(SOURCE_KEYS[kind]))}")
-
-
-def source_name(src: dict[str, Any], i: int, seed: int) -> str:
-    """A source's name in teacher-score files: ``name`` if given, else one derived from its path."""
-    if src.get("name"):
-        return str(src["name"])
-    stem = Path(src.get("path", f"source{i}")).name.removesuffix(".jsonl")
-    if src.get("type") == "beir":
-        return f"{stem}-{src.get('split', 'train')}"
-    if src.get("type") == "titles":  # its queries are drawn with the source's seed
-        return f"{stem}-titles-{src.get('n', 1000)}-seed{seed + i}"
-    return stem
-
-
 def read_qids(path: str | os.PathLike) -> set[str]:
     """Query ids, one a line (``#`` comments allowed): e.g. the dev queries every training source leaves out."""
     path = Path(path)
@@ -260,104 +218,3 @@ def test_judged(beir_dir: str | os.PathLike) -> set[str]:
     """The documents judged in a BEIR directory's test split (none without one): they stay out of training."""
     path = Path(beir_dir) / "qrels" / "test.tsv"
     return {d for judged in read_qrels(path).values() for d in judged} if path.is_file() else set()
-
-
-def source_pools(src: dict[str, Any], i: int, seed: int, holdout: AbstractSet[str] = frozenset()) -> list[Pool]:
-    """The pools of one recipe source (after ``offset``/``limit``, without ``holdout`` queries). An ICR
-    source's pool for a query is the union of its examples' documents."""
-    check_source(src, i)
-    kind = src["type"]
-    if kind == "icr":
-        pools: dict[str, Pool] = {}
-        for ex in read_icr_jsonl(src["path"]):
-            pool = pools.setdefault(ex.query_id, Pool(ex.query_id, ex.query, []))
-            known = {d.id for d in pool.documents}
-            pool.negatives += [d for d in ex.documents if d.id not in known]
-        return [p for p in pools.values() if p.query_id not in holdout]
-    if kind == "beir":
-        ds = read_beir(src["path"], src.get("split", "train"))
-        found = pools_from_beir(ds.corpus, ds.queries, ds.qrels, src.get("top_k", 100), src.get("min_grade", 1),
-                                exclude=test_judged(src["path"]))
-    elif kind == "candidates":
-        candidates = read_candidates(src["path"])
-        found = (pools_from_candidates(candidates, read_qrels(src["qrels"]), src.get("min_grade", 2)) if "qrels" in src
-                 else unlabelled_pools(candidates))
-    elif kind == "synth":
-        found = pools_from_synth(src["path"], src.get("passages"))
-    else:  # titles
-        ds = read_beir(src["path"], src.get("split", "train"))
-        found = pools_from_titles(ds.corpus, src.get("n", 1000), seed + i, exclude=test_judged(src["path"]))
-    start, limit = src.get("offset", 0), src.get("limit")
-    found = found[start:] if limit is None else found[start:start + limit]
-    return [p for p in found if p.query_id not in holdout]
-
-
-def build_examples(sources: list[dict[str, Any]], n_docs: NDocs, seed: int, max_positives: int = 3,
-                   counts: list[int] | None = None, teacher: str | None = None, scores_dir: str | os.PathLike | None = None,
-                   holdout: AbstractSet[str] = frozenset()) -> list[ICRExample]:
-    """Examples from every source of a training recipe, shuffled. Source types:
-
-    * ``{type: beir, path, split, top_k}``: BM25 hard negatives over a BEIR corpus
-    * ``{type: candidates, path, qrels, min_grade}``: candidate lists with (graded) qrels; without
-      ``qrels`` the lists are unlabelled and train only through the teacher
-    * ``{type: titles, path, n}``: weak supervision, titles of a BEIR corpus as queries
-    * ``{type: synth, path, passages}``: synthetic queries written by ``blockrank synth`` into ``path``
-    * ``{type: icr, path}``: ready examples in the ICR JSONL format
-
-    Any source takes ``offset``/``limit`` (a slice of its queries), ``epochs`` (examples per query, each a
-    fresh sample and order), ``n_docs`` (its own list size or ``[low, high]`` range), ``teacher`` (this
-    source's teacher instead of the recipe's ``teacher``, e.g. ``given+mpnet``) and ``name`` (its name in
-    teacher-score files). Queries in ``holdout`` are left out of every source. Teacher scores are read from
-    ``scores_dir`` (see :mod:`blockrank.teacher_scores`; :func:`label_sources` writes them), never computed
-    here. ``counts`` receives the number of examples each source gave.
-    """
-    examples: list[ICRExample] = []
-    for i, src in enumerate(sources):
-        name = source_name(src, i, seed)
-        if src.get("type") == "icr":
-            mine = [ex for ex in read_icr_jsonl(src["path"]) if ex.query_id not in holdout]
-        else:
-            skipped: list[int] = []
-            size = src.get("n_docs", n_docs)
-            mine = sample_examples(source_pools(src, i, seed, holdout), size, seed + i, src.get("epochs", 1),
-                                   skipped, max_positives=max_positives)
-            if skipped[0]:
-                warnings.warn(f"data source {i} ({name}): {skipped[0]} lists had fewer documents than n_docs={size} "
-                              "asked for and were skipped", stacklevel=2)
-            if not mine:
-                raise ConfigError(f"data source {i} ({name}): no list has the n_docs={size} documents asked for; "
-                                  "give the source a smaller n_docs")
-        if chosen := src.get("teacher") or teacher:
-            attach_teacher(mine, chosen, name, scores_dir)
-        examples += mine
-        if counts is not None:
-            counts.append(len(mine))
-    random.Random(seed).shuffle(examples)
-    return examples
-
-
-def attach_teacher(examples: list[ICRExample], teacher: str, source: str, scores_dir: str | os.PathLike | None) -> None:
-    """Set each example's teacher scores: its members' stored scores, fused within the example's list."""
-    if scores_dir is None:
-        raise ConfigError(f"source {source} has teacher {teacher!r} but no directory of stored teacher scores was given")
-    scores = teacher_scores.fused(teacher, source, scores_dir)
-    for ex in examples:
-        ex.teacher = scores(ex.query_id, ex.documents)
-        ex.teacher_name = teacher
-
-
-def label_sources(sources: list[dict[str, Any]], teacher: str | None, scores_dir: str | os.PathLike, seed: int,
-                  holdout: AbstractSet[str] = frozenset(), dtype=None, max_tokens: int | None = None) -> dict[str, int]:
-    """Compute and store the teacher scores every source's pools need (resumable); returns the queries
-    newly scored per file."""
-    added: dict[str, int] = {}
-    for i, src in enumerate(sources):
-        name = src.get("teacher") or teacher
-        if not name:
-            continue
-        source = source_name(src, i, seed)
-        pools = [(p.query_id, p.query, p.documents,
-                  None if p.first_stage is None else [p.first_stage.get(d.id, 0.0) for d in p.documents])
-                 for p in source_pools(src, i, seed, holdout)]
-        added |= teacher_scores.compute_all(name, source, scores_dir, pools, dtype, max_tokens)
-    return added

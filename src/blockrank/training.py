@@ -32,13 +32,14 @@ from tqdm import tqdm
 from .attention import LayerProbe, pack
 from .defaults import MODES, Mode
 from .errors import ConfigError
-from .examples import ICRExample, build_examples, check_source, label_sources, read_qids
+from .examples import ICRExample, read_qids
 from .export import scoring_settings
 from .files import atomic_directory, write_text_atomic
 from .losses import LossWeights, blockrank_loss
 from .model import BASE_MODEL, cpu_has_native_bf16, default_layer, default_reranker_path, load_model
 from .prompt import PromptBuilder
 from .scoring import attention_scores, forward_blocks
+from .sources import Source, build_examples, label_sources, parse_sources
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class TrainConfig:
 
     model: str = BASE_MODEL  # the base to fine-tune
     out_dir: str = "runs/blockrank"
-    data: list[dict[str, Any]] = field(default_factory=list)  # sources, see build_examples
+    data: list[Source] = field(default_factory=list)  # see blockrank.sources
     holdout: str | None = None  # a file of query ids left out of every source: the dev queries
     dev: dict[str, Any] | None = None  # {lists: [candidate JSONL, ...], qrels, top_k}: ranked every eval_every steps
     teacher_scores: str | None = None  # the stored teacher scores' directory (default: OUT_DIR/teacher-scores)
@@ -124,8 +125,9 @@ def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -
     _refuse_unknown(raw, TrainConfig, "config key")
     if raw.get("attention", "sparse") not in MODES:
         raise ConfigError(f"attention: {raw['attention']!r} is not one of {', '.join(MODES)}")
-    for i, src in enumerate(raw.get("data") or []):
-        check_source(src, i)
+    if not isinstance(raw.get("data") or [], list):
+        raise ConfigError(f"data: expected a list of sources, got {raw['data']!r}")
+    raw["data"] = parse_sources(raw.get("data") or [])
     if isinstance(raw.get("lora"), dict):
         _refuse_unknown(raw["lora"], LoraSettings, "lora key")
         lora = _numbers(raw["lora"], LoraSettings, "lora.")
@@ -209,7 +211,7 @@ def optimizer_and_schedule(model, cfg: TrainConfig, total_steps: int):
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False):
-        if cfg.kd_weight and not cfg.teacher and not any(src.get("teacher") for src in cfg.data):
+        if cfg.kd_weight and not cfg.teacher and not any(src.teacher for src in cfg.data):
             raise ConfigError("kd_weight > 0 needs a teacher (e.g. teacher=bm25+minilm)")
         self.cfg, self.out = cfg, Path(cfg.out_dir)
         self.accelerator = make_accelerator(cfg)
@@ -262,7 +264,7 @@ class Trainer:
     def train(self) -> Path:
         cfg, acc = self.cfg, self.accelerator
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(json.dumps(self._run_config(), indent=1))
+        write_text_atomic(self.out / "config.json", json.dumps(self._run_config(), indent=1))
         log = (self.out / "log.jsonl").open("a")
         stream = self._example_stream()
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not acc.is_main_process)
@@ -387,7 +389,7 @@ class Trainer:
 
     def _run_config(self) -> dict[str, Any]:
         """The recipe as run (``config.json``), with l* resolved when the recipe left it to the model."""
-        return dataclasses.asdict(self.cfg) | {"layer": self.layer}
+        return dataclasses.asdict(self.cfg) | {"data": [src.as_dict() for src in self.cfg.data], "layer": self.layer}
 
 
 def label(cfg: TrainConfig) -> dict[str, int]:
@@ -398,8 +400,7 @@ def label(cfg: TrainConfig) -> dict[str, int]:
 
 def examples_of(cfg: TrainConfig) -> list[ICRExample]:
     """The recipe's training examples with their stored teacher scores (see :func:`label`)."""
-    if any(not src.get("teacher") and "qrels" not in src and src.get("type") == "candidates" for src in cfg.data) \
-            and not cfg.teacher:
+    if any(src.unlabelled and not src.teacher for src in cfg.data) and not cfg.teacher:
         raise ConfigError("unlabelled data sources (candidates without qrels) need a teacher")
     examples = build_examples(cfg.data, cfg.n_docs, cfg.seed, cfg.max_positives, teacher=cfg.teacher,
                               scores_dir=cfg.scores_dir(), holdout=cfg.holdout_qids())
