@@ -41,17 +41,21 @@ def readouts(reranker: Reranker, cache: Path, sets: list[str]) -> dict[str, list
     out: dict[str, list[dict]] = {}
     dev = read_qids("configs/dl21-dev.qids")
     plan = {
-        "dev": [(load_eval_set(D / f"dl21-{fs}-top100.jsonl", QRELS21, top_k=100, rel=REL, qids=dev), 100, f"dev-{fs}")
-                for fs in ("bm25", "splade")],
+        "dev": [
+            (load_eval_set(D / f"dl21-{fs}-top100.jsonl", QRELS21, top_k=100, rel=REL, qids=dev), 100, f"dev-{fs}")
+            for fs in ("bm25", "splade")
+        ],
         "dl19-5": [(load_eval_set(D / "dl19-bm25-top100.jsonl", QRELS19, top_k=100, rel=REL), 5, "dl19-bm25-5")],
         "dl19-50": [(load_eval_set(D / "dl19-bm25-top100.jsonl", QRELS19, top_k=100, rel=REL), 50, "dl19-bm25-50")],
         "dl19-bm25": [(load_eval_set(D / "dl19-bm25-top100.jsonl", QRELS19, top_k=100, rel=REL), 100, "dl19-bm25-100")],
-        "dl19-splade": [(load_eval_set(D / "dl19-splade-top100.jsonl", QRELS19, top_k=100, rel=REL), 100,
-                         "dl19-splade-100")],
+        "dl19-splade": [(load_eval_set(D / "dl19-splade-top100.jsonl", QRELS19, top_k=100, rel=REL), 100, "dl19-splade-100")],
     }
     for name in sets:
-        out[name] = [row for s, depth, file in plan[name]
-                     for row in collect(reranker, s.candidates, s.qrels, cache / f"{file}.jsonl", depth)]
+        out[name] = [
+            row
+            for s, depth, file in plan[name]
+            for row in collect(reranker, s.candidates, s.qrels, cache / f"{file}.jsonl", depth)
+        ]
     return out
 
 
@@ -60,8 +64,7 @@ def variant_scores(rows: list[dict], ab: tuple[float, float] | None, reference: 
     if ab is None:
         return [np.exp(np.array(r["log_mass"])) for r in rows]
     a, b = ab
-    return [1 / (1 + np.exp(-(a * (np.array(r["log_mass"]) + (r["log_scale"] if reference else 0.0)) + b)))
-            for r in rows]
+    return [1 / (1 + np.exp(-(a * (np.array(r["log_mass"]) + (r["log_scale"] if reference else 0.0)) + b))) for r in rows]
 
 
 def judged(rows: list[dict], scores: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -116,8 +119,13 @@ def main() -> None:
     sets = args.sets.split(",")
     data = readouts(reranker, Path("runs/calibration-bench") / (args.model or "default"), sets)
     table = report(data)
-    summary = {"model": args.model or "default", "dtype": args.dtype, "sets": sets, "machine": machine_info(lm.model.device),
-               "variants": table}
+    summary = {
+        "model": args.model or "default",
+        "dtype": args.dtype,
+        "sets": sets,
+        "machine": machine_info(lm.model.device),
+        "variants": table,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out, json.dumps(summary, indent=1))
     print("| scores | 5-vs-50 gap mean / max | DL19 BM25 F1 global / oracle | ECE | DL19 SPLADE++ F1 global / oracle | ECE |")
@@ -127,8 +135,10 @@ def main() -> None:
         cells = [f"{gap['mean']:.3f} / {gap['max']:.3f} ({gap['pairs']} docs)" if gap else "n/a"]
         for s in ("dl19-bm25", "dl19-splade"):
             r = row.get(s)
-            cells += [f"{r['f1_global']:.3f} / {r['f1_oracle']:.3f}" if r else "n/a",
-                      f"{r['ece']:.3f}" if r and r["ece"] is not None else "n/a"]
+            cells += [
+                f"{r['f1_global']:.3f} / {r['f1_oracle']:.3f}" if r else "n/a",
+                f"{r['ece']:.3f}" if r and r["ece"] is not None else "n/a",
+            ]
         print(f"| {name} | {' | '.join(cells)} |")
     print(f"\n{summary['machine'].get('cpu')}, torch {summary['machine'].get('torch')}, {args.dtype}")
 

@@ -13,13 +13,20 @@ from blockrank.report import pyplot
 ROOT = Path(__file__).resolve().parents[1]
 R = ROOT / "bench" / "results" / "depth"
 RUN = "smollm2-depth"
-SETS = {"dl19-splade": "DL19 SPLADE++ top-100", "dl19-bm25": "DL19 BM25 top-100", "scifact": "SciFact test (BM25 top-100)",
-        "wikiqa": "WikiQA test"}
-MODELS = {"before": "BlockRank, the default (cd01e7a)", "after": f"BlockRank after `{RUN}` (not shipped: SciFact fell)",
-          # later candidates, evaluated by `bash bench/compare_models.sh TAG MODEL` (docs/results.md)
-          "smollm2-synth-175": "BlockRank after `smollm2-synth`, step 175 (not shipped: SciFact fell)",
-          "avg-175": "mean of the default and smollm2-synth-175 (not shipped: SciFact fell)",
-          "smollm2-synth-375": "smollm2-synth-175 after 200 more steps (not shipped: below it everywhere)"}
+SETS = {
+    "dl19-splade": "DL19 SPLADE++ top-100",
+    "dl19-bm25": "DL19 BM25 top-100",
+    "scifact": "SciFact test (BM25 top-100)",
+    "wikiqa": "WikiQA test",
+}
+MODELS = {
+    "before": "BlockRank, the default (cd01e7a)",
+    "after": f"BlockRank after `{RUN}` (not shipped: SciFact fell)",
+    # later candidates, evaluated by `bash bench/compare_models.sh TAG MODEL` (docs/results.md)
+    "smollm2-synth-175": "BlockRank after `smollm2-synth`, step 175 (not shipped: SciFact fell)",
+    "avg-175": "mean of the default and smollm2-synth-175 (not shipped: SciFact fell)",
+    "smollm2-synth-375": "smollm2-synth-175 after 200 more steps (not shipped: below it everywhere)",
+}
 BASELINES = {"given": "given order (first stage)", "minilm": "all-MiniLM-L6-v2 rerank"}
 TEACHERS = ("given", "minilm", "mpnet", "minilm+mpnet", "given+minilm", "given+mpnet", "given+minilm+mpnet")
 
@@ -52,8 +59,10 @@ def results_table() -> list[str]:
             informative = s.get("judges_non_relevant", True)
             condensed = f"{m[CONDENSED]:.3f}" if informative else "n/a"
             wtl = "-" if given or not informative else _wtl(r, CONDENSED)
-            out.append(f"| {label} | {name} | {m['nDCG@10']:.3f} | {condensed} | {m['Judged@10']:.2f} | "
-                       f"{'-' if given else _wtl(r, 'nDCG@10')} | {wtl} |")
+            out.append(
+                f"| {label} | {name} | {m['nDCG@10']:.3f} | {condensed} | {m['Judged@10']:.2f} | "
+                f"{'-' if given else _wtl(r, 'nDCG@10')} | {wtl} |"
+            )
     return out
 
 
@@ -79,28 +88,40 @@ def depth_table() -> list[str]:
     fig.tight_layout()
     fig.savefig(R / "depth-curve.png", dpi=120)
     plt.close(fig)
-    return ["![nDCG@10 and condensed nDCG@10 against depth](bench/results/depth/depth-curve.png)", "",
-            "Each cell: nDCG@10 / condensed nDCG@10, reranking the first N SPLADE++ candidates of each DL19 query.", "",
-            *out]
+    return [
+        "![nDCG@10 and condensed nDCG@10 against depth](bench/results/depth/depth-curve.png)",
+        "",
+        "Each cell: nDCG@10 / condensed nDCG@10, reranking the first N SPLADE++ candidates of each DL19 query.",
+        "",
+        *out,
+    ]
 
 
 def teachers_table() -> list[str]:
     sets = {fs: s for fs in ("bm25", "splade") if (s := load(f"teachers-dev-{fs}"))}
     if not sets:
         return ["(no teacher comparison yet)"]
-    out = ["| teacher | " + " | ".join(f"DL21 dev {fs}: nDCG@10 / condensed / W-T-L vs given" for fs in sets) + " |",
-           "|---" * (len(sets) + 1) + "|"]
+    out = [
+        "| teacher | " + " | ".join(f"DL21 dev {fs}: nDCG@10 / condensed / W-T-L vs given" for fs in sets) + " |",
+        "|---" * (len(sets) + 1) + "|",
+    ]
     for t in TEACHERS:
         cells = []
         for s in sets.values():
             r = s["rerankers"].get(t)
-            cells.append("-" if r is None else f"{r['metrics']['nDCG@10']:.3f} / {r['metrics'][CONDENSED]:.3f} / "
-                         f"{_wtl(r, CONDENSED) if t != 'given' else '-'}")
+            cells.append(
+                "-"
+                if r is None
+                else f"{r['metrics']['nDCG@10']:.3f} / {r['metrics'][CONDENSED]:.3f} / "
+                f"{_wtl(r, CONDENSED) if t != 'given' else '-'}"
+            )
         out.append(f"| {'given order' if t == 'given' else t} | " + " | ".join(cells) + " |")
     n = next(iter(sets.values()))["queries"]
-    intro = (f"The {n} DL21 queries of `configs/dl21-dev.qids` (held out of every source of `configs/{RUN}.yaml`), "
-             "100 candidates from each first stage; embeddings in bf16. `given` is the list's own first-stage score; "
-             "a fusion is the mean of its members' per-list z-scores.")
+    intro = (
+        f"The {n} DL21 queries of `configs/dl21-dev.qids` (held out of every source of `configs/{RUN}.yaml`), "
+        "100 candidates from each first stage; embeddings in bf16. `given` is the list's own first-stage score; "
+        "a fusion is the mean of its members' per-list z-scores."
+    )
     return [intro, "", *out]
 
 
@@ -113,14 +134,16 @@ def recipe() -> list[str]:
     data = json.loads(data_path.read_text()) if data_path.is_file() else []
     rows = [json.loads(x) for x in (R / f"{RUN}.log.jsonl").read_text().splitlines() if x.strip()]
     last = rows[-1]
-    out = [f"- **Recipe:** `configs/{RUN}.yaml`, continuing the LoRA adapter `{cfg['init_adapter']}` "
-           f"(the default shipped at cd01e7a, r={cfg['lora']['r']}) for {last['step']} steps = {last['examples']} "
-           f"examples in {last['elapsed_s'] / 60:.0f} min on 2 threads (dev evaluations included; short test runs and "
-           "the re-scoring of stored evaluations shared the cores at times). "
-           f"Aux-only at l* = {cfg['layer']}, loss = {cfg['aux_weight']}·InfoNCE + {cfg['kd_weight']}·KL to the source's teacher "
-           f"(z-scored within each list, teacher temperature {cfg['teacher_temperature']}), lr {cfg['lr']}, "
-           f"{cfg['max_doc_tokens']}-token documents.",
-           "- **Sources** (examples available; the run draws its examples from the shuffled mixture):"]
+    out = [
+        f"- **Recipe:** `configs/{RUN}.yaml`, continuing the LoRA adapter `{cfg['init_adapter']}` "
+        f"(the default shipped at cd01e7a, r={cfg['lora']['r']}) for {last['step']} steps = {last['examples']} "
+        f"examples in {last['elapsed_s'] / 60:.0f} min on 2 threads (dev evaluations included; short test runs and "
+        "the re-scoring of stored evaluations shared the cores at times). "
+        f"Aux-only at l* = {cfg['layer']}, loss = {cfg['aux_weight']}·InfoNCE + {cfg['kd_weight']}·KL to the source's teacher "
+        f"(z-scored within each list, teacher temperature {cfg['teacher_temperature']}), lr {cfg['lr']}, "
+        f"{cfg['max_doc_tokens']}-token documents.",
+        "- **Sources** (examples available; the run draws its examples from the shuffled mixture):",
+    ]
     out += [f"  - {n}: `{json.dumps(r['source'])}`" for r, n in ((r, r["examples"]) for r in data)]
     return out
 
@@ -142,19 +165,27 @@ def training_curve() -> list[str]:
     fig.tight_layout()
     fig.savefig(R / "training-curve.png", dpi=120)
     plt.close(fig)
-    out = ["![dev nDCG@10 against training examples](bench/results/depth/training-curve.png)", "",
-           "| step | examples | " + " | ".join(keys) + " | dev_score |", "|---" * (len(keys) + 3) + "|"]
-    out += [f"| {r['step']} | {r['examples']} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + f" | {r['dev_score']:.3f} |"
-            for r in dev]
+    out = [
+        "![dev nDCG@10 against training examples](bench/results/depth/training-curve.png)",
+        "",
+        "| step | examples | " + " | ".join(keys) + " | dev_score |",
+        "|---" * (len(keys) + 3) + "|",
+    ]
+    out += [
+        f"| {r['step']} | {r['examples']} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + f" | {r['dev_score']:.3f} |"
+        for r in dev
+    ]
     return out
 
 
-INTRO = ("Users rerank the top 100 of a strong first stage, so every set here is reranked at 100 candidates "
-         "(`bash bench/depth_results.sh`). Plain nDCG@10 counts passages no assessor judged as non-relevant, which "
-         "overstates the harm on lists from a retriever newer than the judgement pools, so each set also gets condensed "
-         "nDCG@10 (unjudged passages dropped before ranking) and Judged@10. W/T/L counts queries above, equal to or "
-         "below the given order; condensed nDCG@10 reads n/a where the qrels list only relevant documents (SciFact). "
-         "Speed is reported in docs/results.md, on a quiet machine.")
+INTRO = (
+    "Users rerank the top 100 of a strong first stage, so every set here is reranked at 100 candidates "
+    "(`bash bench/depth_results.sh`). Plain nDCG@10 counts passages no assessor judged as non-relevant, which "
+    "overstates the harm on lists from a retriever newer than the judgement pools, so each set also gets condensed "
+    "nDCG@10 (unjudged passages dropped before ranking) and Judged@10. W/T/L counts queries above, equal to or "
+    "below the given order; condensed nDCG@10 reads n/a where the qrels list only relevant documents (SciFact). "
+    "Speed is reported in docs/results.md, on a quiet machine."
+)
 
 
 def section() -> list[str]:

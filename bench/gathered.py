@@ -44,8 +44,7 @@ def gather(directory: Path) -> Path:
     """Merge every ``directory/*/{summary,depth}.json`` into ``directory/evaluations.json``, keeping the entries
     whose directories are absent (a fresh clone regenerates only what it reruns)."""
     entries = _gathered(directory)
-    found = {f"{p.parent.name}/{p.name}": json.loads(p.read_text())
-             for file in GATHERED for p in directory.glob(f"*/{file}")}
+    found = {f"{p.parent.name}/{p.name}": json.loads(p.read_text()) for file in GATHERED for p in directory.glob(f"*/{file}")}
     if not entries and not found:
         sys.exit(f"nothing to gather under {directory}: no */summary.json or */depth.json")
     entries.update(found)

@@ -63,12 +63,14 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     done: dict = torch.load(out) if out.exists() else {}
-    rr = Reranker.from_pretrained(None if a.model == "default" else a.model, dtype="bf16", calibrated=False,
-                                 max_doc_tokens=a.max_doc_tokens, split=False)
+    rr = Reranker.from_pretrained(
+        None if a.model == "default" else a.model, dtype="bf16", calibrated=False, max_doc_tokens=a.max_doc_tokens, split=False
+    )
     if a.qrels or Path(a.lists).is_dir():
         candidates = load_eval_set(a.lists, a.qrels, top_k=a.top_k).candidates
     else:
         from blockrank.data import read_candidates
+
         candidates = read_candidates(a.lists)
     captured: list[HeadPass] = []
 

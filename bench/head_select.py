@@ -25,8 +25,7 @@ def load(spec: str, exclude: bool):
     path, qrels_path, *rest = spec.split(":")
     qrels = read_qrels(qrels_path)
     listed = set(open(rest[0]).read().split()) if rest else None
-    feats = {q: v for q, v in torch.load(path).items() if q in qrels
-             and (listed is None or (q in listed) != exclude)}
+    feats = {q: v for q, v in torch.load(path).items() if q in qrels and (listed is None or (q in listed) != exclude)}
     return feats, qrels
 
 
@@ -43,6 +42,7 @@ def heads_score(heads: list[tuple[int, int]], log: bool = False):
     def f(mass):
         x = mass[idx_l, idx_h]
         return (x.clamp_min(1e-8).log() if log else x).mean(0)
+
     return f
 
 

@@ -43,8 +43,15 @@ MIX = {"valid": 0.6, "oversized": 0.15, "malformed": 0.15, "disconnect": 0.1}
 def tiny_reranker() -> Reranker:
     tokenizer = AutoTokenizer.from_pretrained(default_model_path())
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+    )
     return Reranker(use_block_attention(LlamaForCausalLM(config).eval()), tokenizer, layer=2, max_doc_tokens=64)
 
 
@@ -60,32 +67,40 @@ def memory_stats(samples: list[tuple[float, float]], duration: float) -> dict:
     last = [m for t, m in half if t >= 3 * duration / 4] or values[-1:]
     spread = (max(values) - min(values)) / median
     trend = (statistics.mean(last) - statistics.mean(third)) / median
-    return {"rss_second_half_spread": round(spread, 4), "rss_second_half_trend": round(trend, 4),
-            "memory_flat": spread <= 0.05}
+    return {"rss_second_half_spread": round(spread, 4), "rss_second_half_trend": round(trend, 4), "memory_flat": spread <= 0.05}
 
 
 def valid_bodies(rng: random.Random, n: int, docs: int) -> list[dict]:
-    return [{"query": " ".join(rng.choices(WORDS, k=4)),
-             "documents": [" ".join(rng.choices(WORDS, k=rng.randint(5, 40))) for _ in range(docs)],
-             "top_n": 5} for _ in range(n)]
+    return [
+        {
+            "query": " ".join(rng.choices(WORDS, k=4)),
+            "documents": [" ".join(rng.choices(WORDS, k=rng.randint(5, 40))) for _ in range(docs)],
+            "top_n": 5,
+        }
+        for _ in range(n)
+    ]
 
 
 def bad_request(kind: str, rng: random.Random, limits: Limits) -> dict:
     """httpx.post keyword arguments for one oversized or malformed request."""
     if kind == "oversized":
-        return rng.choice([
-            {"json": {"query": "why " * (4 * limits.max_query_tokens), "documents": ["a short document"]}},
-            {"json": {"query": "rain", "documents": ["x"] * (limits.max_documents + 1)}},
-            {"json": {"query": "rain", "documents": ["word " * (limits.max_document_chars // 4)]}},
-            {"content": b"{" + b" " * (limits.max_body_bytes + 1) + b"}", "headers": {"content-type": "application/json"}},
-        ])
-    return rng.choice([
-        {"content": b'{"query": "rain", "documents": [', "headers": {"content-type": "application/json"}},
-        {"json": {"documents": ["no query"]}},
-        {"json": {"query": 7, "documents": "not a list"}},
-        {"json": {"query": "rain", "documents": ["a"], "top_n": -1}},
-        {"json": {"query": "rain", "documents": [{"title": "no text"}]}},
-    ])
+        return rng.choice(
+            [
+                {"json": {"query": "why " * (4 * limits.max_query_tokens), "documents": ["a short document"]}},
+                {"json": {"query": "rain", "documents": ["x"] * (limits.max_documents + 1)}},
+                {"json": {"query": "rain", "documents": ["word " * (limits.max_document_chars // 4)]}},
+                {"content": b"{" + b" " * (limits.max_body_bytes + 1) + b"}", "headers": {"content-type": "application/json"}},
+            ]
+        )
+    return rng.choice(
+        [
+            {"content": b'{"query": "rain", "documents": [', "headers": {"content-type": "application/json"}},
+            {"json": {"documents": ["no query"]}},
+            {"json": {"query": 7, "documents": "not a list"}},
+            {"json": {"query": "rain", "documents": ["a"], "top_n": -1}},
+            {"json": {"query": "rain", "documents": [{"title": "no text"}]}},
+        ]
+    )
 
 
 def main() -> None:
@@ -102,8 +117,9 @@ def main() -> None:
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
-    reranker = tiny_reranker() if args.model is None else Reranker.from_pretrained(
-        None if args.model == "default" else args.model)
+    reranker = (
+        tiny_reranker() if args.model is None else Reranker.from_pretrained(None if args.model == "default" else args.model)
+    )
     limits = Limits(max_queue=64)
     bodies = valid_bodies(rng, 16, args.docs)
     expected = [[r.index for r in reranker.rerank(b["query"], b["documents"])[:5]] for b in bodies]
@@ -140,8 +156,13 @@ def main() -> None:
                     break
                 kind = crng.choices(list(MIX), weights=list(MIX.values()))[0]
                 i = crng.randrange(len(bodies))
-                request = ({"json": bodies[i]} if kind == "valid" else {"json": heavy} if kind == "disconnect"
-                           else bad_request(kind, crng, limits))
+                request = (
+                    {"json": bodies[i]}
+                    if kind == "valid"
+                    else {"json": heavy}
+                    if kind == "disconnect"
+                    else bad_request(kind, crng, limits)
+                )
                 send(impatient if kind == "disconnect" else http, url, kind, i, request)
 
     memory: list[tuple[float, float]] = []
@@ -176,15 +197,23 @@ def main() -> None:
     stats = memory_stats(memory, args.duration)
     answered = sum(n for k, n in statuses.items() if k == "valid 200")
     report = {
-        "command": "python bench/load.py " + shlex.join(sys.argv[1:]), "machine_note": args.note,
-        "model": args.model or "tiny random Llama (4 layers, hidden 64)", "rate_per_s": args.rate,
-        "duration_s": args.duration, "clients": args.clients, "wall_s": round(wall, 1),
-        "requests": sum(statuses.values()), "docs_per_valid_request": args.docs,
+        "command": "python bench/load.py " + shlex.join(sys.argv[1:]),
+        "machine_note": args.note,
+        "model": args.model or "tiny random Llama (4 layers, hidden 64)",
+        "rate_per_s": args.rate,
+        "duration_s": args.duration,
+        "clients": args.clients,
+        "wall_s": round(wall, 1),
+        "requests": sum(statuses.values()),
+        "docs_per_valid_request": args.docs,
         "statuses": dict(sorted(statuses.items())),
         "valid_p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
         "valid_p95_ms": round(1000 * statistics.quantiles(latencies, n=20)[18], 1) if len(latencies) > 1 else None,
-        "valid_answered": answered, "valid_wrong": wrong, "healthy_after": healthy,
-        "rss_mib_before": round(rss_before, 1), "rss_mib_after": round(rss_after, 1),
+        "valid_answered": answered,
+        "valid_wrong": wrong,
+        "healthy_after": healthy,
+        "rss_mib_before": round(rss_before, 1),
+        "rss_mib_after": round(rss_after, 1),
         **stats,
         "rss_mib_samples": memory,
         "threads": torch.get_num_threads(),

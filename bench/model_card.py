@@ -24,17 +24,31 @@ R = ROOT / "bench" / "results" / "quality"
 WEIGHTS = ROOT / "src" / "blockrank" / "weights" / "blockrank-smollm2-135m"
 RUNS = ("smollm2-distill", "smollm2-continue", "smollm2-scifact")  # each continues the adapter of the one before
 RUN = RUNS[-1]
-RUN_NOTE = ("a few short tiny-model test runs shared the cores at times. It was stopped and resumed at step 350 to fix "
-            "its dev seed to the previous run's (the rows before use seed 1002)")  # what else ran, and how it went
-SETS = {"dl19": "DL19 (43 q, BM25 top-100)", "scifact": "SciFact test (300 q, BM25 top-100)",
-        "wikiqa": "WikiQA test (BM25 order of the article's sentences)"}
-TEACHERS = {"given": "BM25 (the candidates' order)", "minilm": "all-MiniLM-L6-v2 rerank", "mpnet": "all-mpnet-base-v2 rerank",
-            "bm25+minilm": "fusion BM25 + MiniLM", "bm25+mpnet": "fusion BM25 + mpnet",
-            "minilm+mpnet": "fusion MiniLM + mpnet", "bm25+minilm+mpnet": "fusion BM25 + MiniLM + mpnet"}
-MODELS = {"new": "**BlockRank, new adapter** (mean of the last run's and the previous)",
-          "run": f"BlockRank, the last run's adapter alone ({RUNS[-1]}, not shipped)",
-          "previous": "BlockRank, previous adapter (3c68d68)", "first": "BlockRank, first adapter (af70cf7)",
-          "base": "BlockRank, untrained base"}
+RUN_NOTE = (
+    "a few short tiny-model test runs shared the cores at times. It was stopped and resumed at step 350 to fix "
+    "its dev seed to the previous run's (the rows before use seed 1002)"
+)  # what else ran, and how it went
+SETS = {
+    "dl19": "DL19 (43 q, BM25 top-100)",
+    "scifact": "SciFact test (300 q, BM25 top-100)",
+    "wikiqa": "WikiQA test (BM25 order of the article's sentences)",
+}
+TEACHERS = {
+    "given": "BM25 (the candidates' order)",
+    "minilm": "all-MiniLM-L6-v2 rerank",
+    "mpnet": "all-mpnet-base-v2 rerank",
+    "bm25+minilm": "fusion BM25 + MiniLM",
+    "bm25+mpnet": "fusion BM25 + mpnet",
+    "minilm+mpnet": "fusion MiniLM + mpnet",
+    "bm25+minilm+mpnet": "fusion BM25 + MiniLM + mpnet",
+}
+MODELS = {
+    "new": "**BlockRank, new adapter** (mean of the last run's and the previous)",
+    "run": f"BlockRank, the last run's adapter alone ({RUNS[-1]}, not shipped)",
+    "previous": "BlockRank, previous adapter (3c68d68)",
+    "first": "BlockRank, first adapter (af70cf7)",
+    "base": "BlockRank, untrained base",
+}
 
 
 def recipe_init_adapter() -> str | None:
@@ -47,9 +61,11 @@ def summary(name: str) -> dict | None:
 
 
 DATA = ROOT.parent / "shared" / "data"
-QRELS = {"dl19": lambda: read_qrels(DATA / "trec-dl" / "qrels.dl19-passage.txt"),
-         "scifact": lambda: read_beir(DATA / "scifact", "test").qrels,
-         "wikiqa": lambda: read_qrels(DATA / "wikiqa" / "qrels.wikiqa-test.txt")}
+QRELS = {
+    "dl19": lambda: read_qrels(DATA / "trec-dl" / "qrels.dl19-passage.txt"),
+    "scifact": lambda: read_beir(DATA / "scifact", "test").qrels,
+    "wikiqa": lambda: read_qrels(DATA / "wikiqa" / "qrels.wikiqa-test.txt"),
+}
 
 
 def per_query(d: str, reranker: str) -> dict[str, float] | None:
@@ -63,8 +79,9 @@ def per_query(d: str, reranker: str) -> dict[str, float] | None:
     if reranker not in MODELS or not run.is_file():
         return None
     ranked = {q: dict(docs) for q, docs in read_run(run).items()}
-    return {m.query_id: m.value for m in ir_measures.iter_calc([ir_measures.nDCG @ 10], QRELS[d](), ranked)
-            if m.query_id in ranked}
+    return {
+        m.query_id: m.value for m in ir_measures.iter_calc([ir_measures.nDCG @ 10], QRELS[d](), ranked) if m.query_id in ranked
+    }
 
 
 def partial(d: str) -> set[str] | None:
@@ -109,8 +126,12 @@ def fmt(x: float | None) -> str:
 
 
 def results_table() -> list[str]:
-    head = ["reranker", *(f"{v} (first {len(partial(d))} queries: evaluation unfinished)" if partial(d) else v
-                          for d, v in SETS.items()), *(f"W/T/L vs BM25, {d}" for d in SETS), "DL19 s/query"]
+    head = [
+        "reranker",
+        *(f"{v} (first {len(partial(d))} queries: evaluation unfinished)" if partial(d) else v for d, v in SETS.items()),
+        *(f"W/T/L vs BM25, {d}" for d in SETS),
+        "DL19 s/query",
+    ]
     out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     rows = [(k, v) for k, v in TEACHERS.items() if any(per_query(d, k) for d in SETS)] + list(MODELS.items())
     for key, label in rows:
@@ -125,8 +146,10 @@ def verdict() -> list[str]:
         new, bm25, prev = ndcg(d, "new"), ndcg(d, "given"), ndcg(d, "previous")
         if None in (new, bm25):
             continue
-        lines.append(f"- **{label}:** new adapter {new:.3f}, {new - bm25:+.3f} vs BM25 ({bm25:.3f})"
-                     + (f", {new - prev:+.3f} vs the previous adapter ({prev:.3f})." if prev is not None else "."))
+        lines.append(
+            f"- **{label}:** new adapter {new:.3f}, {new - bm25:+.3f} vs BM25 ({bm25:.3f})"
+            + (f", {new - prev:+.3f} vs the previous adapter ({prev:.3f})." if prev is not None else ".")
+        )
     return lines
 
 
@@ -165,11 +188,15 @@ def dev_curve(cfg: dict) -> list[str]:
     fig.tight_layout()
     fig.savefig(R / "dev-curve.png", dpi=120)
     plt.close(fig)
-    out = ["![dev MRR against training examples](bench/results/quality/dev-curve.png)", "",
-           "Rows with the same dev seed rank the same prompts; levels under different seeds do not compare.", "",
-           f"| run | dev seed | training examples (all runs) | dev MRR ({cfg['dev'].get('limit')} held-out DL21 "
-           f"queries, {_dev_prompts(cfg)} prompts of {cfg['n_docs']} documents) | dev top-1 |",
-           "|---|---|---|---|---|"]
+    out = [
+        "![dev MRR against training examples](bench/results/quality/dev-curve.png)",
+        "",
+        "Rows with the same dev seed rank the same prompts; levels under different seeds do not compare.",
+        "",
+        f"| run | dev seed | training examples (all runs) | dev MRR ({cfg['dev'].get('limit')} held-out DL21 "
+        f"queries, {_dev_prompts(cfg)} prompts of {cfg['n_docs']} documents) | dev top-1 |",
+        "|---|---|---|---|---|",
+    ]
     out += [f"| {name} | {seed} | {n} | {r['dev_mrr']:.3f} | {r['dev_top1']:.3f} |" for name, seed, n, r in rows]
     return out
 
@@ -192,9 +219,17 @@ def data_counts() -> list[tuple[dict, int]]:
     if not path.is_file():
         return []
     rows = json.loads(path.read_text())
-    return [({k: v for k, v in r["source"].items()
-              if r["source"].get("type") not in SOURCE_TYPES or k in source_keys(r["source"]["type"])}, r["examples"])
-            for r in rows]
+    return [
+        (
+            {
+                k: v
+                for k, v in r["source"].items()
+                if r["source"].get("type") not in SOURCE_TYPES or k in source_keys(r["source"]["type"])
+            },
+            r["examples"],
+        )
+        for r in rows
+    ]
 
 
 def throughput() -> list[str]:
@@ -204,12 +239,19 @@ def throughput() -> list[str]:
     report = json.loads(path.read_text())
     rows = report["rows"]
     base = rows[0]["examples_per_min"]
-    out = [f"Measured by `{report['command']}` ({report['n_docs']} documents × {report['max_doc_tokens']} tokens per "
-           f"example, {report['machine']['cpu']}, {report['machine']['threads']} threads, nothing else running; "
-           f"dense bf16 matmul {report['bf16_matmul_gflops']:.0f} GFLOP/s):", "",
-           "| config | examples/min | × first row | tokens/s | GFLOP/s | % of bf16 matmul |", "|---|---|---|---|---|---|"]
-    out += [f"| {r['config']} | {r['examples_per_min']:.1f} | {r['examples_per_min'] / base:.2f} | {r['tokens_per_s']:.0f} "
-            f"| {r['gflops']:.0f} | {r['pct_of_bf16_matmul']:.1f} |" for r in rows]
+    out = [
+        f"Measured by `{report['command']}` ({report['n_docs']} documents × {report['max_doc_tokens']} tokens per "
+        f"example, {report['machine']['cpu']}, {report['machine']['threads']} threads, nothing else running; "
+        f"dense bf16 matmul {report['bf16_matmul_gflops']:.0f} GFLOP/s):",
+        "",
+        "| config | examples/min | × first row | tokens/s | GFLOP/s | % of bf16 matmul |",
+        "|---|---|---|---|---|---|",
+    ]
+    out += [
+        f"| {r['config']} | {r['examples_per_min']:.1f} | {r['examples_per_min'] / base:.2f} | {r['tokens_per_s']:.0f} "
+        f"| {r['gflops']:.0f} | {r['pct_of_bf16_matmul']:.1f} |"
+        for r in rows
+    ]
     return out
 
 
@@ -263,11 +305,16 @@ def main() -> None:
             f"{cfg['teacher_max_tokens']} tokens). AdamW lr {cfg['lr']}, {cfg['warmup_ratio']:.0%} warm-up then cosine, "
             f"{cfg['grad_accum']} examples per step, bf16 autocast.",
             # the recipe as committed names the versioned adapter; the run's record, the path it was copied to then
-            *([f"- **Start:** the LoRA weights of `{recipe_init_adapter() or cfg['init_adapter']}`: the previous default, "
-               "trained by "
-               + ", then ".join(f"`configs/{r}.yaml` ({_examples(r)} examples)" for r in RUNS[:-1])
-               + ". The optimizer and the warm-up + cosine schedule start afresh at each run."]
-              if cfg.get("init_adapter") else []),
+            *(
+                [
+                    f"- **Start:** the LoRA weights of `{recipe_init_adapter() or cfg['init_adapter']}`: the previous default, "
+                    "trained by "
+                    + ", then ".join(f"`configs/{r}.yaml` ({_examples(r)} examples)" for r in RUNS[:-1])
+                    + ". The optimizer and the warm-up + cosine schedule start afresh at each run."
+                ]
+                if cfg.get("init_adapter")
+                else []
+            ),
             f"- **Examples:** {cfg['n_docs']} documents × {cfg['max_doc_tokens']} tokens (at most {cfg['max_positives']} "
             "positives; negatives half the hardest, half random), shuffled together; the run takes the first "
             f"{(cfg['max_steps'] or 0) * cfg['grad_accum']} of {sum(n for _, n in data_counts())}. Examples per source:",
@@ -279,17 +326,35 @@ def main() -> None:
         ]
     if rows:
         last = rows[-1]
-        out.append(f"- **Run:** {last['examples']} examples in {last['elapsed_s'] / 60:.0f} min of wall time (since the "
-                   f"last resume) with `threads: {cfg['threads'] if cfg else '?'}`; {RUN_NOTE}.")
+        out.append(
+            f"- **Run:** {last['examples']} examples in {last['elapsed_s'] / 60:.0f} min of wall time (since the "
+            f"last resume) with `threads: {cfg['threads'] if cfg else '?'}`; {RUN_NOTE}."
+        )
         run, prev = ndcg("dl19", "run"), ndcg("dl19", "previous")
-        out.append("- **Shipped:** the weight-by-weight mean of the run's final adapter and the previous default it "
-                   "started from (`blockrank average`, weight 0.5, not swept), made because the run's adapter "
-                   f"alone is {fmt(run)} on DL19 against the previous default's {fmt(prev)}; all three are in the table.")
-    out += ["", "### Dev quality against training examples", "", *dev_curve(cfg), "", "### Throughput", "", *throughput(), "",
-            "## Reproduce", "", "```bash", "./setup.sh dev",
-            "bash bench/depth_results.sh   # quality at depth: teachers, labels, the depth run, before/after, this card",
-            "bash bench/train_results.sh   # the shipped adapter's run and the tables on BM25 lists",
-            "python bench/train_speed.py     # the throughput table (on a quiet machine)", "```"]
+        out.append(
+            "- **Shipped:** the weight-by-weight mean of the run's final adapter and the previous default it "
+            "started from (`blockrank average`, weight 0.5, not swept), made because the run's adapter "
+            f"alone is {fmt(run)} on DL19 against the previous default's {fmt(prev)}; all three are in the table."
+        )
+    out += [
+        "",
+        "### Dev quality against training examples",
+        "",
+        *dev_curve(cfg),
+        "",
+        "### Throughput",
+        "",
+        *throughput(),
+        "",
+        "## Reproduce",
+        "",
+        "```bash",
+        "./setup.sh dev",
+        "bash bench/depth_results.sh   # quality at depth: teachers, labels, the depth run, before/after, this card",
+        "bash bench/train_results.sh   # the shipped adapter's run and the tables on BM25 lists",
+        "python bench/train_speed.py     # the throughput table (on a quiet machine)",
+        "```",
+    ]
     print("\n".join(out))
 
 

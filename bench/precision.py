@@ -1,6 +1,6 @@
 """bf16 vs fp32 rankings on real queries (default: the untrained base model): top-10 overlap and Kendall tau.
 
-    python bench/precision.py --queries 10 --docs 100
+python bench/precision.py --queries 10 --docs 100
 """
 
 from __future__ import annotations
@@ -40,13 +40,24 @@ def main() -> None:
         a = attention_scores(fp32.model, blocks, fp32.layer)
         b = attention_scores(bf16.model, blocks, bf16.layer)
         overlap = len(set(a.topk(10).indices.tolist()) & set(b.topk(10).indices.tolist()))
-        per_query.append({"qid": row["qid"], "top10_overlap": overlap, "kendall_tau": kendall_tau(a, b),
-                          "max_abs_diff": float((a - b).abs().max())})
+        per_query.append(
+            {
+                "qid": row["qid"],
+                "top10_overlap": overlap,
+                "kendall_tau": kendall_tau(a, b),
+                "max_abs_diff": float((a - b).abs().max()),
+            }
+        )
         print(per_query[-1])
-    report = {"queries": len(rows), "docs": args.docs, "layer": fp32.layer,
-              "mean_top10_overlap": statistics.mean(q["top10_overlap"] for q in per_query),
-              "min_top10_overlap": min(q["top10_overlap"] for q in per_query),
-              "mean_kendall_tau": statistics.mean(q["kendall_tau"] for q in per_query), "per_query": per_query}
+    report = {
+        "queries": len(rows),
+        "docs": args.docs,
+        "layer": fp32.layer,
+        "mean_top10_overlap": statistics.mean(q["top10_overlap"] for q in per_query),
+        "min_top10_overlap": min(q["top10_overlap"] for q in per_query),
+        "mean_kendall_tau": statistics.mean(q["kendall_tau"] for q in per_query),
+        "per_query": per_query,
+    }
     print(json.dumps({k: v for k, v in report.items() if k != "per_query"}, indent=1))
     write_text_atomic(args.out, json.dumps(report, indent=1) + "\n")
 

@@ -26,19 +26,69 @@ from blockrank.report import machine_info
 
 # operator name -> bucket; names not listed count as "other operators"
 BUCKETS = {
-    "matmuls": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::linear", "aten::matmul",
-                "aten::einsum", "mkldnn", "onednn"),
-    "attention": ("scaled_dot_product", "flash_attention", "aten::_efficient_attention", "aten::softmax",
-                  "aten::_softmax", "aten::logsumexp", "aten::logaddexp", "aten::exp"),
-    "norms, rotary, activations": ("aten::rsqrt", "aten::pow", "aten::mean", "aten::mul", "aten::add", "aten::silu",
-                                   "aten::neg", "aten::cos", "aten::sin", "aten::sub", "aten::div", "aten::sigmoid"),
+    "matmuls": (
+        "aten::mm",
+        "aten::addmm",
+        "aten::bmm",
+        "aten::baddbmm",
+        "aten::linear",
+        "aten::matmul",
+        "aten::einsum",
+        "mkldnn",
+        "onednn",
+    ),
+    "attention": (
+        "scaled_dot_product",
+        "flash_attention",
+        "aten::_efficient_attention",
+        "aten::softmax",
+        "aten::_softmax",
+        "aten::logsumexp",
+        "aten::logaddexp",
+        "aten::exp",
+    ),
+    "norms, rotary, activations": (
+        "aten::rsqrt",
+        "aten::pow",
+        "aten::mean",
+        "aten::mul",
+        "aten::add",
+        "aten::silu",
+        "aten::neg",
+        "aten::cos",
+        "aten::sin",
+        "aten::sub",
+        "aten::div",
+        "aten::sigmoid",
+    ),
     "compiled kernels (fused element-wise)": ("## Call CompiledFxGraph", "Torch-Compiled Region"),
-    "gathers, padding, copies": ("aten::index", "aten::index_put", "aten::masked_select", "aten::nonzero", "aten::cat",
-                                 "aten::copy_", "aten::_to_copy", "aten::to", "aten::zeros", "aten::fill_",
-                                 "aten::clone", "aten::contiguous", "aten::where", "aten::masked_fill",
-                                 "aten::repeat_interleave", "aten::embedding", "aten::index_select", "aten::gather",
-                                 "aten::empty", "aten::full", "aten::arange", "aten::stack", "aten::triu",
-                                 "aten::scatter", "aten::index_add"),
+    "gathers, padding, copies": (
+        "aten::index",
+        "aten::index_put",
+        "aten::masked_select",
+        "aten::nonzero",
+        "aten::cat",
+        "aten::copy_",
+        "aten::_to_copy",
+        "aten::to",
+        "aten::zeros",
+        "aten::fill_",
+        "aten::clone",
+        "aten::contiguous",
+        "aten::where",
+        "aten::masked_fill",
+        "aten::repeat_interleave",
+        "aten::embedding",
+        "aten::index_select",
+        "aten::gather",
+        "aten::empty",
+        "aten::full",
+        "aten::arange",
+        "aten::stack",
+        "aten::triu",
+        "aten::scatter",
+        "aten::index_add",
+    ),
 }
 ORDER = [*BUCKETS, "other operators", "tokenization", "Python and framework"]
 
@@ -92,8 +142,9 @@ def main() -> None:
     p.add_argument("--out", default="bench/results/profile")
     args = p.parse_args()
 
-    reranker = Reranker.from_pretrained(args.model, dtype=args.dtype, max_doc_tokens=args.max_doc_tokens, split=False,
-                                        compile=args.compile)
+    reranker = Reranker.from_pretrained(
+        args.model, dtype=args.dtype, max_doc_tokens=args.max_doc_tokens, split=False, compile=args.compile
+    )
     stock = Reranker.from_pretrained(args.model, dtype=args.dtype) if args.compile else reranker
     lists = read_candidates(args.passages)
     query = lists[0].query
@@ -108,13 +159,24 @@ def main() -> None:
         "blockrank": lambda: reranker.rerank(query, texts),
         "prefill": lambda: full_prefill(stock.model, blocks),
     }
-    flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in vars(args).items()
-                     if v not in (None, False) and k != "out")
+    flags = " ".join(
+        f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+        for k, v in vars(args).items()
+        if v not in (None, False) and k != "out"
+    )
     device = reranker.model.device
-    report = {"machine": machine_info(device), "matmul_gflops": matmul_gflops(reranker.model.dtype, device),
-              "model": reranker.model.config.name_or_path, "dtype": args.dtype, "layer": reranker.layer,
-              "n_docs": len(texts), "tokens": blocks.num_tokens, "repeats": args.repeats,
-              "command": f"python bench/profile_passes.py {flags}", "passes": {}}
+    report = {
+        "machine": machine_info(device),
+        "matmul_gflops": matmul_gflops(reranker.model.dtype, device),
+        "model": reranker.model.config.name_or_path,
+        "dtype": args.dtype,
+        "layer": reranker.layer,
+        "n_docs": len(texts),
+        "tokens": blocks.num_tokens,
+        "repeats": args.repeats,
+        "command": f"python bench/profile_passes.py {flags}",
+        "passes": {},
+    }
     for name in args.passes.split(","):
         passes[name]()  # warm-up: allocator, kernels, first-call caches
         plain = timed(passes[name], args.repeats)
@@ -125,8 +187,10 @@ def main() -> None:
         report["passes"][name] = {"seconds": wall, "seconds_unprofiled": plain, "buckets_s": by_bucket, "top_ops_s": top}
 
     m = report["machine"]
-    print(f"{m['cpu']}, {m['threads']} threads, torch {m['torch']}; {report['model']} {args.dtype}, l*={report['layer']}; "
-          f"N={len(texts)}, {blocks.num_tokens} tokens; dense matmul {report['matmul_gflops']:.0f} GFLOP/s")
+    print(
+        f"{m['cpu']}, {m['threads']} threads, torch {m['torch']}; {report['model']} {args.dtype}, l*={report['layer']}; "
+        f"N={len(texts)}, {blocks.num_tokens} tokens; dense matmul {report['matmul_gflops']:.0f} GFLOP/s"
+    )
     names = list(report["passes"])
     print("| share of time | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
@@ -137,11 +201,16 @@ def main() -> None:
             cells.append(f"{100 * r['buckets_s'][b] / r['seconds']:.1f}% ({1000 * r['buckets_s'][b]:.0f} ms)")
         print(f"| {b} | " + " | ".join(cells) + " |")
     print("| **total, profiled** | " + " | ".join(f"{report['passes'][n]['seconds']:.2f} s" for n in names) + " |")
-    print("| total, median without the profiler | " + " | ".join(
-        f"{report['passes'][n]['seconds_unprofiled']:.2f} s" for n in names) + " |")
+    print(
+        "| total, median without the profiler | "
+        + " | ".join(f"{report['passes'][n]['seconds_unprofiled']:.2f} s" for n in names)
+        + " |"
+    )
     for n in names:
-        print(f"\n{n}, costliest operators (ms per call): " + ", ".join(
-            f"{op} {1000 * s:.0f}" for op, s in report["passes"][n]["top_ops_s"].items()))
+        print(
+            f"\n{n}, costliest operators (ms per call): "
+            + ", ".join(f"{op} {1000 * s:.0f}" for op, s in report["passes"][n]["top_ops_s"].items())
+        )
     name = args.name or f"profile-n{len(texts)}-{args.dtype}"
     path = Path(args.out) / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

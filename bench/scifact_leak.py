@@ -63,8 +63,14 @@ def main(tags: list[str]) -> None:
         print(f"| {name} | {len(qids)} | " + " | ".join(f"{m:.3f}" for m in means.values()) + " |")
     out = ROOT / "bench" / "results" / "scifact-leak.json"
     judged = {d for j in test.qrels.values() for d in j}
-    write_text_atomic(out, json.dumps({"test_judged_train_positives": len(positives & judged),
-                                       "test_judged_in_pools": len(held & judged), "rows": rows}, indent=1) + "\n")
+    write_text_atomic(
+        out,
+        json.dumps(
+            {"test_judged_train_positives": len(positives & judged), "test_judged_in_pools": len(held & judged), "rows": rows},
+            indent=1,
+        )
+        + "\n",
+    )
     print(f"wrote {out}", file=sys.stderr)
 
 

@@ -20,17 +20,24 @@ def load(name: str) -> dict | None:
 
 
 def main(suffix: str) -> None:
-    variants = [(label, tail) for label, tail in [("before", "-before"), ("after", ""), ("compiled", "-compiled")]
-                if load(f"speed-vs-prefill-{suffix}{tail}")]
+    variants = [
+        (label, tail)
+        for label, tail in [("before", "-before"), ("after", ""), ("compiled", "-compiled")]
+        if load(f"speed-vs-prefill-{suffix}{tail}")
+    ]
     eager_text, eager_fixed = load(f"speed-same-text-dl19-{suffix}"), load(f"speed-vs-prefill-{suffix}")
-    rows: dict[str, list[str]] = {k: [] for k in [
-        "same text, 100 whole DL19 passages: full prefill / BlockRank (must >= 4.7)",
-        "100 passages of 64 tokens: full prefill / BlockRank",
-        "BlockRank GFLOP/s vs the prefill's (must >=): whole passages",
-        "the same, 64-token passages, N = 100",
-        "ms per document at N = 20 / N = 500 (must <= 1.3x)",
-        "default reranker, 100 passages x 64 tokens, median (must < 1.0 s)",
-        "the same read at l* = 8 (`adapters/smollm2-l8`, not shippable)"]}
+    rows: dict[str, list[str]] = {
+        k: []
+        for k in [
+            "same text, 100 whole DL19 passages: full prefill / BlockRank (must >= 4.7)",
+            "100 passages of 64 tokens: full prefill / BlockRank",
+            "BlockRank GFLOP/s vs the prefill's (must >=): whole passages",
+            "the same, 64-token passages, N = 100",
+            "ms per document at N = 20 / N = 500 (must <= 1.3x)",
+            "default reranker, 100 passages x 64 tokens, median (must < 1.0 s)",
+            "the same read at l* = 8 (`adapters/smollm2-l8`, not shippable)",
+        ]
+    }
     for label, tail in variants:
         text, fixed = load(f"speed-same-text-dl19-{suffix}{tail}"), load(f"speed-vs-prefill-{suffix}{tail}")
         # a compiled run times BlockRank only: it is compared with the eager run's prefill

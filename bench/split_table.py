@@ -18,11 +18,19 @@ def main(root: str) -> None:
         name = summary.parent.name
         mode = "split" if "-split-" in name else "first block"
         blockrank = report["rerankers"]["blockrank"]
-        rows.append({"set": report["dataset"], "mode": mode, "dtype": report["config"]["dtype"],
-                     "queries": report["queries"], "machine": report["machine"],
-                     **{label: blockrank["metrics"].get(m) for m, label in MEASURES.items()},
-                     "latency_s_mean": blockrank["latency_s"]["mean"], "latency_s_p50": blockrank["latency_s"]["p50"],
-                     "tokens_per_query": blockrank["tokens_per_query"]})
+        rows.append(
+            {
+                "set": report["dataset"],
+                "mode": mode,
+                "dtype": report["config"]["dtype"],
+                "queries": report["queries"],
+                "machine": report["machine"],
+                **{label: blockrank["metrics"].get(m) for m, label in MEASURES.items()},
+                "latency_s_mean": blockrank["latency_s"]["mean"],
+                "latency_s_p50": blockrank["latency_s"]["p50"],
+                "tokens_per_query": blockrank["tokens_per_query"],
+            }
+        )
     if not rows:  # a fresh clone holds split.json only: keep it
         sys.exit(f"no evaluations under {root}: run bash bench/split_results.sh first")
     (Path(root) / "split.json").write_text(json.dumps(rows, indent=1))

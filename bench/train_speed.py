@@ -48,10 +48,19 @@ def model_gflop_per_token(config, layer: int, aux_only: bool) -> float:
 
 
 def measure(name: str, overrides: dict, args) -> dict:
-    cfg = TrainConfig(model="SmolLM2-135M-Instruct", out_dir="/tmp/blockrank-train-speed", n_docs=args.n_docs,
-                      max_doc_tokens=args.max_doc_tokens, grad_accum=args.grad_accum, lr=1e-3, aux_weight=1.0,
-                      layer=20, max_steps=args.steps + 1, threads=2,
-                      data=[BeirSource(f"{args.data}/scifact", top_k=50, limit=(args.steps + 1) * args.grad_accum)])
+    cfg = TrainConfig(
+        model="SmolLM2-135M-Instruct",
+        out_dir="/tmp/blockrank-train-speed",
+        n_docs=args.n_docs,
+        max_doc_tokens=args.max_doc_tokens,
+        grad_accum=args.grad_accum,
+        lr=1e-3,
+        aux_weight=1.0,
+        layer=20,
+        max_steps=args.steps + 1,
+        threads=2,
+        data=[BeirSource(f"{args.data}/scifact", top_k=50, limit=(args.steps + 1) * args.grad_accum)],
+    )
     for key, value in overrides.items():
         setattr(cfg, key, value)
     trainer = Trainer(cfg)
@@ -64,11 +73,18 @@ def measure(name: str, overrides: dict, args) -> dict:
     for i in range(0, len(used), cfg.grad_accum):
         trainer.optimizer_step(used[i : i + cfg.grad_accum])
     seconds = time.perf_counter() - start
-    gflop = tokens * model_gflop_per_token(trainer.accelerator.unwrap_model(trainer.model).config, trainer.layer,
-                                           not cfg.lm_weight)
-    return {"config": name, "overrides": overrides, "examples": len(used), "seconds": seconds,
-            "examples_per_min": 60 * len(used) / seconds, "tokens_per_s": tokens / seconds,
-            "gflops": gflop / seconds}
+    gflop = tokens * model_gflop_per_token(
+        trainer.accelerator.unwrap_model(trainer.model).config, trainer.layer, not cfg.lm_weight
+    )
+    return {
+        "config": name,
+        "overrides": overrides,
+        "examples": len(used),
+        "seconds": seconds,
+        "examples_per_min": 60 * len(used) / seconds,
+        "tokens_per_s": tokens / seconds,
+        "gflops": gflop / seconds,
+    }
 
 
 def main() -> int:
@@ -92,17 +108,28 @@ def main() -> int:
         row = measure(name, CONFIGS[name], args)
         row["pct_of_bf16_matmul"] = 100 * row["gflops"] / ceiling
         rows.append(row)
-        print(f"{name:18s} {row['examples_per_min']:7.2f} ex/min {row['tokens_per_s']:8.0f} tok/s "
-              f"{row['gflops']:7.1f} GFLOP/s {row['pct_of_bf16_matmul']:5.1f}% of matmul", flush=True)
+        print(
+            f"{name:18s} {row['examples_per_min']:7.2f} ex/min {row['tokens_per_s']:8.0f} tok/s "
+            f"{row['gflops']:7.1f} GFLOP/s {row['pct_of_bf16_matmul']:5.1f}% of matmul",
+            flush=True,
+        )
     base = rows[0]["examples_per_min"]
     print(f"\n| config | examples/min | x {rows[0]['config']} | tokens/s | GFLOP/s | % of bf16 matmul ({ceiling:.0f} GFLOP/s) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['config']} | {r['examples_per_min']:.2f} | {r['examples_per_min'] / base:.2f} | {r['tokens_per_s']:.0f} "
-              f"| {r['gflops']:.1f} | {r['pct_of_bf16_matmul']:.1f} |")
-    report = {"machine": machine_info(torch.device("cpu")), "bf16_matmul_gflops": ceiling, "n_docs": args.n_docs,
-              "max_doc_tokens": args.max_doc_tokens, "grad_accum": args.grad_accum,
-              "command": "python bench/train_speed.py " + " ".join(sys.argv[1:]), "rows": rows}
+        print(
+            f"| {r['config']} | {r['examples_per_min']:.2f} | {r['examples_per_min'] / base:.2f} | {r['tokens_per_s']:.0f} "
+            f"| {r['gflops']:.1f} | {r['pct_of_bf16_matmul']:.1f} |"
+        )
+    report = {
+        "machine": machine_info(torch.device("cpu")),
+        "bf16_matmul_gflops": ceiling,
+        "n_docs": args.n_docs,
+        "max_doc_tokens": args.max_doc_tokens,
+        "grad_accum": args.grad_accum,
+        "command": "python bench/train_speed.py " + " ".join(sys.argv[1:]),
+        "rows": rows,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out}", file=sys.stderr)

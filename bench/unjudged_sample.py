@@ -32,8 +32,11 @@ def main(candidates: str, qrels_path: str, qids_path: str, runs: str, rerankers:
             top = [docid for docid, _ in ranked[name][qid][:10]]
             unjudged = sum(d not in judged for d in top)
             relevant = sum(judged.get(d, 0) >= 2 for d in top)
-            totals[name] = {"unjudged": totals[name]["unjudged"] + unjudged,
-                            "relevant": totals[name]["relevant"] + relevant, "top10": totals[name]["top10"] + len(top)}
+            totals[name] = {
+                "unjudged": totals[name]["unjudged"] + unjudged,
+                "relevant": totals[name]["relevant"] + relevant,
+                "top10": totals[name]["top10"] + len(top),
+            }
             print(f"  {name}: unjudged {unjudged}/{len(top)}, grade >= 2 {relevant}/{len(top)}")
         for i, (docid, _) in enumerate(ranked[rerankers[0]][qid][:10], 1):
             print(f"   #{i} [{judged.get(docid, '?')}] first stage #{first_stage[docid]}: {text[docid][:200]}")

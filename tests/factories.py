@@ -17,8 +17,18 @@ from blockrank.prompt import Document, PromptBlocks
 def tiny_llama(vocab_size: int = 128, layers: int = 4, seed: int = 0, **overrides) -> LlamaForCausalLM:
     """A randomly initialised Llama with grouped-query attention (4 heads, 2 KV heads), fp32, eval mode."""
     torch.manual_seed(seed)
-    config = LlamaConfig(**{"vocab_size": vocab_size, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": layers,
-                            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096} | overrides)
+    config = LlamaConfig(
+        **{
+            "vocab_size": vocab_size,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": layers,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+        }
+        | overrides
+    )
     return use_block_attention(LlamaForCausalLM(config).eval())
 
 
@@ -32,8 +42,12 @@ def random_blocks(lengths: list[int], prefix: int = 7, tail: int = 6, vocab: int
 
 
 def pool(n_pos=2, n_neg=30, qid="q"):
-    return Pool(qid, f"query {qid}", [Document(f"p{i}", f"pos {i}") for i in range(n_pos)],
-                [Document(f"n{i}", f"neg {i}") for i in range(n_neg)])
+    return Pool(
+        qid,
+        f"query {qid}",
+        [Document(f"p{i}", f"pos {i}") for i in range(n_pos)],
+        [Document(f"n{i}", f"neg {i}") for i in range(n_neg)],
+    )
 
 
 def icr_examples(n: int) -> list[ICRExample]:

@@ -102,8 +102,12 @@ def test_permuting_documents_permutes_scores_only():
     out, scores = run(model, blocks, "sparse")
     out_p, scores_p = run(model, shuffled, "sparse")
     torch.testing.assert_close(scores_p, scores[perm], atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(attention_scores(model, shuffled, 2, batch_tokens=40),  # document-major too
-                               attention_scores(model, blocks, 2, batch_tokens=40)[perm], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        attention_scores(model, shuffled, 2, batch_tokens=40),  # document-major too
+        attention_scores(model, blocks, 2, batch_tokens=40)[perm],
+        atol=1e-6,
+        rtol=1e-5,
+    )
     tail = len(blocks.tail)
     torch.testing.assert_close(out_p.logits[:, -tail:], out.logits[:, -tail:], atol=1e-5, rtol=1e-5)
 
@@ -138,8 +142,14 @@ def test_layers_above_probe_and_lm_head_do_not_run():
 def _family(cls, config_cls, **extra):
     torch.manual_seed(0)
     config = config_cls(
-        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, **extra,
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        **extra,
     )
     return use_block_attention(cls(config).eval())
 
@@ -166,13 +176,17 @@ def test_other_families_match_reference(cls, config_cls, extra):
 @pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "qwen3"])
 def test_document_major_pass_matches_the_dense_reference(family, group_tokens):
     """The grouped pass (documents through layers 0..l* group by group, then the tail) is the same attention."""
-    model = {"llama": lambda: tiny_llama(), "mistral": lambda: _family(MistralForCausalLM, MistralConfig, sliding_window=None),
-             "qwen2": lambda: _family(Qwen2ForCausalLM, Qwen2Config),
-             "qwen3": lambda: _family(Qwen3ForCausalLM, Qwen3Config, head_dim=16)}[family]()
+    model = {
+        "llama": lambda: tiny_llama(),
+        "mistral": lambda: _family(MistralForCausalLM, MistralConfig, sliding_window=None),
+        "qwen2": lambda: _family(Qwen2ForCausalLM, Qwen2Config),
+        "qwen3": lambda: _family(Qwen3ForCausalLM, Qwen3Config, head_dim=16),
+    }[family]()
     blocks = random_blocks(LENGTHS)
     _, reference = run(model, blocks, "reference")
     grouped = attention_scores(model, blocks, layer=2, batch_tokens=group_tokens)
     torch.testing.assert_close(grouped, reference, atol=1e-6, rtol=1e-5)
     fixed_tail = attention_scores(model, blocks, layer=2, batch_tokens=group_tokens, tail_position=100)
-    torch.testing.assert_close(fixed_tail, attention_scores(model, blocks, 2, grouped=False, tail_position=100),
-                               atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        fixed_tail, attention_scores(model, blocks, 2, grouped=False, tail_position=100), atol=1e-6, rtol=1e-5
+    )

@@ -16,11 +16,25 @@ from blockrank.errors import ConfigError
 
 def adapter(path: Path, value: float, r: int = 4, targets=("q_proj", "v_proj")) -> Path:
     path.mkdir()
-    (path / "adapter_config.json").write_text(json.dumps({"r": r, "lora_alpha": 8, "target_modules": list(targets),
-                                                          "layers_to_transform": [0, 1], "base_model_name_or_path": "m"}))
+    (path / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "r": r,
+                "lora_alpha": 8,
+                "target_modules": list(targets),
+                "layers_to_transform": [0, 1],
+                "base_model_name_or_path": "m",
+            }
+        )
+    )
     (path / "blockrank.json").write_text(json.dumps({"layer": 1, "max_doc_tokens": 16}))
-    save_file({"a.lora_A.weight": torch.full((r, 8), value, dtype=torch.bfloat16),
-               "a.lora_B.weight": torch.full((8, r), -value, dtype=torch.bfloat16)}, path / "adapter_model.safetensors")
+    save_file(
+        {
+            "a.lora_A.weight": torch.full((r, 8), value, dtype=torch.bfloat16),
+            "a.lora_B.weight": torch.full((8, r), -value, dtype=torch.bfloat16),
+        },
+        path / "adapter_model.safetensors",
+    )
     return path
 
 

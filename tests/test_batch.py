@@ -48,8 +48,23 @@ def test_cli_with_run_and_corpus(tmp_path, tiny_model_dir):
     (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "doc"}) + "\n")
     (tmp_path / "in.trec").write_text("q1 Q0 d0 1 3 bm25\nq1 Q0 d1 2 2 bm25\nq1 Q0 d2 3 1 bm25\n")
     out = tmp_path / "out.trec"
-    code = main(["rerank-run", "--run", str(tmp_path / "in.trec"), "--corpus", str(tmp_path), "--out", str(out),
-                 "--top-k", "2", "--model", str(tiny_model_dir), "--layer", "1"])
+    code = main(
+        [
+            "rerank-run",
+            "--run",
+            str(tmp_path / "in.trec"),
+            "--corpus",
+            str(tmp_path),
+            "--out",
+            str(out),
+            "--top-k",
+            "2",
+            "--model",
+            str(tiny_model_dir),
+            "--layer",
+            "1",
+        ]
+    )
     assert code == 0
     assert {d for d, _ in read_run(out)["q1"]} == {"d0", "d1"}
 
@@ -68,13 +83,21 @@ def test_ray_mode_matches_local(tmp_path, reranker, tiny_model_dir):
 
 
 RANK_LLM = [  # rank_llm's retrieve-results JSON, as its retrieve step writes it
-    {"query": "what is a glacier cave", "hits": [
-        {"qid": 7, "docid": "d1", "rank": 1, "score": 12.5, "content": "Glacier caves form in ice."},
-        {"qid": 7, "docid": "d2", "rank": 2, "score": 11.0, "content": "Stock markets fell."},
-        {"qid": 7, "docid": "d3", "rank": 3, "score": 9.0, "content": "Ice caves are cold."}]},
-    {"query": {"text": "who wrote hamlet", "qid": "q8"}, "hits": [
-        {"qid": "q8", "docid": "h1", "rank": 2, "score": 3.0, "content": "Hamlet is a play."},
-        {"qid": "q8", "docid": "h2", "rank": 1, "score": 4.0, "content": "Shakespeare wrote it."}]},
+    {
+        "query": "what is a glacier cave",
+        "hits": [
+            {"qid": 7, "docid": "d1", "rank": 1, "score": 12.5, "content": "Glacier caves form in ice."},
+            {"qid": 7, "docid": "d2", "rank": 2, "score": 11.0, "content": "Stock markets fell."},
+            {"qid": 7, "docid": "d3", "rank": 3, "score": 9.0, "content": "Ice caves are cold."},
+        ],
+    },
+    {
+        "query": {"text": "who wrote hamlet", "qid": "q8"},
+        "hits": [
+            {"qid": "q8", "docid": "h1", "rank": 2, "score": 3.0, "content": "Hamlet is a play."},
+            {"qid": "q8", "docid": "h2", "rank": 1, "score": 4.0, "content": "Shakespeare wrote it."},
+        ],
+    },
 ]
 
 
@@ -87,8 +110,24 @@ def test_rank_llm_json_in_and_out(tmp_path, tiny_model_dir, reranker):
     assert (first.qid, first.query, [d.id for d in first.documents]) == ("7", "what is a glacier cave", ["d1", "d2", "d3"])
     assert (second.qid, [d.id for d in second.documents], second.scores) == ("q8", ["h2", "h1"], [4.0, 3.0])
     out, back = tmp_path / "run.trec", tmp_path / "reranked.json"
-    assert main(["rerank-run", "--candidates", str(src), "--out", str(out), "--model", str(tiny_model_dir),
-                 "--layer", "1", "--rank-llm-out", str(back)]) == 0
+    assert (
+        main(
+            [
+                "rerank-run",
+                "--candidates",
+                str(src),
+                "--out",
+                str(out),
+                "--model",
+                str(tiny_model_dir),
+                "--layer",
+                "1",
+                "--rank-llm-out",
+                str(back),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(back.read_text())
     assert [r["query"]["qid"] for r in rows] == ["7", "q8"]
     expected = reranker.rerank(first.query, first.documents)

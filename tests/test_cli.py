@@ -19,8 +19,9 @@ def run(capsys, *argv):
 
 
 def test_rerank_json_from_arguments(capsys, tiny_model_dir):
-    code, out, _ = run(capsys, "rerank", "-q", "rain", "clouds", "sun", "snow", "--model", str(tiny_model_dir),
-                       "--layer", "1", "--json")
+    code, out, _ = run(
+        capsys, "rerank", "-q", "rain", "clouds", "sun", "snow", "--model", str(tiny_model_dir), "--layer", "1", "--json"
+    )
     assert code == 0
     rows = json.loads(out)
     assert [r["rank"] for r in rows] == [1, 2, 3]
@@ -69,22 +70,62 @@ def test_errors_before_loading(capsys):
 
 def test_bench_without_the_sparse_config(tmp_path, tiny_model_dir):
     """``--configs reference,full`` used to fail with ``error: 'sparse'``."""
-    assert main(["bench", "--model", str(tiny_model_dir), "--layer", "1", "--ns", "2", "--configs", "reference,full",
-                 "--repeats", "1", "--out", str(tmp_path), "--name", "b"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--model",
+                str(tiny_model_dir),
+                "--layer",
+                "1",
+                "--ns",
+                "2",
+                "--configs",
+                "reference,full",
+                "--repeats",
+                "1",
+                "--out",
+                str(tmp_path),
+                "--name",
+                "b",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "b.json").read_text())
     assert {r["config"] for r in report["results"]} == {"reference", "full"}
 
 
 def test_help_and_argument_errors_do_not_import_torch():
-    code = ("import sys, blockrank.cli as c; c.build_parser().format_help(); "
-            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    code = (
+        "import sys, blockrank.cli as c; c.build_parser().format_help(); "
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 
 
 def test_bench_reports_the_efficiency_of_every_pass(tmp_path, tiny_model_dir):
-    assert main(["bench", "--model", str(tiny_model_dir), "--layer", "1", "--ns", "2,4", "--repeats", "1",
-                 "--out", str(tmp_path), "--name", "b"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--model",
+                str(tiny_model_dir),
+                "--layer",
+                "1",
+                "--ns",
+                "2,4",
+                "--repeats",
+                "1",
+                "--out",
+                str(tmp_path),
+                "--name",
+                "b",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "b.json").read_text())
     row = report["summary"][-1]
     for c in ("sparse", "layer-major", "reference", "full", "causal"):
@@ -99,10 +140,33 @@ def test_bench_on_whole_passages_runs_every_pass_on_the_same_real_text(tmp_path,
 
     query, texts = "what is beta", [" ".join(["alpha", "beta", "gamma"][: i % 3 + 1]) + f" {i}" for i in range(6)]
     passages = tmp_path / "passages.jsonl"
-    passages.write_text(json.dumps({"qid": "1", "query": query, "candidates": [
-        {"docid": str(i), "text": t} for i, t in enumerate(texts)]}) + "\n")
-    assert main(["bench", "--model", str(tiny_model_dir), "--layer", "1", "--ns", "3,6", "--configs", "sparse,full",
-                 "--repeats", "1", "--passages", str(passages), "--out", str(tmp_path), "--name", "b"]) == 0
+    passages.write_text(
+        json.dumps({"qid": "1", "query": query, "candidates": [{"docid": str(i), "text": t} for i, t in enumerate(texts)]}) + "\n"
+    )
+    assert (
+        main(
+            [
+                "bench",
+                "--model",
+                str(tiny_model_dir),
+                "--layer",
+                "1",
+                "--ns",
+                "3,6",
+                "--configs",
+                "sparse,full",
+                "--repeats",
+                "1",
+                "--passages",
+                str(passages),
+                "--out",
+                str(tmp_path),
+                "--name",
+                "b",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "b.json").read_text())
     reranker = Reranker.from_pretrained(tiny_model_dir, layer=1)
     assert report["fixed_length"] is False

@@ -34,8 +34,7 @@ def test_client_v2_rerank(served):
 def test_client_v1_rerank_returns_documents(served):
     _, url = served
     client = cohere.Client(api_key="unused", base_url=url)
-    response = client.rerank(model="blockrank", query="capital of France", documents=DOCS, top_n=3,
-                             return_documents=True)
+    response = client.rerank(model="blockrank", query="capital of France", documents=DOCS, top_n=3, return_documents=True)
     assert len(response.results) == 3
     assert all(r.document.text == DOCS[r.index] for r in response.results)
 

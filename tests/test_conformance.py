@@ -29,10 +29,13 @@ def served(tiny_model_dir):
         yield reranker, url
 
 
-CASES = [(path, name, body) for name, body in zip(["plain", "top_n+documents", "dict-documents", "truncated"], COHERE_BODIES)
-         for path in ["/rerank", "/v1/rerank", "/v2/rerank"]
-         # v2 takes plain-string documents and never returns them
-         if not (path == "/v2/rerank" and (body.get("return_documents") or isinstance(body["documents"][0], dict)))]
+CASES = [
+    (path, name, body)
+    for name, body in zip(["plain", "top_n+documents", "dict-documents", "truncated"], COHERE_BODIES)
+    for path in ["/rerank", "/v1/rerank", "/v2/rerank"]
+    # v2 takes plain-string documents and never returns them
+    if not (path == "/v2/rerank" and (body.get("return_documents") or isinstance(body["documents"][0], dict)))
+]
 
 
 @pytest.mark.parametrize("path,name,body", CASES, ids=[f"{name}-{path}" for path, name, _ in CASES])
@@ -56,8 +59,10 @@ def test_cohere_answers_validate_strictly(served, path, name, body):
 
 def test_tei_answers_validate_strictly(served):
     _, url = served
-    for body in [{"query": "capital", "texts": DOCS}, {"query": "capital", "texts": DOCS, "return_text": True,
-                                                        "raw_scores": True}]:
+    for body in [
+        {"query": "capital", "texts": DOCS},
+        {"query": "capital", "texts": DOCS, "return_text": True, "raw_scores": True},
+    ]:
         r = httpx.post(f"{url}/rerank", json=body)
         ranks = TypeAdapter(list[TeiResult]).validate_python(r.json())
         assert sorted(x.index for x in ranks) == list(range(len(DOCS)))
@@ -76,10 +81,12 @@ def _no_extras(model: BaseModel, where: str = "response") -> None:
 def test_cohere_sdk_finds_nothing_outside_its_schema(served):
     cohere = pytest.importorskip("cohere")
     _, url = served
-    v2 = cohere.ClientV2(api_key="unused", base_url=url).rerank(model="blockrank", query="capital", documents=DOCS,
-                                                                max_tokens_per_doc=4)
-    v1 = cohere.Client(api_key="unused", base_url=url).rerank(model="blockrank", query="capital", documents=DOCS,
-                                                             return_documents=True)
+    v2 = cohere.ClientV2(api_key="unused", base_url=url).rerank(
+        model="blockrank", query="capital", documents=DOCS, max_tokens_per_doc=4
+    )
+    v1 = cohere.Client(api_key="unused", base_url=url).rerank(
+        model="blockrank", query="capital", documents=DOCS, return_documents=True
+    )
     for response in (v1, v2):
         _no_extras(response)
     assert v2.meta.tokens.input_tokens > 0 and v2.meta.warnings
@@ -93,9 +100,15 @@ def litellm():
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_litellm_client(served, litellm, version):
     reranker, url = served
-    response = litellm.rerank(model="cohere/rerank-english-v3.0", api_base=f"{url}/{version}/rerank", api_key="unused",
-                              query="capital of France", documents=DOCS, top_n=3,
-                              **({"return_documents": True} if version == "v1" else {}))
+    response = litellm.rerank(
+        model="cohere/rerank-english-v3.0",
+        api_base=f"{url}/{version}/rerank",
+        api_key="unused",
+        query="capital of France",
+        documents=DOCS,
+        top_n=3,
+        **({"return_documents": True} if version == "v1" else {}),
+    )
     expected = reranker.rerank("capital of France", DOCS, top_k=3)
     assert [r["index"] for r in response.results] == [e.index for e in expected]
     assert [r["relevance_score"] for r in response.results] == pytest.approx([e.score for e in expected])

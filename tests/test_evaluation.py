@@ -70,18 +70,43 @@ def test_finished_teacher_evaluation_loads_no_model(tmp_path, monkeypatch):
 
 def _write_beir(root, qrels="query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n"):
     (root / "qrels").mkdir(parents=True)
-    texts = {"d1": "the moon orbits the earth", "d2": "bananas are yellow fruit", "d3": "paris is in france",
-             "d4": "the earth orbits the sun"}
+    texts = {
+        "d1": "the moon orbits the earth",
+        "d2": "bananas are yellow fruit",
+        "d3": "paris is in france",
+        "d4": "the earth orbits the sun",
+    }
     (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in texts.items()))
-    (root / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "what orbits the earth"}) + "\n"
-                                        + json.dumps({"_id": "q2", "text": "where is paris"}) + "\n")
+    (root / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "what orbits the earth"})
+        + "\n"
+        + json.dumps({"_id": "q2", "text": "where is paris"})
+        + "\n"
+    )
     (root / "qrels" / "test.tsv").write_text(qrels)
 
 
 def test_all_rerankers_end_to_end(tmp_path, tiny_model_dir, capsys):
     _write_beir(tmp_path / "beir")
-    code = main(["eval", "--data", str(tmp_path / "beir"), "--rerankers", ",".join(RERANKERS), "--top-k", "3",
-                 "--out", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--layer", "1", "--latency-ns", "2,3"])
+    code = main(
+        [
+            "eval",
+            "--data",
+            str(tmp_path / "beir"),
+            "--rerankers",
+            ",".join(RERANKERS),
+            "--top-k",
+            "3",
+            "--out",
+            str(tmp_path / "out"),
+            "--model",
+            str(tiny_model_dir),
+            "--layer",
+            "1",
+            "--latency-ns",
+            "2,3",
+        ]
+    )
     assert code == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert set(summary["rerankers"]) == set(RERANKERS)
@@ -128,10 +153,20 @@ def test_empty_candidate_list(tmp_path):
 
 def test_candidate_file_without_first_stage_scores_gets_bm25_order(tmp_path):
     path = tmp_path / "sentences.jsonl"
-    path.write_text(json.dumps({"qid": "q", "query": "glacier caves", "candidates": [
-        {"docid": "s0", "score": 0, "text": "the article's first sentence"},
-        {"docid": "s1", "score": 0, "text": "glacier caves form in the ice of glaciers"},
-        {"docid": "s2", "score": 0, "text": "caves are everywhere"}]}) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "qid": "q",
+                "query": "glacier caves",
+                "candidates": [
+                    {"docid": "s0", "score": 0, "text": "the article's first sentence"},
+                    {"docid": "s1", "score": 0, "text": "glacier caves form in the ice of glaciers"},
+                    {"docid": "s2", "score": 0, "text": "caves are everywhere"},
+                ],
+            }
+        )
+        + "\n"
+    )
     qrels = tmp_path / "qrels.txt"
     qrels.write_text("q 0 s1 1\n")
     (c,) = load_eval_set(path, qrels=qrels).candidates

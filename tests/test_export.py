@@ -26,7 +26,12 @@ def test_checkpoint_exports_to_a_loadable_bf16_model(tmp_path, tiny_model_dir):
     assert main(["export", str(ckpt), str(tmp_path / "out"), "--note", "stopped early"]) == 0
     out = tmp_path / "out"
     assert json.loads((out / "blockrank.json").read_text()) == {
-        "layer": 1, "max_doc_tokens": 16, "base_model": str(tiny_model_dir), "steps": 30, "note": "stopped early"}
+        "layer": 1,
+        "max_doc_tokens": 16,
+        "base_model": str(tiny_model_dir),
+        "steps": 30,
+        "note": "stopped early",
+    }
     assert {v.dtype for v in load_file(out / "model.safetensors").values()} == {torch.bfloat16}
     assert not (out / "trainer_state.pt").exists()
     assert load_model(str(out)).settings["layer"] == 1
@@ -36,6 +41,7 @@ def test_not_a_checkpoint_is_named(tmp_path):
     (tmp_path / "checkpoint-3").mkdir()
     with pytest.raises(ConfigError, match="not a checkpoint of a blockrank train run"):
         from blockrank.export import export_checkpoint
+
         export_checkpoint(tmp_path / "checkpoint-3", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

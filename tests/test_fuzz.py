@@ -31,8 +31,7 @@ def test_api_holds_its_schema(base_url):
     assert {op.label for op in operations} >= {"POST /v1/rerank", "POST /v2/rerank"}
     for op in operations:
 
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                  database=None)
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
         @given(case=op.as_strategy())
         def holds(case):
             # Schema-valid bodies may still be refused with 4xx: the token limits cannot be said in JSON Schema.

@@ -56,8 +56,19 @@ def finish(proc: subprocess.Popen) -> None:
 
 def test_rerank_run_survives_sigkill(tmp_path, tiny_model_dir):
     cands = tmp_path / "c.jsonl"
-    cands.write_text("".join(json.dumps({"qid": f"q{i}", "query": f"query {i}", "candidates": [
-        {"docid": f"d{j}", "text": f"document {j} about {i} " * 3} for j in range(8)]}) + "\n" for i in range(60)))
+    cands.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "qid": f"q{i}",
+                    "query": f"query {i}",
+                    "candidates": [{"docid": f"d{j}", "text": f"document {j} about {i} " * 3} for j in range(8)],
+                }
+            )
+            + "\n"
+            for i in range(60)
+        )
+    )
     common = ["rerank-run", "--candidates", str(cands), "--model", str(tiny_model_dir), "--layer", "1"]
     finish(blockrank(*common, "--out", str(tmp_path / "clean.trec")))
     out = tmp_path / "killed.trec"
@@ -75,9 +86,20 @@ def recipe(tmp_path, tiny_model_dir):
 
     data = tmp_path / "train.jsonl"
     write_icr_jsonl(data, icr_examples(12))
-    return ["train", f"model={tiny_model_dir}", "layer=1", "max_steps=8", "grad_accum=1", "lora.r=4",
-            "lora.dropout=0", "max_doc_tokens=16", "save_every=1", "log_every=1", "threads=1",
-            f"data=[{{type: icr, path: {data}}}]"]
+    return [
+        "train",
+        f"model={tiny_model_dir}",
+        "layer=1",
+        "max_steps=8",
+        "grad_accum=1",
+        "lora.r=4",
+        "lora.dropout=0",
+        "max_doc_tokens=16",
+        "save_every=1",
+        "log_every=1",
+        "threads=1",
+        f"data=[{{type: icr, path: {data}}}]",
+    ]
 
 
 def test_training_survives_sigkill(tmp_path, recipe):

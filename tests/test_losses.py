@@ -78,8 +78,15 @@ def _loss(model, blocks, mode, positives):
     ids, layout = pack(blocks, mode=mode)
     probe = LayerProbe(2, stop=False)
     out = forward_blocks(model, ids, layout, probe, logits_to_keep=len(blocks.answer) + 1)
-    parts = blockrank_loss(out.logits[0], torch.tensor(blocks.answer), probe.logits, layout.doc_of_token,
-                           layout.num_docs, positives, LossWeights(aux=0.1, temperature=0.05))
+    parts = blockrank_loss(
+        out.logits[0],
+        torch.tensor(blocks.answer),
+        probe.logits,
+        layout.doc_of_token,
+        layout.num_docs,
+        positives,
+        LossWeights(aux=0.1, temperature=0.05),
+    )
     model.zero_grad()
     parts.loss.backward()
     return parts, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}

@@ -25,7 +25,7 @@ def test_no_import_cycle():
     done: set[str] = set()
 
     def visit(module: str, path: list[str]) -> None:
-        assert module not in path, "import cycle: " + " -> ".join([*path[path.index(module):], module])
+        assert module not in path, "import cycle: " + " -> ".join([*path[path.index(module) :], module])
         if module not in done:
             for dep in sorted(graph[module]):
                 visit(dep, [*path, module])

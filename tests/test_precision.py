@@ -35,8 +35,10 @@ def test_bf16_rankings_agree_with_fp32(capsys):
     s16 = attention_scores(bf16, blocks, fp32.layer)
     overlap = top10_overlap(s32, s16)
     with capsys.disabled():
-        print(f"\nbf16 vs fp32 on DL19 query {row['qid']} (30 passages): top-10 overlap {overlap}/10, "
-              f"max score diff {float((s32 - s16).abs().max()):.2e}")
+        print(
+            f"\nbf16 vs fp32 on DL19 query {row['qid']} (30 passages): top-10 overlap {overlap}/10, "
+            f"max score diff {float((s32 - s16).abs().max()):.2e}"
+        )
     assert overlap >= 8
     assert torch.corrcoef(torch.stack([s32, s16]))[0, 1] > 0.95
 

@@ -61,7 +61,7 @@ def test_long_documents_split_into_overlapping_passages(tokenizer):
     blocks = builder.build("q", ["short one", words, "another"])
     assert blocks.owner == [0, 1, 1, 1, 1, 2]  # 100 tokens at stride 28: passages start at 0, 28, 56, 84
     label = lambda b: tokenizer.encode(f"[{b}]", add_special_tokens=False)  # noqa: E731
-    passages = [blocks.docs[b][len(label(b + 1)):-1] for b in range(1, 5)]
+    passages = [blocks.docs[b][len(label(b + 1)) : -1] for b in range(1, 5)]
     assert passages == [body[0:32], body[28:60], body[56:88], body[84:100]]
     assert blocks.truncated == [1]  # 200 words are over the 100-token cap
     assert f"Below are {len(blocks.docs)} candidate documents" in tokenizer.decode(blocks.prefix)
@@ -72,8 +72,9 @@ def test_long_documents_split_into_overlapping_passages(tokenizer):
         PromptBuilder(tokenizer, max_doc_tokens=32, max_tokens_per_doc=100, truncate=False).build("q", [words])
 
 
-@pytest.mark.parametrize("kwargs,match", [({"max_tokens_per_doc": 0}, "max_tokens_per_doc must be positive"),
-                                          ({"overlap": 32}, "overlap must be in")])
+@pytest.mark.parametrize(
+    "kwargs,match", [({"max_tokens_per_doc": 0}, "max_tokens_per_doc must be positive"), ({"overlap": 32}, "overlap must be in")]
+)
 def test_bad_split_settings(tokenizer, kwargs, match):
     with pytest.raises(ValueError, match=match):
         PromptBuilder(tokenizer, max_doc_tokens=32, **kwargs)

@@ -69,8 +69,10 @@ def test_shipped_default_beats_bm25_on_real_queries(reranker):
         bm25[c.qid] = {d.id: -i for i, d in enumerate(docs)}
     qrels = read_qrels(DL19 / "qrels.dl19-passage.txt")
     assert set(qrels) == set(ours)  # ir-measures averages over the qrels' queries
-    ndcg = {name: ir_measures.calc_aggregate([ir_measures.nDCG @ 10], qrels, run)[ir_measures.nDCG @ 10]
-            for name, run in (("blockrank", ours), ("bm25", bm25))}
+    ndcg = {
+        name: ir_measures.calc_aggregate([ir_measures.nDCG @ 10], qrels, run)[ir_measures.nDCG @ 10]
+        for name, run in (("blockrank", ours), ("bm25", bm25))
+    }
     assert ndcg["blockrank"] >= ndcg["bm25"] + 0.05, ndcg
 
 
@@ -206,8 +208,28 @@ def test_library_limits_on_query_and_prompt_tokens(tiny_model_dir):
 
 def _single_token_words(tokenizer, n: int) -> list[str]:
     """Words that are one token after a space, so that token passages decode to texts that encode back to them."""
-    candidates = ["the", "cat", "sat", "on", "mat", "and", "dog", "ran", "far", "away", "from", "home", "river",
-                  "stone", "light", "green", "water", "house", "city", "road"]
+    candidates = [
+        "the",
+        "cat",
+        "sat",
+        "on",
+        "mat",
+        "and",
+        "dog",
+        "ran",
+        "far",
+        "away",
+        "from",
+        "home",
+        "river",
+        "stone",
+        "light",
+        "green",
+        "water",
+        "house",
+        "city",
+        "road",
+    ]
     words = [w for w in candidates if len(tokenizer.encode(" " + w, add_special_tokens=False)) == 1]
     return [words[i * 7 % len(words)] for i in range(n)]
 
@@ -220,7 +242,7 @@ def test_split_scores_equal_the_passages_scored_as_documents(tiny_model_dir):
     docs = ["a short one", long_doc, "another short one"]
     split = reranker.score("q", docs)
     ids = tok.encode(" " + long_doc, add_special_tokens=False)
-    passages = [tok.decode(ids[s:s + 16]).strip() for s in (0, 14, 28)]  # stride 16 - 16 // 8
+    passages = [tok.decode(ids[s : s + 16]).strip() for s in (0, 14, 28)]  # stride 16 - 16 // 8
     alone = reranker.score("q", [docs[0], *passages, docs[2]])
     assert split == pytest.approx([alone[0], max(alone[1:4]), alone[4]], abs=1e-6)
     assert reranker.rerank_report("q", docs).truncated == []
@@ -236,15 +258,19 @@ def test_split_scores_equal_the_passages_scored_as_documents(tiny_model_dir):
 def test_default_call_finds_the_answer_at_the_end_of_a_long_document():
     """Issue #20's case: the answer sits after ~550 tokens of unrelated text. Reading whole documents ranks it
     first; reading only the first block ranks it last, behind short, merely topical documents."""
-    filler = ("The history of the town's football club goes back to 1887, when a group of railway workers met in the "
-              "back room of a pub and agreed to rent a field behind the station. The early seasons were played in "
-              "borrowed shirts, and the club moved grounds three times before settling at the riverside stadium in 1921. ")
-    docs = ["Water is a chemical compound of two hydrogen atoms and one oxygen atom.",
-            "Sea levels have been rising because of melting glaciers and warming oceans.",
-            filler * 8 + "Water boils at 100 degrees Celsius (212 degrees Fahrenheit) at sea level, where air "
-                         "pressure is one atmosphere.",
-            "Boiling is a phase change from liquid to gas that happens throughout the liquid.",
-            "Celsius and Fahrenheit are two scales for measuring temperature."]
+    filler = (
+        "The history of the town's football club goes back to 1887, when a group of railway workers met in the "
+        "back room of a pub and agreed to rent a field behind the station. The early seasons were played in "
+        "borrowed shirts, and the club moved grounds three times before settling at the riverside stadium in 1921. "
+    )
+    docs = [
+        "Water is a chemical compound of two hydrogen atoms and one oxygen atom.",
+        "Sea levels have been rising because of melting glaciers and warming oceans.",
+        filler * 8 + "Water boils at 100 degrees Celsius (212 degrees Fahrenheit) at sea level, where air "
+        "pressure is one atmosphere.",
+        "Boiling is a phase change from liquid to gas that happens throughout the liquid.",
+        "Celsius and Fahrenheit are two scales for measuring temperature.",
+    ]
     query = "At what temperature does water boil at sea level?"
     reranker = Reranker.from_pretrained()
     ranking = reranker.rerank_report(query, docs)

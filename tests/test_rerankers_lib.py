@@ -32,8 +32,9 @@ def test_rerankers_cohere_api_ranker_calls_our_service(reranker):
     from rerankers import Reranker as RerankersReranker
 
     with BackgroundServer(create_app(reranker)) as url:
-        ranker = RerankersReranker("blockrank", model_type="APIRanker", api_provider="cohere", api_key="unused",
-                                   url=f"{url}/v1/rerank", verbose=0)
+        ranker = RerankersReranker(
+            "blockrank", model_type="APIRanker", api_provider="cohere", api_key="unused", url=f"{url}/v1/rerank", verbose=0
+        )
         ranked = ranker.rank("capital of France", DOCS)
     expected = reranker.rerank("capital of France", DOCS)
     assert [r.document.text for r in ranked.results] == [e.document.text for e in expected]

@@ -135,8 +135,11 @@ class Gate:
 
 
 def post_in_background(url: str, statuses: list) -> threading.Thread:
-    t = threading.Thread(target=lambda: statuses.append(
-        httpx.post(f"{url}/rerank", json={"query": "q", "documents": DOCS}, timeout=30).status_code))
+    t = threading.Thread(
+        target=lambda: statuses.append(
+            httpx.post(f"{url}/rerank", json={"query": "q", "documents": DOCS}, timeout=30).status_code
+        )
+    )
     t.start()
     return t
 

@@ -12,14 +12,17 @@ from blockrank.errors import ConfigError, InputError
 from blockrank.prompt import Document
 
 
-@pytest.mark.parametrize("raw, query, reason", [
-    ("what causes glacier caves to form?\nmore text", "what causes glacier caves to form?", None),
-    ('Query: "glacier cave formation"', "glacier cave formation", None),
-    ("   ", None, "empty"),
-    ("??", None, "empty"),
-    (" ".join(["word"] * 30), None, "overlong"),
-    ("a glacier cave is a cave formed within the ice", None, "copied"),
-])
+@pytest.mark.parametrize(
+    "raw, query, reason",
+    [
+        ("what causes glacier caves to form?\nmore text", "what causes glacier caves to form?", None),
+        ('Query: "glacier cave formation"', "glacier cave formation", None),
+        ("   ", None, "empty"),
+        ("??", None, "empty"),
+        (" ".join(["word"] * 30), None, "overlong"),
+        ("a glacier cave is a cave formed within the ice", None, "copied"),
+    ],
+)
 def test_clean_query(raw, query, reason):
     passage = "A glacier cave is a cave formed within the ice of a glacier."
     assert synth.clean_query(raw, passage) == (query, reason)
@@ -39,14 +42,23 @@ class Scripted:
         return [self.answers[p] for p in passages]
 
 
-CORPUS = {f"p{i}": Document(f"p{i}", text) for i, text in enumerate([
-    "Glaciers carve caves when meltwater flows through the ice.",
-    "The stock market fell sharply on Monday after the report.",
-    "Penguins live in the southern hemisphere, mostly in Antarctica.",
-    "Volcanoes erupt when magma rises through the crust.",
-])}
-ANSWERS = {CORPUS["p0"].content: "how do glacier caves form", CORPUS["p1"].content: "",
-           CORPUS["p2"].content: "where do penguins live", CORPUS["p3"].content: "why do volcanoes erupt"}
+CORPUS = {
+    f"p{i}": Document(f"p{i}", text)
+    for i, text in enumerate(
+        [
+            "Glaciers carve caves when meltwater flows through the ice.",
+            "The stock market fell sharply on Monday after the report.",
+            "Penguins live in the southern hemisphere, mostly in Antarctica.",
+            "Volcanoes erupt when magma rises through the crust.",
+        ]
+    )
+}
+ANSWERS = {
+    CORPUS["p0"].content: "how do glacier caves form",
+    CORPUS["p1"].content: "",
+    CORPUS["p2"].content: "where do penguins live",
+    CORPUS["p3"].content: "why do volcanoes erupt",
+}
 
 
 def test_generation_appends_drops_and_resumes(tmp_path):
@@ -76,8 +88,9 @@ def test_candidates_consistency_filter_and_stored_lists(tmp_path):
     synth.write_lists(kept, tmp_path / "lists.jsonl")
     assert "Glaciers" not in (tmp_path / "lists.jsonl").read_text()  # ids only, never passage text
     again = synth.read_lists(tmp_path / "lists.jsonl", CORPUS)
-    assert [(c.qid, c.query, [d.id for d in c.documents]) for c in again] == \
-        [(c.qid, c.query, [d.id for d in c.documents]) for c in kept]
+    assert [(c.qid, c.query, [d.id for d in c.documents]) for c in again] == [
+        (c.qid, c.query, [d.id for d in c.documents]) for c in kept
+    ]
     with pytest.raises(DataFormatError, match="p0.*none of the passage files"):
         synth.read_lists(tmp_path / "lists.jsonl", {k: v for k, v in CORPUS.items() if k != "p0"})
 
@@ -112,10 +125,13 @@ def test_prompt_draws_its_shots_by_passage_id_and_seed(style):
     prompts = {pid: generator.prompt("the passage", pid) for pid in "abcdefgh"}
     assert prompts["a"] == synth.QueryGenerator(None, _Tokenizer(), style=style, seed=1).prompt("the passage", "a")
     assert len(set(prompts.values())) > 1  # passages differ in their shots
-    assert all(p.count("Query:") == synth.SHOTS_PER_PROMPT + 1 and p.endswith("Passage: the passage\nQuery:")
-               for p in prompts.values())
-    assert synth.QueryGenerator(None, _Tokenizer(), style=style, seed=2).prompt("the passage", "a") != prompts["a"] \
+    assert all(
+        p.count("Query:") == synth.SHOTS_PER_PROMPT + 1 and p.endswith("Passage: the passage\nQuery:") for p in prompts.values()
+    )
+    assert (
+        synth.QueryGenerator(None, _Tokenizer(), style=style, seed=2).prompt("the passage", "a") != prompts["a"]
         or synth.QueryGenerator(None, _Tokenizer(), style=style, seed=3).prompt("the passage", "a") != prompts["a"]
+    )
 
 
 def test_unknown_query_style_is_refused():
@@ -155,8 +171,22 @@ def test_synth_command_excludes_evaluation_passages_and_resumes(tmp_path, tiny_m
     monkeypatch.setattr(synth.QueryGenerator, "generate", lambda self, passages, keys=None: [ANSWERS[p] for p in passages])
     from blockrank.cli import main
 
-    args = ["synth", str(corpus), "--out", str(tmp_path / "out"), "--generator", str(tiny_model_dir),
-            "--teacher", "bm25", "--candidates", "3", "--keep-rank", "1", "--exclude", str(held_out)]
+    args = [
+        "synth",
+        str(corpus),
+        "--out",
+        str(tmp_path / "out"),
+        "--generator",
+        str(tiny_model_dir),
+        "--teacher",
+        "bm25",
+        "--candidates",
+        "3",
+        "--keep-rank",
+        "1",
+        "--exclude",
+        str(held_out),
+    ]
     assert main(args) == 0
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["passages"] == 3 and stats["generated"] == 2 and stats["dropped"] == {"empty": 1}

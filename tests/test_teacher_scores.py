@@ -93,9 +93,19 @@ def test_depth_sampler_draws_list_sizes_and_counts_short_lists():
 
 def candidate_file(tmp_path, n_queries=4, size=6):
     path = tmp_path / "lists.jsonl"
-    path.write_text("".join(json.dumps({"qid": f"q{i}", "query": "the query", "candidates": [
-        {"docid": d.id, "score": size - j, "text": d.text} for j, d in enumerate(docs(f"q{i}", size))]}) + "\n"
-        for i in range(n_queries)))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "qid": f"q{i}",
+                    "query": "the query",
+                    "candidates": [{"docid": d.id, "score": size - j, "text": d.text} for j, d in enumerate(docs(f"q{i}", size))],
+                }
+            )
+            + "\n"
+            for i in range(n_queries)
+        )
+    )
     return path
 
 
@@ -117,7 +127,6 @@ def test_sources_leave_out_holdout_queries_and_read_stored_labels(tmp_path):
         build_examples([source], 3, 0, scores_dir=tmp_path / "scores")  # q1 was held out when labelling
     with pytest.raises(ConfigError, match="compute them with `blockrank label RECIPE`"):
         build_examples([source], 3, 0, scores_dir=tmp_path / "elsewhere")
-
 
 
 def test_dev_protocol_reports_plain_and_condensed_ndcg():

@@ -15,8 +15,10 @@ def docs(*texts):
     return [Document(str(i), t) for i, t in enumerate(texts)]
 
 
-LISTS = [("glacier caves", docs("a glacier cave is formed in ice", "the stock market fell", "caves in the glacier ice")),
-         ("stock market", docs("the stock market fell today", "glacier ice", "a market for fish"))]
+LISTS = [
+    ("glacier caves", docs("a glacier cave is formed in ice", "the stock market fell", "caves in the glacier ice")),
+    ("stock market", docs("the stock market fell today", "glacier ice", "a market for fish")),
+]
 
 
 def test_bm25_ranks_term_matches_first_and_uses_call_level_idf():
@@ -42,7 +44,7 @@ def test_fusion_is_the_mean_of_z_scores():
     fusion = teachers.FusionTeacher([Fixed("a", [1.0, 2.0, 3.0]), Fixed("b", [30.0, 10.0, 20.0])])
     assert fusion.name == "a+b"
     (fused,) = fusion.score_lists([("q", docs("x", "y", "z"))])
-    z = 1.5 ** 0.5  # z-scores of (1, 2, 3) are (-z, 0, z)
+    z = 1.5**0.5  # z-scores of (1, 2, 3) are (-z, 0, z)
     assert fused == pytest.approx([0.0, -z / 2, z / 2])
 
 
@@ -82,7 +84,7 @@ def test_mpnet_assembly_keeps_a_copy_another_process_finished_first(monkeypatch,
     for i, name in enumerate(teachers.MPNET_PARTS):
         part = tmp_path / "wheels" / f"model.zip.00{i + 1}"
         part.parent.mkdir(exist_ok=True)
-        part.write_bytes(data[i * len(data) // 5:(i + 1) * len(data) // 5])
+        part.write_bytes(data[i * len(data) // 5 : (i + 1) * len(data) // 5])
         parts.append(part)
 
     class Dist:

@@ -74,8 +74,13 @@ def test_sources_slice_queries_to_hold_out_a_dev_set(tmp_path):
 
     cands = [Candidates(str(i), f"q{i}", [Document(f"{i}a", "x"), Document(f"{i}b", "y")]) for i in range(5)]
     path = tmp_path / "cands.jsonl"
-    path.write_text("".join(json.dumps({"qid": c.qid, "query": c.query, "candidates": [
-        {"docid": d.id, "text": d.text} for d in c.documents]}) + "\n" for c in cands))
+    path.write_text(
+        "".join(
+            json.dumps({"qid": c.qid, "query": c.query, "candidates": [{"docid": d.id, "text": d.text} for d in c.documents]})
+            + "\n"
+            for c in cands
+        )
+    )
     qrels = tmp_path / "qrels.txt"
     qrels.write_text("".join(f"{i} 0 {i}a 2\n" for i in range(5)))
     cfg = load_config(None, ["n_docs=2"])
@@ -88,8 +93,19 @@ def test_sources_slice_queries_to_hold_out_a_dev_set(tmp_path):
 def dev_fixture(tmp_path):
     """Two dev queries (d0, d1) of four candidates each; one relevant, one judged non-relevant, two unjudged."""
     lists = tmp_path / "dev.jsonl"
-    lists.write_text("".join(json.dumps({"qid": q, "query": f"question {q}", "candidates": [
-        {"docid": f"{q}_{j}", "score": 4 - j, "text": f"passage {j} for {q}"} for j in range(4)]}) + "\n" for q in ("d0", "d1")))
+    lists.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "qid": q,
+                    "query": f"question {q}",
+                    "candidates": [{"docid": f"{q}_{j}", "score": 4 - j, "text": f"passage {j} for {q}"} for j in range(4)],
+                }
+            )
+            + "\n"
+            for q in ("d0", "d1")
+        )
+    )
     qrels = tmp_path / "dev-qrels.txt"
     qrels.write_text("d0 0 d0_2 3\nd0 0 d0_0 0\nd1 0 d1_3 2\nd1 0 d1_1 0\n")
     return lists, qrels
@@ -107,8 +123,18 @@ def test_two_step_lora_run_checkpoints_and_resumes(tmp_path, tiny_model_dir, icr
     from blockrank.reranker import Reranker
     from blockrank.training import Trainer, load_config
 
-    overrides = [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "max_steps=2", "grad_accum=2",
-                 "lora.r=4", "max_doc_tokens=16", "save_every=1", "log_every=1", "eval_every=1"]
+    overrides = [
+        f"model={tiny_model_dir}",
+        f"out_dir={tmp_path / 'run'}",
+        "layer=1",
+        "max_steps=2",
+        "grad_accum=2",
+        "lora.r=4",
+        "max_doc_tokens=16",
+        "save_every=1",
+        "log_every=1",
+        "eval_every=1",
+    ]
     cfg = load_config(None, overrides)
     dev_lists, dev_qrels = dev_fixture(tmp_path)
     (tmp_path / "dev.qids").write_text("# dev\nd0\nd1\n")
@@ -156,8 +182,20 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path, tiny_model_dir
     from blockrank.training import Trainer, load_config
 
     def trainer(out: str, resume: bool = False) -> Trainer:
-        cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / out}", "layer=1", "max_steps=4",
-                                 "grad_accum=1", weights, "max_doc_tokens=16", "save_every=2", "lr=1e-2"])
+        cfg = load_config(
+            None,
+            [
+                f"model={tiny_model_dir}",
+                f"out_dir={tmp_path / out}",
+                "layer=1",
+                "max_steps=4",
+                "grad_accum=1",
+                weights,
+                "max_doc_tokens=16",
+                "save_every=2",
+                "lr=1e-2",
+            ],
+        )
         cfg.data = [ICRSource(str(icr_file))]
         return Trainer(cfg, resume=resume)
 
@@ -199,8 +237,19 @@ def test_resume_before_the_first_checkpoint_drops_the_logged_rows(tmp_path, tiny
     run = tmp_path / "run"
     run.mkdir()
     (run / "log.jsonl").write_text(json.dumps({"step": 1, "aux_loss": 1.0}) + "\n")
-    cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={run}", "layer=1", "max_steps=2", "grad_accum=1",
-                             "lora.r=4", "max_doc_tokens=16", "log_every=1"])
+    cfg = load_config(
+        None,
+        [
+            f"model={tiny_model_dir}",
+            f"out_dir={run}",
+            "layer=1",
+            "max_steps=2",
+            "grad_accum=1",
+            "lora.r=4",
+            "max_doc_tokens=16",
+            "log_every=1",
+        ],
+    )
     cfg.data = [ICRSource(str(icr_file))]
     trainer = Trainer(cfg, resume=True)
     assert trainer.step == 0 and (run / "log.jsonl").read_text() == ""
@@ -211,8 +260,19 @@ def test_resume_before_the_first_checkpoint_drops_the_logged_rows(tmp_path, tiny
 def test_ctrl_c_saves_a_checkpoint(tmp_path, tiny_model_dir, icr_file, monkeypatch):
     from blockrank.training import Trainer, load_config
 
-    cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "max_steps=5",
-                             "grad_accum=1", "lora=null", "max_doc_tokens=16", "save_every=100"])
+    cfg = load_config(
+        None,
+        [
+            f"model={tiny_model_dir}",
+            f"out_dir={tmp_path / 'run'}",
+            "layer=1",
+            "max_steps=5",
+            "grad_accum=1",
+            "lora=null",
+            "max_doc_tokens=16",
+            "save_every=100",
+        ],
+    )
     cfg.data = [ICRSource(str(icr_file))]
     trainer = Trainer(cfg)
     real, calls = trainer.loss, []
@@ -259,13 +319,16 @@ def test_every_committed_recipe_loads_and_its_start_is_committed(recipe):
         assert not isinstance(src, SynthSource) or (recipe.parents[1] / src.path / "lists.jsonl").is_file()
 
 
-@pytest.mark.parametrize("source, message", [
-    ("{type: titles, path: p, n: 10, seed: 1}", r"data source 0 \(titles, p\): unknown keys seed; a titles source takes"),
-    ("{type: icr, path: p, epochs: 2}", r"unknown keys epochs"),
-    ("{type: bm25, path: p}", r"data source 0: unknown type 'bm25'"),
-    ("{type: beir}", r"data source 0 \(beir\): no path"),
-    ("scifact", r"data source 0: expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("{type: titles, path: p, n: 10, seed: 1}", r"data source 0 \(titles, p\): unknown keys seed; a titles source takes"),
+        ("{type: icr, path: p, epochs: 2}", r"unknown keys epochs"),
+        ("{type: bm25, path: p}", r"data source 0: unknown type 'bm25'"),
+        ("{type: beir}", r"data source 0 \(beir\): no path"),
+        ("scifact", r"data source 0: expected a mapping"),
+    ],
+)
 def test_recipe_sources_with_keys_their_type_ignores_are_refused(source, message):
     from blockrank.training import load_config
 
@@ -274,12 +337,15 @@ def test_recipe_sources_with_keys_their_type_ignores_are_refused(source, message
     assert load_config(None, ["data=[{type: candidates, path: p, qrels: q, min_grade: 2, epochs: 3}]"]).data
 
 
-@pytest.mark.parametrize("source, message", [
-    ("{type: beir, path: p, limit: ten}", r"data source 0 \(beir, p\): limit: expected int \| None, got 'ten'"),
-    ("{type: candidates, path: p, n_docs: [20, 30, 40]}", r"n_docs: expected int \| tuple\[int, int\] \| None"),
-    ("{type: synth, path: p, passages: a.jsonl}", r"passages: expected tuple\[str, ...\], got 'a.jsonl'"),
-    ("{type: titles, path: p, n: true}", r"n: expected int, got True"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("{type: beir, path: p, limit: ten}", r"data source 0 \(beir, p\): limit: expected int \| None, got 'ten'"),
+        ("{type: candidates, path: p, n_docs: [20, 30, 40]}", r"n_docs: expected int \| tuple\[int, int\] \| None"),
+        ("{type: synth, path: p, passages: a.jsonl}", r"passages: expected tuple\[str, ...\], got 'a.jsonl'"),
+        ("{type: titles, path: p, n: true}", r"n: expected int, got True"),
+    ],
+)
 def test_recipe_source_values_of_the_wrong_kind_are_refused_by_key(source, message):
     from blockrank.training import load_config
 
@@ -290,8 +356,13 @@ def test_recipe_source_values_of_the_wrong_kind_are_refused_by_key(source, messa
 def test_recipe_sources_are_typed_and_read_back_from_a_run_config():
     from blockrank.training import load_config
 
-    (beir, synth) = load_config(None, ["data=[{type: beir, path: p, n_docs: [20, 30], limit: 5}, "
-                                       "{type: synth, path: s, passages: [a, b], teacher: given+mpnet}]"]).data
+    (beir, synth) = load_config(
+        None,
+        [
+            "data=[{type: beir, path: p, n_docs: [20, 30], limit: 5}, "
+            "{type: synth, path: s, passages: [a, b], teacher: given+mpnet}]"
+        ],
+    ).data
     assert beir == BeirSource("p", n_docs=(20, 30), limit=5) and beir.score_name(0, 0) == "p-train"
     assert synth == SynthSource("s", teacher="given+mpnet", passages=("a", "b"))
     for src in (beir, synth):  # config.json holds as_dict(), through JSON
@@ -301,9 +372,22 @@ def test_recipe_sources_are_typed_and_read_back_from_a_run_config():
 def unlabelled_source(tmp_path):
     """Three candidate lists without qrels; in list ``u{i}`` only passage ``u{i}-{i}`` names the query."""
     path = tmp_path / "unlabelled.jsonl"
-    path.write_text("".join(json.dumps({"qid": f"u{i}", "query": f"query {i}", "candidates": [
-        {"docid": f"u{i}-{j}", "text": f"passage {j} about query {i}" if j == i else f"other text {j}"}
-        for j in range(4)]}) + "\n" for i in range(3)))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "qid": f"u{i}",
+                    "query": f"query {i}",
+                    "candidates": [
+                        {"docid": f"u{i}-{j}", "text": f"passage {j} about query {i}" if j == i else f"other text {j}"}
+                        for j in range(4)
+                    ],
+                }
+            )
+            + "\n"
+            for i in range(3)
+        )
+    )
     return path
 
 
@@ -313,9 +397,24 @@ def test_aux_only_bf16_distillation_run_with_an_unlabelled_source(tmp_path, tiny
     from blockrank.training import Trainer, load_config
 
     unlabelled = unlabelled_source(tmp_path)
-    overrides = [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "max_steps=2", "grad_accum=2",
-                 "lora.r=4", "lora.dropout=0", "max_doc_tokens=16", "n_docs=4", "lm_weight=0", "aux_weight=1",
-                 "bf16=true", "teacher=bm25", "kd_weight=1", "log_every=1", "threads=1"]
+    overrides = [
+        f"model={tiny_model_dir}",
+        f"out_dir={tmp_path / 'run'}",
+        "layer=1",
+        "max_steps=2",
+        "grad_accum=2",
+        "lora.r=4",
+        "lora.dropout=0",
+        "max_doc_tokens=16",
+        "n_docs=4",
+        "lm_weight=0",
+        "aux_weight=1",
+        "bf16=true",
+        "teacher=bm25",
+        "kd_weight=1",
+        "log_every=1",
+        "threads=1",
+    ]
     cfg = load_config(None, [*overrides, "eval_every=2"])
     dev_lists, dev_qrels = dev_fixture(tmp_path)
     (tmp_path / "dev.qids").write_text("d0\nd1\n")
@@ -340,8 +439,21 @@ def test_aux_only_full_fine_tune_trains_layers_up_to_lstar_only(tmp_path, tiny_m
     stay as they are, so only layers 0..l* may change."""
     from blockrank.training import Trainer, load_config
 
-    cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "max_steps=2",
-                             "grad_accum=1", "lora=null", "lm_weight=0", "aux_weight=1", "max_doc_tokens=16", "lr=1e-2"])
+    cfg = load_config(
+        None,
+        [
+            f"model={tiny_model_dir}",
+            f"out_dir={tmp_path / 'run'}",
+            "layer=1",
+            "max_steps=2",
+            "grad_accum=1",
+            "lora=null",
+            "lm_weight=0",
+            "aux_weight=1",
+            "max_doc_tokens=16",
+            "lr=1e-2",
+        ],
+    )
     cfg.data = [ICRSource(str(icr_file))]
     trainer = Trainer(cfg)
     model = trainer.accelerator.unwrap_model(trainer.model)
@@ -356,8 +468,19 @@ def test_a_source_brings_its_own_teacher(tmp_path, tiny_model_dir, icr_file):
     from blockrank.training import Trainer, load_config
 
     unlabelled = unlabelled_source(tmp_path)
-    cfg = load_config(None, [f"model={tiny_model_dir}", f"out_dir={tmp_path / 'run'}", "layer=1", "n_docs=4",
-                             "max_doc_tokens=16", "lm_weight=0", "aux_weight=1", "kd_weight=1"])
+    cfg = load_config(
+        None,
+        [
+            f"model={tiny_model_dir}",
+            f"out_dir={tmp_path / 'run'}",
+            "layer=1",
+            "n_docs=4",
+            "max_doc_tokens=16",
+            "lm_weight=0",
+            "aux_weight=1",
+            "kd_weight=1",
+        ],
+    )
     cfg.data = [ICRSource(str(icr_file)), CandidatesSource(str(unlabelled), teacher="bm25")]
     trainer = Trainer(cfg)  # no recipe-wide teacher: only the unlabelled source is distilled
     labelled = [ex for ex in trainer.examples if ex.positives]
@@ -375,8 +498,18 @@ def test_init_adapter_continues_a_saved_adapter(tmp_path, tiny_model_dir, icr_fi
     from blockrank.errors import ConfigError
     from blockrank.training import Trainer, load_config
 
-    base = [f"model={tiny_model_dir}", "layer=1", "max_steps=2", "grad_accum=1", "lora.r=4", "lora.dropout=0",
-            "max_doc_tokens=16", "lm_weight=0", "aux_weight=1", "lr=1e-2"]
+    base = [
+        f"model={tiny_model_dir}",
+        "layer=1",
+        "max_steps=2",
+        "grad_accum=1",
+        "lora.r=4",
+        "lora.dropout=0",
+        "max_doc_tokens=16",
+        "lm_weight=0",
+        "aux_weight=1",
+        "lr=1e-2",
+    ]
     first = load_config(None, [*base, f"out_dir={tmp_path / 'a'}"])
     first.data = [ICRSource(str(icr_file))]
     saved = load_file(Trainer(first).train() / "adapter_model.safetensors")
@@ -418,9 +551,19 @@ def test_graded_sources_use_their_own_relevance_threshold(tmp_path):
     from blockrank.training import load_config
 
     path = tmp_path / "graded.jsonl"
-    path.write_text("".join(json.dumps({"qid": q, "query": f"question {q}", "candidates": [
-        {"docid": f"{q}_{j}", "rank": j + 1, "score": 0.0, "text": f"answer {j}"} for j in range(4)]}) + "\n"
-        for q in ("a", "b")))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "qid": q,
+                    "query": f"question {q}",
+                    "candidates": [{"docid": f"{q}_{j}", "rank": j + 1, "score": 0.0, "text": f"answer {j}"} for j in range(4)],
+                }
+            )
+            + "\n"
+            for q in ("a", "b")
+        )
+    )
     qrels = tmp_path / "qrels.txt"
     qrels.write_text("a 0 a_0 4\na 0 a_1 2\na 0 a_2 3\nb 0 b_0 1\n")
     cfg = load_config(None, ["n_docs=4"])
@@ -449,13 +592,21 @@ def test_title_queries_never_use_held_out_judged_documents():
 def test_beir_training_pools_leave_out_test_judged_documents(tmp_path):
     """SciFact judges some abstracts for train and test queries alike: a train source must use neither them as
     positives nor any test-judged abstract as a negative, or training sees the report set's judged passages."""
-    texts = {"d0": "glacier caves form in ice", "d1": "glacier ice melts into caves", "d2": "caves of glacier ice",
-             "d3": "penguins live on ice", "d4": "volcano lava", "d5": "stock market"}
+    texts = {
+        "d0": "glacier caves form in ice",
+        "d1": "glacier ice melts into caves",
+        "d2": "caves of glacier ice",
+        "d3": "penguins live on ice",
+        "d4": "volcano lava",
+        "d5": "stock market",
+    }
     (tmp_path / "qrels").mkdir()
-    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n"
-                                                   for k, v in texts.items()))
-    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "a", "text": "glacier caves"}) + "\n"
-                                            + json.dumps({"_id": "b", "text": "penguins"}) + "\n")
+    (tmp_path / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in texts.items())
+    )
+    (tmp_path / "queries.jsonl").write_text(
+        json.dumps({"_id": "a", "text": "glacier caves"}) + "\n" + json.dumps({"_id": "b", "text": "penguins"}) + "\n"
+    )
     header = "query-id\tcorpus-id\tscore\n"
     (tmp_path / "qrels" / "train.tsv").write_text(header + "a\td0\t1\na\td1\t1\nb\td2\t1\n")
     (tmp_path / "qrels" / "test.tsv").write_text(header + "t\td1\t1\nt\td2\t1\n")

@@ -21,6 +21,7 @@ class Strict(BaseModel):
 
 # --- Cohere ------------------------------------------------------------------------------------------------------
 
+
 class CohereRequest(BaseModel):
     """Cohere API v1 (``cohere.Client.rerank``): documents are strings or objects with ``text``."""
 
@@ -87,6 +88,7 @@ class CohereResponse(Strict):
 
 
 # --- TEI ---------------------------------------------------------------------------------------------------------
+
 
 class TeiRequest(BaseModel):
     query: str

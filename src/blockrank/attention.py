@@ -178,8 +178,9 @@ class BlockPass(Protocol):
     """A scoring pass that drives the forward phase by phase and does each layer's attention itself
     (:class:`~blockrank.grouped.GroupedPass`)."""
 
-    def attend(self, module: torch.nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               scaling: float) -> torch.Tensor: ...
+    def attend(
+        self, module: torch.nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float
+    ) -> torch.Tensor: ...
 
 
 class StopForward(Exception):
@@ -262,8 +263,9 @@ def _sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout:
     return torch.cat([prefix.transpose(0, 1), docs, tail.transpose(0, 1)])
 
 
-def document_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k0: torch.Tensor, v0: torch.Tensor,
-                       scaling: float) -> torch.Tensor:
+def document_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k0: torch.Tensor, v0: torch.Tensor, scaling: float
+) -> torch.Tensor:
     """A batch of documents ``q [B, h, L, d]``, ``k, v [B, kv_h, L, d]`` (padding after each document) attending
     to block 0 (``k0, v0 [kv_h, L0, d]``) and causally to themselves: ``[B, h, L, d]``. Block 0's keys are
     put before each document's, so one fused call does what two calls and a log-sum-exp merge did (~2.5x less time)."""

@@ -38,5 +38,4 @@ def average_adapters(first: Path, second: Path, out: Path, weight: float = 0.5) 
                 shutil.copy2(f, tmp / f.name)
         save_file(mean, tmp / "adapter_model.safetensors", metadata={"format": "pt"})
         recipe = json.loads((second / "blockrank.json").read_text())
-        (tmp / "blockrank.json").write_text(json.dumps(recipe | {"average_of": [str(first), str(second)],
-                                                                  "weight": weight}))
+        (tmp / "blockrank.json").write_text(json.dumps(recipe | {"average_of": [str(first), str(second)], "weight": weight}))

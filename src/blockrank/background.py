@@ -12,8 +12,8 @@ from fastapi import FastAPI
 class BackgroundServer:
     """uvicorn serving ``app`` from a background thread on a free loopback port (tests, benchmarks, notebooks).
 
-        with BackgroundServer(create_app(reranker)) as url:
-            httpx.post(f"{url}/rerank", json=...)
+    with BackgroundServer(create_app(reranker)) as url:
+        httpx.post(f"{url}/rerank", json=...)
     """
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0):

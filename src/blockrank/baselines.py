@@ -133,9 +133,12 @@ class FirstToken:
             if prefix and tuple(prefix) in {tuple(s) for s in ids}:
                 scores[prefix] = total + float(torch.logsumexp(logprobs[self.enders], 0))
             for t in sorted(wanted):
-                step = model(torch.tensor([[t]], device=model.device),
-                             position_ids=torch.tensor([[position]], device=model.device),
-                             past_key_values=cache, use_cache=True)
+                step = model(
+                    torch.tensor([[t]], device=model.device),
+                    position_ids=torch.tensor([[position]], device=model.device),
+                    past_key_values=cache,
+                    use_cache=True,
+                )
                 walk(prefix + (t,), torch.log_softmax(step.logits[0, -1].float(), -1), total + float(logprobs[t]), position + 1)
                 cache.crop(-1)  # forget the token just fed
 
@@ -143,8 +146,14 @@ class FirstToken:
         return [scores[tuple(seq)] for seq in ids]
 
 
-def make_scorers(names: list[str], model: str | None, dtype: str | None = None, device: str | None = None,
-                 teacher_dtype: str = "fp32", **reranker_opts) -> list:
+def make_scorers(
+    names: list[str],
+    model: str | None,
+    dtype: str | None = None,
+    device: str | None = None,
+    teacher_dtype: str = "fp32",
+    **reranker_opts,
+) -> list:
     """One scorer per name in :data:`RERANKERS` or a teacher (``mpnet``, ``bm25+minilm``, ...); the LM-based
     ones share one loaded ``model`` and take ``reranker_opts`` (layer, max_doc_tokens, split, ...)."""
     from .model import load_model, parse_dtype
@@ -153,8 +162,10 @@ def make_scorers(names: list[str], model: str | None, dtype: str | None = None, 
 
     unknown = [n for n in names if n not in RERANKERS and not is_teacher(n)]
     if unknown:
-        raise InputError(f"unknown rerankers {unknown}; choose from {', '.join(RERANKERS)}, or a teacher "
-                         f"({', '.join(TEACHERS)} or a fusion such as bm25+minilm)")
+        raise InputError(
+            f"unknown rerankers {unknown}; choose from {', '.join(RERANKERS)}, or a teacher "
+            f"({', '.join(TEACHERS)} or a fusion such as bm25+minilm)"
+        )
     lm = None
     scorers: list = []
     for name in names:
@@ -169,11 +180,13 @@ def make_scorers(names: list[str], model: str | None, dtype: str | None = None, 
         def reranker(lm=lm, **kw) -> Reranker:
             return Reranker(lm.model, lm.tokenizer, **settings(lm.settings, **(reranker_opts | kw)))
 
-        scorers.append({
-            "blockrank": lambda: BlockRankScorer(reranker(), "blockrank"),
-            "blockrank-decode": lambda: BlockRankScorer(reranker(method="decode"), "blockrank-decode"),
-            "blockrank-causal": lambda: BlockRankScorer(reranker(attention="causal"), "blockrank-causal"),
-            "sliding": lambda: SlidingWindow(reranker(split=False)),  # they name documents by block
-            "first": lambda: FirstToken(reranker(split=False)),
-        }[name]())
+        scorers.append(
+            {
+                "blockrank": lambda: BlockRankScorer(reranker(), "blockrank"),
+                "blockrank-decode": lambda: BlockRankScorer(reranker(method="decode"), "blockrank-decode"),
+                "blockrank-causal": lambda: BlockRankScorer(reranker(attention="causal"), "blockrank-causal"),
+                "sliding": lambda: SlidingWindow(reranker(split=False)),  # they name documents by block
+                "first": lambda: FirstToken(reranker(split=False)),
+            }[name]()
+        )
     return scorers

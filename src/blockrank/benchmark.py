@@ -197,7 +197,8 @@ def run(
     make_blocks = fixed_length_blocks if fixed_length else text_blocks
     model, device = reranker.model, reranker.model.device
     total_memory = (
-        torch.cuda.get_device_properties(device).total_memory if device.type == "cuda"
+        torch.cuda.get_device_properties(device).total_memory
+        if device.type == "cuda"
         else os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     )
     ceiling = matmul_gflops(model.dtype, device)
@@ -225,11 +226,24 @@ def run(
                     if c == "full":
                         full_prefill(model, blocks)
                     elif c == "layer-major":
-                        scores[c] = attention_scores(model, blocks, reranker.layer, mode="sparse", grouped=False,
-                                                     batch_tokens=reranker.batch_tokens, tail_position=reranker.tail_position)
+                        scores[c] = attention_scores(
+                            model,
+                            blocks,
+                            reranker.layer,
+                            mode="sparse",
+                            grouped=False,
+                            batch_tokens=reranker.batch_tokens,
+                            tail_position=reranker.tail_position,
+                        )
                     else:
-                        scores[c] = attention_scores(model, blocks, reranker.layer, mode=typing.cast(Mode, c),
-                                                     batch_tokens=reranker.batch_tokens, tail_position=reranker.tail_position)
+                        scores[c] = attention_scores(
+                            model,
+                            blocks,
+                            reranker.layer,
+                            mode=typing.cast(Mode, c),
+                            batch_tokens=reranker.batch_tokens,
+                            tail_position=reranker.tail_position,
+                        )
                     _sync(device)
                     m.seconds.append(time.perf_counter() - start)
                 m.peak_mem_mb = max(m.peak_mem_mb or 0.0, mem.mb)
@@ -238,9 +252,13 @@ def run(
                 if m.seconds[-1] > max_seconds:
                     m.skipped = f"one run took {m.seconds[-1]:.0f} s > {max_seconds:.0f} s limit; not repeated"
         for c, m in row.items():
-            m.gflop = (sparse_gflop(model.config, blocks, reranker.layer) if c in ("sparse", "layer-major", "reference")
-                       else causal_gflop(model.config, tokens, model.config.num_hidden_layers if c == "full"
-                                         else reranker.layer, lm_head=c == "full"))
+            m.gflop = (
+                sparse_gflop(model.config, blocks, reranker.layer)
+                if c in ("sparse", "layer-major", "reference")
+                else causal_gflop(
+                    model.config, tokens, model.config.num_hidden_layers if c == "full" else reranker.layer, lm_head=c == "full"
+                )
+            )
             if c != "sparse" and c in scores and "sparse" in scores:
                 m.max_score_diff = float((scores[c] - scores["sparse"]).abs().max())
             if m.seconds:
@@ -304,8 +322,13 @@ def write_report(report: dict, out_dir: Path, stem: str) -> tuple[Path, Path]:
         pts = [(r["n_docs"], r[f"{name}_s"]) for r in report["summary"] if r.get(f"{name}_s")]
         if pts:
             ax.plot(*zip(*pts), marker="o", label=label)
-    ax.set(xscale="log", yscale="log", xlabel="documents per query (N)", ylabel="seconds per query (median)",
-           title=f"{Path(report['model']).name} {report['dtype']}, l*={report['layer']}, {report['machine']['device']}")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="documents per query (N)",
+        ylabel="seconds per query (median)",
+        title=f"{Path(report['model']).name} {report['dtype']}, l*={report['layer']}, {report['machine']['device']}",
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     png = out_dir / f"{stem}.png"

@@ -68,7 +68,8 @@ class Calibration:
             raise CalibrationError(
                 f"{path} was fitted for other weights or another layer than model {model!r} at layer {layer} "
                 f"(it names {cal.model!r}, layer {cal.layer}): refit it with `blockrank calibrate`, or pass "
-                "calibrated=False for the raw, list-normalised scores")
+                "calibrated=False for the raw, list-normalised scores"
+            )
         return cal
 
 
@@ -100,8 +101,10 @@ def find_calibration(settings: dict, model: str, layer: int, calibrated: bool | 
     path = model_file(source, FILENAME) if source else None
     try:
         if source is None or path is None:
-            raise CalibrationError(f"model {model!r} has no {FILENAME}: its scores are list-normalised attention mass. "
-                                   "Fit one with `blockrank calibrate`, or pass calibrated=False")
+            raise CalibrationError(
+                f"model {model!r} has no {FILENAME}: its scores are list-normalised attention mass. "
+                "Fit one with `blockrank calibrate`, or pass calibrated=False"
+            )
         return Calibration.load(path, model, weights_fingerprint(source), layer)
     except CalibrationError as e:
         if calibrated:
@@ -119,8 +122,9 @@ class CalibrationWarning(UserWarning):
     """Scores fall back to the raw, list-normalised attention mass."""
 
 
-def fit(logits: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray, l2: float = 1e-3,
-        steps: int = 100) -> tuple[float, float]:
+def fit(
+    logits: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray, l2: float = 1e-3, steps: int = 100
+) -> tuple[float, float]:
     """Platt scaling: ``(a, b)`` maximising the likelihood of ``labels`` (0/1) under ``sigmoid(a * x + b)``.
 
     Newton's method on two parameters with a small ridge on ``a`` (the problem is tiny and convex).
@@ -148,8 +152,10 @@ def expected_calibration_error(probs: Sequence[float], labels: Sequence[int], bi
     """ECE: the bin-weighted mean gap between predicted probability and observed frequency (equal-width bins)."""
     p, y = np.asarray(probs, dtype=np.float64), np.asarray(labels, dtype=np.float64)
     which = np.minimum((p * bins).astype(int), bins - 1)
-    return float(sum(abs(p[which == k].mean() - y[which == k].mean()) * (which == k).sum()
-                     for k in range(bins) if (which == k).any()) / len(p))
+    return float(
+        sum(abs(p[which == k].mean() - y[which == k].mean()) * (which == k).sum() for k in range(bins) if (which == k).any())
+        / len(p)
+    )
 
 
 def best_f1(scores: Sequence[float], labels: Sequence[int]) -> tuple[float, float]:
@@ -172,8 +178,9 @@ def f1_at(scores: Sequence[float], labels: Sequence[int], threshold: float) -> f
     return 0.0 if tp == 0 else 2 * tp / (int(kept.sum()) + int(y.sum()))
 
 
-def collect(reranker, candidates: list, qrels: dict[str, dict[str, int]], path: str | os.PathLike,
-            depth: int | None = None) -> list[dict]:
+def collect(
+    reranker, candidates: list, qrels: dict[str, dict[str, int]], path: str | os.PathLike, depth: int | None = None
+) -> list[dict]:
     """The readout of every list (its first ``depth`` candidates): ``{qid, ids, grades, log_mass, log_scale}``,
     grades ``None`` where unjudged. Rows are appended to the JSONL ``path`` one query at a time, so an interrupted
     run resumes; rows already there are read, not recomputed."""
@@ -190,8 +197,13 @@ def collect(reranker, candidates: list, qrels: dict[str, dict[str, int]], path: 
             docs = c.documents[:depth]
             readout = reranker.readout(reranker.prompt(c.query, docs))
             judged = qrels.get(c.qid, {})
-            done[c.qid] = {"qid": c.qid, "ids": [d.id for d in docs], "grades": [judged.get(d.id) for d in docs],
-                           "log_mass": readout.mass.double().log().tolist(), "log_scale": readout.log_scale}
+            done[c.qid] = {
+                "qid": c.qid,
+                "ids": [d.id for d in docs],
+                "grades": [judged.get(d.id) for d in docs],
+                "log_mass": readout.mass.double().log().tolist(),
+                "log_scale": readout.log_scale,
+            }
             append_synced(f, json.dumps(done[c.qid]) + "\n")
     return [done[c.qid] for c in candidates]
 
@@ -218,6 +230,13 @@ def calibrate(reranker, sets: list, cache: str | os.PathLike, model: str, source
     rows = [r for s in sets for r in collect(reranker, s.candidates, s.qrels, Path(cache) / f"{s.name}.jsonl")]
     x, y = judged_examples(rows, rels.pop())
     a, b = fit(x, y)
-    return Calibration(a=a, b=b, model=model, weights=weights_fingerprint(source), layer=reranker.layer,
-                       fitted_on=[f"{s.name} ({len(s.candidates)} queries)" for s in sets], examples=len(y),
-                       positives=int(y.sum()))
+    return Calibration(
+        a=a,
+        b=b,
+        model=model,
+        weights=weights_fingerprint(source),
+        layer=reranker.layer,
+        fitted_on=[f"{s.name} ({len(s.candidates)} queries)" for s in sets],
+        examples=len(y),
+        positives=int(y.sum()),
+    )

@@ -54,40 +54,78 @@ def parse_input(text: str, source: str) -> tuple[str | None, list]:
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None,
-                        help=f"model directory, .gguf file or hub id (default: the shipped {DEFAULT_RERANKER}; "
-                             f"{BASE_MODEL} is its untrained base)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"model directory, .gguf file or hub id (default: the shipped {DEFAULT_RERANKER}; "
+        f"{BASE_MODEL} is its untrained base)",
+    )
     parser.add_argument("--layer", type=int, default=None, help="layer l* whose attention scores (default: 2/3 depth)")
     parser.add_argument("--method", choices=["attention", "decode"], default="attention")
-    parser.add_argument("--attention", choices=MODES, default="sparse",
-                        help="sparse = BlockRank, reference = the same with an explicit mask, causal = full attention")
-    parser.add_argument("--max-doc-tokens", type=int, default=None,
-                        help="tokens per block: a document's passage length (default: the trained model's, else 160)")
-    parser.add_argument("--max-tokens-per-doc", type=int, default=None,
-                        help="tokens of a document that count, split into passages of --max-doc-tokens; the rest is "
-                             "truncated (default 1024; a service request may ask for up to 4096)")
-    parser.add_argument("--no-split", dest="split_documents", action="store_false",
-                        help="read only each document's first --max-doc-tokens tokens (one block per document)")
-    parser.add_argument("--dtype", default=None,
-                        help="fp32, bf16 or fp16 (default: bf16 on CUDA and on CPUs with AVX512-BF16 or AMX, else fp32)")
+    parser.add_argument(
+        "--attention",
+        choices=MODES,
+        default="sparse",
+        help="sparse = BlockRank, reference = the same with an explicit mask, causal = full attention",
+    )
+    parser.add_argument(
+        "--max-doc-tokens",
+        type=int,
+        default=None,
+        help="tokens per block: a document's passage length (default: the trained model's, else 160)",
+    )
+    parser.add_argument(
+        "--max-tokens-per-doc",
+        type=int,
+        default=None,
+        help="tokens of a document that count, split into passages of --max-doc-tokens; the rest is "
+        "truncated (default 1024; a service request may ask for up to 4096)",
+    )
+    parser.add_argument(
+        "--no-split",
+        dest="split_documents",
+        action="store_false",
+        help="read only each document's first --max-doc-tokens tokens (one block per document)",
+    )
+    parser.add_argument(
+        "--dtype", default=None, help="fp32, bf16 or fp16 (default: bf16 on CUDA and on CPUs with AVX512-BF16 or AMX, else fp32)"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    parser.add_argument("--batch-tokens", type=int, default=None,
-                        help="documents x padded length per group of the sparse pass (default: the reranker's)")
-    parser.add_argument("--raw-scores", action="store_true",
-                        help="score by list-normalised attention mass instead of the model's calibrated probability")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the decoder layers: faster per call after a first call that compiles "
-                             "(tens of seconds); for services and batch runs")
+    parser.add_argument(
+        "--batch-tokens",
+        type=int,
+        default=None,
+        help="documents x padded length per group of the sparse pass (default: the reranker's)",
+    )
+    parser.add_argument(
+        "--raw-scores",
+        action="store_true",
+        help="score by list-normalised attention mass instead of the model's calibrated probability",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the decoder layers: faster per call after a first call that compiles "
+        "(tens of seconds); for services and batch runs",
+    )
 
 
 def load_reranker(args: argparse.Namespace):
     from .reranker import Reranker
 
     return Reranker.from_pretrained(
-        args.model, dtype=args.dtype, device=args.device, layer=args.layer, method=args.method,
-        attention=args.attention, max_doc_tokens=args.max_doc_tokens, batch_tokens=args.batch_tokens,
-        max_tokens_per_doc=args.max_tokens_per_doc, split=args.split_documents,
-        calibrated=False if args.raw_scores else None, compile=args.compile,
+        args.model,
+        dtype=args.dtype,
+        device=args.device,
+        layer=args.layer,
+        method=args.method,
+        attention=args.attention,
+        max_doc_tokens=args.max_doc_tokens,
+        batch_tokens=args.batch_tokens,
+        max_tokens_per_doc=args.max_tokens_per_doc,
+        split=args.split_documents,
+        calibrated=False if args.raw_scores else None,
+        compile=args.compile,
     )
 
 
@@ -123,11 +161,27 @@ def cmd_rerank(args: argparse.Namespace) -> int:
     results = ranking.results
     if ranking.truncated:
         knob = "--max-tokens-per-doc" if reranker.split else "--max-doc-tokens"
-        console.print(f"[yellow]note:[/yellow] {len(ranking.truncated)} of {len(documents)} documents were truncated to "
-                      f"{ranking.doc_limit} tokens ({knob} raises the limit)")
+        console.print(
+            f"[yellow]note:[/yellow] {len(ranking.truncated)} of {len(documents)} documents were truncated to "
+            f"{ranking.doc_limit} tokens ({knob} raises the limit)"
+        )
     if args.json:
-        print(json.dumps([{"rank": r + 1, "index": x.index, "id": x.id, "score": x.score,
-                           "title": x.document.title, "text": x.document.text} for r, x in enumerate(results)], indent=1))
+        print(
+            json.dumps(
+                [
+                    {
+                        "rank": r + 1,
+                        "index": x.index,
+                        "id": x.id,
+                        "score": x.score,
+                        "title": x.document.title,
+                        "text": x.document.text,
+                    }
+                    for r, x in enumerate(results)
+                ],
+                indent=1,
+            )
+        )
         return 0
     from rich.table import Table
 
@@ -162,14 +216,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     unknown = set(configs) - set(benchmark.CONFIGS)
     if unknown:
         raise InputError(f"unknown configs {sorted(unknown)}; choose from {', '.join(benchmark.CONFIGS)}")
-    report = benchmark.run(reranker, query, texts, ns, configs=configs, repeats=args.repeats,
-                           max_seconds=args.max_seconds, progress=lambda msg: console.log(msg),
-                           fixed_length=not args.passages)
+    report = benchmark.run(
+        reranker,
+        query,
+        texts,
+        ns,
+        configs=configs,
+        repeats=args.repeats,
+        max_seconds=args.max_seconds,
+        progress=lambda msg: console.log(msg),
+        fixed_length=not args.passages,
+    )
     report["command"] = "blockrank " + " ".join(sys.argv[1:]) if args.command_line is None else args.command_line
     json_path, png_path = benchmark.write_report(report, Path(args.out), args.name or f"speed-{report['dtype']}")
     m = report["machine"]
-    console.print(f"machine: {m['cpu']}, {m['threads']} threads, {m['device']}; model {report['model']} "
-                  f"{report['dtype']}, l*={report['layer']}; dense matmul {report['matmul_gflops']:.0f} GFLOP/s")
+    console.print(
+        f"machine: {m['cpu']}, {m['threads']} threads, {m['device']}; model {report['model']} "
+        f"{report['dtype']}, l*={report['layer']}; dense matmul {report['matmul_gflops']:.0f} GFLOP/s"
+    )
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     tag = {c: label.split()[0] for c, label in benchmark.CONFIGS.items()}  # "(a)", "(a')", ...
     ran = [c for c in benchmark.CONFIGS if any(r[f"{c}_s"] for r in report["summary"])]
@@ -177,17 +241,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     latency = Table(title="Latency: median seconds per query")
     for col in ("N", "tokens", *(tag[c] for c in ran)):
         efficiency.add_column(col, justify="right")
-    for col in ("N", "tokens", *(tag[c] for c in ran), "(c)/(a)", "(c*)/(a)", "(a')/(a)", "ms/doc (a)",
-                "peak MB " + "/".join(tag[c] for c in ran)):
+    for col in (
+        "N",
+        "tokens",
+        *(tag[c] for c in ran),
+        "(c)/(a)",
+        "(c*)/(a)",
+        "(a')/(a)",
+        "ms/doc (a)",
+        "peak MB " + "/".join(tag[c] for c in ran),
+    ):
         latency.add_column(col, justify="right")
     for r in report["summary"]:
-        efficiency.add_row(str(r["n_docs"]), str(r["tokens"]), *(
-            f"{r[f'{c}_gflops']:.0f} ({r[f'{c}_pct_of_matmul']:.0f}%)" if r.get(f"{c}_gflops") else "-" for c in ran))
-        latency.add_row(str(r["n_docs"]), str(r["tokens"]),
-                        *(fmt(r[f"{c}_s"], ".2f") if r[f"{c}_s"] else (r[f"{c}_note"] or "-") for c in ran),
-                        fmt(r.get("full_over_sparse"), ".2f"), fmt(r.get("causal_over_sparse"), ".2f"),
-                        fmt(r.get("layer-major_over_sparse"), ".2f"), fmt(r.get("ms_per_doc"), ".1f"),
-                        "/".join(fmt(r[f"{c}_mem_mb"], ".0f") for c in ran))
+        efficiency.add_row(
+            str(r["n_docs"]),
+            str(r["tokens"]),
+            *(f"{r[f'{c}_gflops']:.0f} ({r[f'{c}_pct_of_matmul']:.0f}%)" if r.get(f"{c}_gflops") else "-" for c in ran),
+        )
+        latency.add_row(
+            str(r["n_docs"]),
+            str(r["tokens"]),
+            *(fmt(r[f"{c}_s"], ".2f") if r[f"{c}_s"] else (r[f"{c}_note"] or "-") for c in ran),
+            fmt(r.get("full_over_sparse"), ".2f"),
+            fmt(r.get("causal_over_sparse"), ".2f"),
+            fmt(r.get("layer-major_over_sparse"), ".2f"),
+            fmt(r.get("ms_per_doc"), ".1f"),
+            "/".join(fmt(r[f"{c}_mem_mb"], ".0f") for c in ran),
+        )
     for c in ran:
         console.print(benchmark.CONFIGS[c])
     wide = Console(width=max(console.width, 160))
@@ -206,10 +286,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .service import create_app
 
     reranker = load_reranker(args)
-    limits = Limits(max_documents=args.max_documents, max_document_chars=args.max_document_chars,
-                    max_body_bytes=args.max_body_bytes, request_timeout_s=args.timeout, max_queue=args.max_queue,
-                    max_tokens_per_doc=max(LIMITS.max_tokens_per_doc, reranker.max_tokens_per_doc),
-                    max_query_tokens=args.max_query_tokens, max_prompt_tokens=args.max_prompt_tokens)
+    limits = Limits(
+        max_documents=args.max_documents,
+        max_document_chars=args.max_document_chars,
+        max_body_bytes=args.max_body_bytes,
+        request_timeout_s=args.timeout,
+        max_queue=args.max_queue,
+        max_tokens_per_doc=max(LIMITS.max_tokens_per_doc, reranker.max_tokens_per_doc),
+        max_query_tokens=args.max_query_tokens,
+        max_prompt_tokens=args.max_prompt_tokens,
+    )
     app = create_app(reranker, limits)
     uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=int(args.timeout) + 5)
     return 0
@@ -229,9 +315,16 @@ def cmd_rerank_run(args: argparse.Namespace) -> int:
         queries = data.read_queries(args.queries or corpus_dir / "queries.jsonl")
         corpus = data.read_corpus(corpus_dir / "corpus.jsonl" if corpus_dir.is_dir() else corpus_dir)
         candidates = data.candidates_from_run(data.read_run(args.run), queries, corpus, args.top_k)
-    kwargs = dict(dtype=args.dtype, device=args.device, layer=args.layer, method=args.method,
-                  attention=args.attention, max_doc_tokens=args.max_doc_tokens,
-                  max_tokens_per_doc=args.max_tokens_per_doc, split=args.split_documents)
+    kwargs = dict(
+        dtype=args.dtype,
+        device=args.device,
+        layer=args.layer,
+        method=args.method,
+        attention=args.attention,
+        max_doc_tokens=args.max_doc_tokens,
+        max_tokens_per_doc=args.max_tokens_per_doc,
+        split=args.split_documents,
+    )
     if args.ray:
         done = rerank_run.rerank_run_ray(args.model, candidates, args.out, args.tag, args.replicas, kwargs)
     else:
@@ -254,13 +347,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .examples import read_qids
 
     names = args.rerankers.split(",")
-    evalset = evaluation.load_eval_set(args.data, qrels=args.qrels, first_stage=args.first_stage, top_k=args.top_k,
-                                       split=args.split, run=args.run, limit=args.limit,
-                                       qids=read_qids(args.qids) if args.qids else None)
+    evalset = evaluation.load_eval_set(
+        args.data,
+        qrels=args.qrels,
+        first_stage=args.first_stage,
+        top_k=args.top_k,
+        split=args.split,
+        run=args.run,
+        limit=args.limit,
+        qids=read_qids(args.qids) if args.qids else None,
+    )
     scorers = baselines.make_scorers(
-        names, args.model, dtype=args.dtype, device=args.device, teacher_dtype=args.teacher_dtype,
-        layer=args.layer, max_doc_tokens=args.max_doc_tokens,
-        batch_tokens=args.batch_tokens, split=args.split_documents, max_tokens_per_doc=args.max_tokens_per_doc)
+        names,
+        args.model,
+        dtype=args.dtype,
+        device=args.device,
+        teacher_dtype=args.teacher_dtype,
+        layer=args.layer,
+        max_doc_tokens=args.max_doc_tokens,
+        batch_tokens=args.batch_tokens,
+        split=args.split_documents,
+        max_tokens_per_doc=args.max_tokens_per_doc,
+    )
     config = {k: v for k, v in vars(args).items() if k != "func"}
     if args.depths:
         depths = [int(n) for n in args.depths.split(",")]
@@ -286,8 +394,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         table.add_column(col, justify="right")
     for name, r in report["rerankers"].items():
         wtl = r["vs_given_order"]["nDCG@10"]
-        table.add_row(name, *(f"{r['metrics'][m]:.4f}" for m in metric_names), f"{wtl['wins']}/{wtl['ties']}/{wtl['losses']}",
-                      f"{r['latency_s']['mean']:.3f}", f"{r['latency_s']['p95']:.3f}", f"{r['tokens_per_query']:.0f}")
+        table.add_row(
+            name,
+            *(f"{r['metrics'][m]:.4f}" for m in metric_names),
+            f"{wtl['wins']}/{wtl['ties']}/{wtl['losses']}",
+            f"{r['latency_s']['mean']:.3f}",
+            f"{r['latency_s']['p95']:.3f}",
+            f"{r['tokens_per_query']:.0f}",
+        )
     Console(width=200).print(table)
     print(f"wrote {args.out}/summary.json, run files and plots", file=sys.stderr)
     return 0
@@ -303,16 +417,23 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     qids = read_qids(args.qids) if args.qids else None
     sets = [load_eval_set(path, args.qrels, top_k=args.top_k, rel=args.rel, qids=qids) for path in args.lists]
     lm = load_model(args.model, dtype=args.dtype, device=args.device)
-    opts = dict(layer=args.layer, max_doc_tokens=args.max_doc_tokens, batch_tokens=args.batch_tokens,
-                split=args.split_documents, max_tokens_per_doc=args.max_tokens_per_doc)
+    opts = dict(
+        layer=args.layer,
+        max_doc_tokens=args.max_doc_tokens,
+        batch_tokens=args.batch_tokens,
+        split=args.split_documents,
+        max_tokens_per_doc=args.max_tokens_per_doc,
+    )
     reranker = Reranker(lm.model, lm.tokenizer, **settings(lm.settings, **opts))
     name = display_name(args.model or "default")
     cal = calibrate(reranker, sets, Path(args.cache) / name, name, lm.settings["source"])
     if args.out is None and not Path(lm.settings["source"]).is_dir():
         raise InputError(f"model {name!r} is not a local directory: say where to write the calibration with --out")
     path = cal.save(args.out or lm.settings["source"])
-    print(f"{path}: p = sigmoid({cal.a:.4f} * logit + {cal.b:.4f}), fitted on {cal.examples} judged documents "
-          f"({cal.positives} relevant) of {', '.join(cal.fitted_on)}")
+    print(
+        f"{path}: p = sigmoid({cal.a:.4f} * logit + {cal.b:.4f}), fitted on {cal.examples} judged documents "
+        f"({cal.positives} relevant) of {', '.join(cal.fitted_on)}"
+    )
     return 0
 
 
@@ -327,8 +448,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         counts: list[int] = []
         unlabelled = [dataclasses.replace(src, teacher=None) for src in cfg.data]  # counts only: no scores read
-        build_examples(unlabelled, cfg.n_docs, cfg.seed, cfg.max_positives, counts,
-                       holdout=cfg.holdout_qids())
+        build_examples(unlabelled, cfg.n_docs, cfg.seed, cfg.max_positives, counts, holdout=cfg.holdout_qids())
         print(json.dumps([{"source": src.as_dict(), "examples": n} for src, n in zip(cfg.data, counts)], indent=1))
         print(f"{sum(counts)} examples; {cfg.max_steps or 'all'} steps x {cfg.grad_accum} per step", file=sys.stderr)
         return 0
@@ -379,18 +499,33 @@ def cmd_synth(args: argparse.Namespace) -> int:
     dtype = parse_dtype(args.dtype) if args.dtype else None
     load_teacher(args.teacher, dtype=dtype, max_tokens=args.teacher_max_tokens)  # fail before generating anything
     model, tokenizer, _ = load_model(args.generator or BASE_MODEL, dtype=args.dtype, device=args.device)
-    generator = QueryGenerator(model, tokenizer, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                               style=args.style, seed=args.seed)
+    generator = QueryGenerator(
+        model, tokenizer, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, style=args.style, seed=args.seed
+    )
     try:
-        stats = synthesize(args.passages, args.out, generator, args.teacher, args.scores, n=args.n, seed=args.seed,
-                           k=args.candidates, keep_rank=args.keep_rank, exclude=args.exclude, teacher_dtype=dtype,
-                           teacher_max_tokens=args.teacher_max_tokens)
+        stats = synthesize(
+            args.passages,
+            args.out,
+            generator,
+            args.teacher,
+            args.scores,
+            n=args.n,
+            seed=args.seed,
+            k=args.candidates,
+            keep_rank=args.keep_rank,
+            exclude=args.exclude,
+            teacher_dtype=dtype,
+            teacher_max_tokens=args.teacher_max_tokens,
+        )
     except KeyboardInterrupt:
         print("stopped; run the same command again to resume", file=sys.stderr)
         return 130
     dropped = ", ".join(f"{n} {why}" for why, n in sorted(stats.dropped.items())) or "none"
-    print(f"{stats.generated} queries generated (dropped: {dropped}); {stats.inconsistent} failed the teacher's "
-          f"consistency check; {stats.kept} kept -> {args.out}/lists.jsonl", file=sys.stderr)
+    print(
+        f"{stats.generated} queries generated (dropped: {dropped}); {stats.inconsistent} failed the teacher's "
+        f"consistency check; {stats.kept} kept -> {args.out}/lists.jsonl",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -412,8 +547,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="first-stage TREC run file (qid Q0 docid rank score tag)")
     p.add_argument("--corpus", help="BEIR directory (corpus.jsonl, queries.jsonl) or a corpus.jsonl")
     p.add_argument("--queries", help="queries.jsonl (default: CORPUS/queries.jsonl)")
-    p.add_argument("--candidates", help="instead of --run/--corpus: candidate-list JSONL {qid, query, candidates} "
-                   "or rank_llm retrieve-results JSON [{query, hits}]")
+    p.add_argument(
+        "--candidates",
+        help="instead of --run/--corpus: candidate-list JSONL {qid, query, candidates} "
+        "or rank_llm retrieve-results JSON [{query, hits}]",
+    )
     p.add_argument("--rank-llm-out", help="also write the reranked lists as rank_llm retrieve-results JSON")
     p.add_argument("--out", required=True, help="output TREC run; finished queries in it are skipped")
     p.add_argument("--top-k", type=int, default=100, help="rerank the first k candidates of each query")
@@ -433,8 +571,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=100, help="candidates reranked per query")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries")
     p.add_argument("--qids", default=None, help="evaluate only the query ids in this file, one a line (e.g. a dev split)")
-    p.add_argument("--depths", default=None, help="a depth curve: rerank the first N candidates for each N "
-                   "(e.g. 10,20,30,50,100), one evaluation per depth")
+    p.add_argument(
+        "--depths",
+        default=None,
+        help="a depth curve: rerank the first N candidates for each N (e.g. 10,20,30,50,100), one evaluation per depth",
+    )
     p.add_argument("--teacher-dtype", default="fp32", help="precision of the embedding rerankers (minilm, mpnet, fusions)")
     p.add_argument("--latency-ns", default=None, help="also time each reranker at these list sizes (e.g. 10,20,50)")
     p.add_argument("--out", required=True, help="output directory (resumes if it holds a partial run)")
@@ -483,16 +624,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=None, help="passages to sample (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--generator", default=None, help=f"causal LM writing the queries (few-shot) (default: {BASE_MODEL})")
-    p.add_argument("--style", default="web", choices=["web", "claim"],
-                   help="the few-shot examples: web search queries, or claims (for corpora like SciFact)")
+    p.add_argument(
+        "--style",
+        default="web",
+        choices=["web", "claim"],
+        help="the few-shot examples: web search queries, or claims (for corpora like SciFact)",
+    )
     p.add_argument("--teacher", default="minilm+mpnet", help="labels the candidates: bm25, minilm, mpnet or a fusion")
-    p.add_argument("--scores", default=None,
-                   help="directory of stored teacher scores (default: OUT/teacher-scores); a recipe's teacher_scores")
+    p.add_argument(
+        "--scores",
+        default=None,
+        help="directory of stored teacher scores (default: OUT/teacher-scores); a recipe's teacher_scores",
+    )
     p.add_argument("--teacher-max-tokens", type=int, default=128, help="tokens of each passage the teacher reads")
     p.add_argument("--candidates", type=int, default=20, help="BM25 neighbours per query, its source included")
     p.add_argument("--keep-rank", type=int, default=3, help="drop a query unless the teacher ranks its source this high")
-    p.add_argument("--exclude", action="append", default=[],
-                   help="candidate JSONL or qrels whose passages must not be used (evaluation sets); repeatable")
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        help="candidate JSONL or qrels whose passages must not be used (evaluation sets); repeatable",
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--dtype", default=None, help="fp32 or bf16")
@@ -505,10 +657,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-documents", type=int, default=LIMITS.max_documents, help="documents per request")
     p.add_argument("--max-document-chars", type=int, default=LIMITS.max_document_chars, help="characters per document")
     p.add_argument("--max-body-bytes", type=int, default=LIMITS.max_body_bytes)
-    p.add_argument("--max-query-tokens", type=int, default=LIMITS.max_query_tokens,
-                   help="longer queries get 422 (the query is read by every document)")
-    p.add_argument("--max-prompt-tokens", type=int, default=LIMITS.max_prompt_tokens,
-                   help="larger prompts (all documents) get 422")
+    p.add_argument(
+        "--max-query-tokens",
+        type=int,
+        default=LIMITS.max_query_tokens,
+        help="longer queries get 422 (the query is read by every document)",
+    )
+    p.add_argument(
+        "--max-prompt-tokens", type=int, default=LIMITS.max_prompt_tokens, help="larger prompts (all documents) get 422"
+    )
     p.add_argument("--max-queue", type=int, default=LIMITS.max_queue, help="queued requests before answering 503")
     p.add_argument("--timeout", type=float, default=LIMITS.request_timeout_s, help="seconds per request before answering 504")
     add_model_args(p)
@@ -521,10 +678,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=float, default=300.0, help="skip a config predicted to take longer")
     p.add_argument("--out", default="bench/results")
     p.add_argument("--name", default=None, help="file stem of the JSON and PNG (default: speed-DTYPE)")
-    p.add_argument("--passages", default=None, help="a candidate JSONL: rank its first query's passages (then the "
-                   "next queries') as they are, cut only beyond --max-doc-tokens, instead of fixed-length demo text")
-    p.add_argument("--command-line", default=None,
-                   help="the command recorded in the JSON (default: this blockrank bench call; bench/speed.py passes its own)")
+    p.add_argument(
+        "--passages",
+        default=None,
+        help="a candidate JSONL: rank its first query's passages (then the "
+        "next queries') as they are, cut only beyond --max-doc-tokens, instead of fixed-length demo text",
+    )
+    p.add_argument(
+        "--command-line",
+        default=None,
+        help="the command recorded in the JSON (default: this blockrank bench call; bench/speed.py passes its own)",
+    )
     add_model_args(p)
     p.set_defaults(func=cmd_bench)
     return parser

@@ -69,6 +69,9 @@ def eager_on_failure(model: PreTrainedModel, fn: Callable[[], T]) -> T:
         while (inner := getattr(root, "inner_exception", None) or root.__cause__) is not None:
             root = inner  # the backend's own error, not Dynamo's wrapper
         reason = (str(root).strip().splitlines() or [""])[0]
-        warnings.warn(f"torch.compile failed ({type(root).__name__}: {reason}); this model runs eagerly from now on",
-                      CompileWarning, stacklevel=3)
+        warnings.warn(
+            f"torch.compile failed ({type(root).__name__}: {reason}); this model runs eagerly from now on",
+            CompileWarning,
+            stacklevel=3,
+        )
         return fn()

@@ -146,8 +146,10 @@ def read_candidates(path: str | os.PathLike) -> list[Candidates]:
         cands = row.get("candidates")
         if not isinstance(cands, list):
             raise DataFormatError(f"{path}: query {qid} has no 'candidates' list")
-        docs = [Document(id=str(c.get("docid", c.get("doc_id"))), text=str(c.get("text", "")),
-                         title=str(c.get("title") or "")) for c in cands]
+        docs = [
+            Document(id=str(c.get("docid", c.get("doc_id"))), text=str(c.get("text", "")), title=str(c.get("title") or ""))
+            for c in cands
+        ]
         scores = [float(c.get("score", -i)) for i, c in enumerate(cands)]
         out.append(Candidates(qid=qid, query=_field(row, ("query", "text"), path), documents=docs, scores=scores))
     return out
@@ -188,8 +190,15 @@ def write_rank_llm(path: str | os.PathLike, candidates: list[Candidates], run: d
             continue
         texts = {d.id: d.content for d in c.documents}
         ranked = sorted((d for d in scores if d in texts), key=lambda d: -scores[d])
-        rows.append({"query": {"text": c.query, "qid": c.qid}, "hits": [
-            {"qid": c.qid, "docid": d, "rank": r, "score": scores[d], "content": texts[d]} for r, d in enumerate(ranked, 1)]})
+        rows.append(
+            {
+                "query": {"text": c.query, "qid": c.qid},
+                "hits": [
+                    {"qid": c.qid, "docid": d, "rank": r, "score": scores[d], "content": texts[d]}
+                    for r, d in enumerate(ranked, 1)
+                ],
+            }
+        )
     write_text_atomic(path, json.dumps(rows, indent=1))
 
 
@@ -206,8 +215,11 @@ def read_beir(directory: str | os.PathLike, split: str = "test") -> BeirDataset:
     missing = [p for p in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv") if not (directory / p).is_file()]
     if missing:
         raise DataFormatError(f"{directory} is not a BEIR dataset: missing {', '.join(missing)}")
-    return BeirDataset(read_corpus(directory / "corpus.jsonl"), read_queries(directory / "queries.jsonl"),
-                       read_qrels(directory / "qrels" / f"{split}.tsv"))
+    return BeirDataset(
+        read_corpus(directory / "corpus.jsonl"),
+        read_queries(directory / "queries.jsonl"),
+        read_qrels(directory / "qrels" / f"{split}.tsv"),
+    )
 
 
 def candidates_from_run(run: Run, queries: dict[str, str], corpus: dict[str, Document], top_k: int) -> list[Candidates]:

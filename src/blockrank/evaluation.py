@@ -49,9 +49,18 @@ CONDENSED = "nDCG(judged_only=True)@10"  # unjudged documents dropped before ran
 
 
 def measures(rel: int) -> list:
-    return [ir_measures.parse_measure(m) for m in
-            ("nDCG@10", CONDENSED, "Judged@10", f"RR(rel={rel})@10", f"R(rel={rel})@10", f"R(rel={rel})@20",
-             f"R(rel={rel})@100")]
+    return [
+        ir_measures.parse_measure(m)
+        for m in (
+            "nDCG@10",
+            CONDENSED,
+            "Judged@10",
+            f"RR(rel={rel})@10",
+            f"R(rel={rel})@10",
+            f"R(rel={rel})@20",
+            f"R(rel={rel})@100",
+        )
+    ]
 
 
 def load_eval_set(
@@ -105,8 +114,11 @@ def load_eval_set(
     candidates = [c for c in candidates if c.qid in judged and (qids is None or c.qid in qids)]
     absent = sorted(set(qids or ()) - {c.qid for c in candidates})
     if absent:
-        warnings.warn(f"{len(absent)} of the {len(qids or ())} queries asked for are not in {data} with judgements "
-                      f"(e.g. {absent[0]!r}); evaluated without them", stacklevel=2)
+        warnings.warn(
+            f"{len(absent)} of the {len(qids or ())} queries asked for are not in {data} with judgements "
+            f"(e.g. {absent[0]!r}); evaluated without them",
+            stacklevel=2,
+        )
     empty = [c.qid for c in candidates if not c.documents]
     if empty:
         raise DataFormatError(f"{len(empty)} queries have an empty candidate list (e.g. {empty[0]!r})")
@@ -163,11 +175,17 @@ def evaluate(scorers: list, evalset: EvalSet, out_dir: str | os.PathLike, config
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ms = measures(evalset.rel)
-    report: dict[str, Any] = {"dataset": evalset.name, "queries": len(evalset.candidates), "relevance_threshold": evalset.rel,
-              # without judged non-relevant documents (SciFact's qrels) condensed nDCG ranks only the relevant ones
-              "judges_non_relevant": any(g < evalset.rel for q in evalset.qrels.values() for g in q.values()),
-              "git_commit": git_commit(), "machine": machine_info(_device(config)), "config": config or {},
-              "rerankers": {}}
+    report: dict[str, Any] = {
+        "dataset": evalset.name,
+        "queries": len(evalset.candidates),
+        "relevance_threshold": evalset.rel,
+        # without judged non-relevant documents (SciFact's qrels) condensed nDCG ranks only the relevant ones
+        "judges_non_relevant": any(g < evalset.rel for q in evalset.qrels.values() for g in q.values()),
+        "git_commit": git_commit(),
+        "machine": machine_info(_device(config)),
+        "config": config or {},
+        "rerankers": {},
+    }
     given = per_query_metrics(ms, evalset.qrels, given_run(evalset))
     for scorer in scorers:
         run, timings = run_scorer(scorer, evalset, out_dir)
@@ -177,11 +195,11 @@ def evaluate(scorers: list, evalset: EvalSet, out_dir: str | os.PathLike, config
         report["rerankers"][scorer.name] = {
             "metrics": {str(m): aggregate[m] for m in ms},
             "vs_given_order": {m: wins_ties_losses(per_query, given, m) for m in ("nDCG@10", CONDENSED)},
-            "latency_s": {"mean": statistics.mean(seconds), "p50": statistics.median(seconds),
-                          "p95": _percentile(seconds, 95)},
+            "latency_s": {"mean": statistics.mean(seconds), "p50": statistics.median(seconds), "p95": _percentile(seconds, 95)},
             "tokens_per_query": statistics.mean(t["tokens"] for t in timings),
-            "per_query": {q: per_query.get(q, {}) | {"seconds": t["seconds"]} for q, t in
-                          zip((c.qid for c in evalset.candidates), timings)},
+            "per_query": {
+                q: per_query.get(q, {}) | {"seconds": t["seconds"]} for q, t in zip((c.qid for c in evalset.candidates), timings)
+            },
         }
     write_json(out_dir / "summary.json", report)
     plot_ndcg(report, out_dir / "ndcg.png")
@@ -193,8 +211,9 @@ def given_run(evalset: EvalSet) -> dict[str, dict[str, float]]:
     from .baselines import FirstStage
 
     first = FirstStage()
-    return {c.qid: {d.id: s for d, s in zip(c.documents, first.scores(c.query, c.documents, c.scores))}
-            for c in evalset.candidates}
+    return {
+        c.qid: {d.id: s for d, s in zip(c.documents, first.scores(c.query, c.documents, c.scores))} for c in evalset.candidates
+    }
 
 
 def per_query_metrics(ms: list, qrels: Qrels, run: dict) -> dict[str, dict[str, float]]:
@@ -204,8 +223,9 @@ def per_query_metrics(ms: list, qrels: Qrels, run: dict) -> dict[str, dict[str, 
     return out
 
 
-def wins_ties_losses(per_query: dict[str, dict[str, float]], baseline: dict[str, dict[str, float]],
-                     measure: str) -> dict[str, int]:
+def wins_ties_losses(
+    per_query: dict[str, dict[str, float]], baseline: dict[str, dict[str, float]], measure: str
+) -> dict[str, int]:
     """Queries where ``measure`` beats, equals (within 1e-9) or trails the baseline's."""
     out = {"wins": 0, "ties": 0, "losses": 0}
     for qid, base in baseline.items():
@@ -228,15 +248,20 @@ def dev_metrics(score, sets: list[EvalSet]) -> dict[str, float]:
     return out
 
 
-def depth_curve(scorers: list, evalset: EvalSet, depths: list[int], out_dir: str | os.PathLike,
-                config: dict | None = None) -> dict:
+def depth_curve(
+    scorers: list, evalset: EvalSet, depths: list[int], out_dir: str | os.PathLike, config: dict | None = None
+) -> dict:
     """Evaluate every scorer on the first ``d`` candidates for each depth ``d`` (``OUT/depth-d/``), and
     write ``depth.json`` and ``depth.png``: nDCG@10 and condensed nDCG@10 against depth."""
     out_dir = Path(out_dir)
     curve: dict[str, dict[str, list]] = {}
     for d in depths:
-        cut = EvalSet(evalset.name, [Candidates(c.qid, c.query, c.documents[:d], c.scores[:d]) for c in evalset.candidates],
-                      evalset.qrels, evalset.rel)
+        cut = EvalSet(
+            evalset.name,
+            [Candidates(c.qid, c.query, c.documents[:d], c.scores[:d]) for c in evalset.candidates],
+            evalset.qrels,
+            evalset.rel,
+        )
         report = evaluate(scorers, cut, out_dir / f"depth-{d}", config)
         for name, r in report["rerankers"].items():
             row = curve.setdefault(name, {"depth": [], "nDCG@10": [], CONDENSED: []})

@@ -68,8 +68,7 @@ def pools_from_candidates(candidates: list[Candidates], qrels: Qrels, min_grade:
         neg = [d for d in c.documents if grades.get(d.id, 0) < min_grade]
         pools.append(Pool(c.qid, c.query, pos, neg, _first_stage(c)))
     if skipped:
-        warnings.warn(f"{skipped} of {len(candidates)} queries have no positive among their candidates; skipped",
-                      stacklevel=2)
+        warnings.warn(f"{skipped} of {len(candidates)} queries have no positive among their candidates; skipped", stacklevel=2)
     return pools
 
 
@@ -82,8 +81,14 @@ def _first_stage(c: Candidates) -> dict[str, float]:
     return {d.id: s for d, s in zip(c.documents, c.scores)}
 
 
-def pools_from_beir(corpus: dict[str, Document], queries: dict[str, str], qrels: Qrels, top_k: int = 100,
-                    min_grade: int = 1, exclude: AbstractSet[str] = frozenset()) -> list[Pool]:
+def pools_from_beir(
+    corpus: dict[str, Document],
+    queries: dict[str, str],
+    qrels: Qrels,
+    top_k: int = 100,
+    min_grade: int = 1,
+    exclude: AbstractSet[str] = frozenset(),
+) -> list[Pool]:
     """BM25-mined hard negatives for every judged query; positives come from the qrels even when BM25 missed them.
     Documents in ``exclude`` (an evaluation split's judged ones) are neither positives nor negatives."""
     from .retrieval import bm25_candidates
@@ -98,15 +103,23 @@ def pools_from_beir(corpus: dict[str, Document], queries: dict[str, str], qrels:
             continue
         given = _first_stage(c)
         floor = min(given.values(), default=0.0)  # a positive BM25 missed scores below every retrieved one
-        pools.append(Pool(c.qid, c.query, [corpus[d] for d in pos_ids], [d for d in c.documents if d.id not in set(pos_ids)],
-                          given | {d: floor - 1 for d in pos_ids if d not in given}))
+        pools.append(
+            Pool(
+                c.qid,
+                c.query,
+                [corpus[d] for d in pos_ids],
+                [d for d in c.documents if d.id not in set(pos_ids)],
+                given | {d: floor - 1 for d in pos_ids if d not in given},
+            )
+        )
     if skipped:
         warnings.warn(f"{skipped} of {len(judged)} queries have no positive in the corpus; skipped", stacklevel=2)
     return pools
 
 
-def pools_from_titles(corpus: dict[str, Document], n: int, seed: int = 0, top_k: int = 50,
-                      exclude: AbstractSet[str] = frozenset()) -> list[Pool]:
+def pools_from_titles(
+    corpus: dict[str, Document], n: int, seed: int = 0, top_k: int = 50, exclude: AbstractSet[str] = frozenset()
+) -> list[Pool]:
     """Weak supervision without labels: a document's title is the query, its own abstract (title removed)
     the positive, BM25's other hits for the title the negatives. Documents in ``exclude`` (an evaluation
     split's judged ones) are used neither as queries nor as negatives."""
@@ -119,8 +132,15 @@ def pools_from_titles(corpus: dict[str, Document], n: int, seed: int = 0, top_k:
     pools = []
     for c in bm25_candidates(stripped, {d: corpus[d].title for d in chosen}, top_k):
         given = _first_stage(c)
-        pools.append(Pool(f"title:{c.qid}", c.query, [stripped[c.qid]], [d for d in c.documents if d.id != c.qid],
-                          given | {c.qid: given.get(c.qid, min(given.values(), default=0.0) - 1)}))
+        pools.append(
+            Pool(
+                f"title:{c.qid}",
+                c.query,
+                [stripped[c.qid]],
+                [d for d in c.documents if d.id != c.qid],
+                given | {c.qid: given.get(c.qid, min(given.values(), default=0.0) - 1)},
+            )
+        )
     return pools
 
 
@@ -135,8 +155,7 @@ def pools_from_synth(directory: str | os.PathLike, passages: Sequence[str] | Non
     return [Pool(c.qid, c.query, c.documents[:1], c.documents[1:]) for c in lists]
 
 
-def sample_example(pool: Pool, n_docs: int, rng: random.Random, max_positives: int = 3,
-                   hard_fraction: float = 0.5) -> ICRExample:
+def sample_example(pool: Pool, n_docs: int, rng: random.Random, max_positives: int = 3, hard_fraction: float = 0.5) -> ICRExample:
     """N documents: up to ``max_positives`` positives, negatives drawn half from the hardest and half
     uniformly from the rest of the pool, shuffled."""
     pos = rng.sample(pool.positives, min(len(pool.positives), max_positives, n_docs - 1 if n_docs > 1 else 1))
@@ -152,8 +171,9 @@ def sample_example(pool: Pool, n_docs: int, rng: random.Random, max_positives: i
 NDocs = int | Sequence[int]  # a fixed list size, or an inclusive [low, high] range drawn per example
 
 
-def sample_examples(pools: list[Pool], n_docs: NDocs, seed: int = 0, epochs: int = 1,
-                    skipped: list[int] | None = None, **kwargs) -> list[ICRExample]:
+def sample_examples(
+    pools: list[Pool], n_docs: NDocs, seed: int = 0, epochs: int = 1, skipped: list[int] | None = None, **kwargs
+) -> list[ICRExample]:
     """Seeded examples, ``epochs`` per pool (each with a fresh sample and order). ``n_docs`` is fixed or a
     ``[low, high]`` range drawn per example; a pool with fewer documents than drawn gives no example, and
     ``skipped`` (if given) receives how many were passed over."""
@@ -176,11 +196,21 @@ def sample_examples(pools: list[Pool], n_docs: NDocs, seed: int = 0, epochs: int
 
 
 def write_icr_jsonl(path: str | os.PathLike, examples: list[ICRExample]) -> None:
-    write_text_atomic(path, "".join(json.dumps({
-        "query": e.query, "query_id": e.query_id,
-        "documents": [{"doc_id": d.id, "title": d.title, "text": d.text} for d in e.documents],
-        "answer_ids": [i + 1 for i in e.positives],
-    }) + "\n" for e in examples))
+    write_text_atomic(
+        path,
+        "".join(
+            json.dumps(
+                {
+                    "query": e.query,
+                    "query_id": e.query_id,
+                    "documents": [{"doc_id": d.id, "title": d.title, "text": d.text} for d in e.documents],
+                    "answer_ids": [i + 1 for i in e.positives],
+                }
+            )
+            + "\n"
+            for e in examples
+        ),
+    )
 
 
 def read_icr_jsonl(path: str | os.PathLike) -> list[ICRExample]:

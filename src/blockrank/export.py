@@ -26,8 +26,12 @@ CONFIGS = ("adapter_config.json", "config.json")
 
 def scoring_settings(run_config: dict[str, Any], steps: int) -> dict[str, Any]:
     """``blockrank.json`` for weights trained under ``run_config`` (a run's ``config.json``) for ``steps`` steps."""
-    return {"layer": run_config["layer"], "max_doc_tokens": run_config["max_doc_tokens"],
-            "base_model": run_config["model"], "steps": steps}
+    return {
+        "layer": run_config["layer"],
+        "max_doc_tokens": run_config["max_doc_tokens"],
+        "base_model": run_config["model"],
+        "steps": steps,
+    }
 
 
 def export_checkpoint(checkpoint: Path, out: Path, note: str | None = None) -> Path:
@@ -35,16 +39,20 @@ def export_checkpoint(checkpoint: Path, out: Path, note: str | None = None) -> P
     run_config = checkpoint.parent / "config.json"
     weights = next((checkpoint / w for w in WEIGHTS if (checkpoint / w).is_file()), None)
     if weights is None or not run_config.is_file():
-        raise ConfigError(f"{checkpoint} is not a checkpoint of a blockrank train run: it needs one of "
-                          f"{', '.join(WEIGHTS)} and the run's config.json beside it")
+        raise ConfigError(
+            f"{checkpoint} is not a checkpoint of a blockrank train run: it needs one of "
+            f"{', '.join(WEIGHTS)} and the run's config.json beside it"
+        )
     try:
         steps = int(checkpoint.name.rsplit("-", 1)[1])
     except (IndexError, ValueError):
         raise ConfigError(f"{checkpoint.name!r} is not named checkpoint-STEP") from None
     recipe = json.loads(run_config.read_text())
     if recipe.get("layer") is None:
-        raise ConfigError(f"{run_config} does not record the layer l* its run trained (the recipe left it to the "
-                          "model, and the run predates recording it): add \"layer\" to that file, then export again")
+        raise ConfigError(
+            f"{run_config} does not record the layer l* its run trained (the recipe left it to the "
+            'model, and the run predates recording it): add "layer" to that file, then export again'
+        )
     settings = scoring_settings(recipe, steps)
     if note:
         settings["note"] = note

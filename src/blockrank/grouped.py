@@ -37,8 +37,7 @@ class GroupedPass:
     logits: torch.Tensor | None = None  # [heads, signal, T_docs], documents in group order
     prefix_logits: torch.Tensor | None = None  # [heads, signal, L0]
 
-    def attend(self, module: torch.nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               scaling: float) -> torch.Tensor:
+    def attend(self, module: torch.nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float) -> torch.Tensor:
         """Attention for ``q, k, v [B, heads, L, d]`` in the current phase; returns ``[B, L, heads, d]``."""
         i = module.layer_idx
         if self.phase == "prefix":
@@ -83,8 +82,9 @@ def _run_layers(model, ids: torch.Tensor, positions: torch.Tensor, state: Groupe
 
 
 @torch.inference_mode()
-def grouped_scores(model, blocks: PromptBlocks, layer: int, group_tokens: int = BATCH_TOKENS,
-                   tail_position: int | None = None) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+def grouped_scores(
+    model, blocks: PromptBlocks, layer: int, group_tokens: int = BATCH_TOKENS, tail_position: int | None = None
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
     """Signal logits at ``layer`` toward document tokens ``[heads, signal, T_docs]``, the document of each of
     those tokens, and the signal logits toward block 0 ``[heads, signal, L0]`` (None if ``layer`` never ran)."""
     device = model.device

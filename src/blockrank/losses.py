@@ -39,8 +39,9 @@ def aux_loss(mass: torch.Tensor, positives: Sequence[int], temperature: float) -
     return torch.logsumexp(s, 0) - torch.logsumexp(s[idx], 0)
 
 
-def distill_loss(mass: torch.Tensor, teacher: Sequence[float] | torch.Tensor, temperature: float,
-                 teacher_temperature: float) -> torch.Tensor:
+def distill_loss(
+    mass: torch.Tensor, teacher: Sequence[float] | torch.Tensor, temperature: float, teacher_temperature: float
+) -> torch.Tensor:
     """Listwise KL from the teacher's softmax over documents to the student's, ``[N]`` each."""
     t = torch.as_tensor(teacher, dtype=torch.float32, device=mass.device)
     if t.shape != mass.shape:
@@ -84,8 +85,11 @@ def blockrank_loss(
     zero = mass.new_zeros(())
     lm = lm_loss(logits, answer) if weights.lm else zero
     aux = aux_loss(mass, positives, weights.temperature) if weights.aux and positives else zero
-    kd = (distill_loss(mass, teacher, weights.temperature, weights.teacher_temperature)
-          if weights.kd and teacher is not None else zero)
+    kd = (
+        distill_loss(mass, teacher, weights.temperature, weights.teacher_temperature)
+        if weights.kd and teacher is not None
+        else zero
+    )
     best = set(positives) if positives else {max(range(num_docs), key=lambda i: teacher[i])} if teacher else set()
     total = weights.lm * lm + weights.aux * aux + weights.kd * kd
     return LossParts(total, lm.detach(), aux.detach(), kd.detach(), int(mass.argmax()) in best)

@@ -144,14 +144,13 @@ def load_model(
         raise ModelLoadError(f"could not load model {str(name_or_path)!r}{where} ({err})") from err
     check_supported(config)
     tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-    model = AutoModelForCausalLM.from_pretrained(
-        source, dtype=dtype, attn_implementation=ATTN_IMPLEMENTATION, **extra
-    )
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=ATTN_IMPLEMENTATION, **extra)
     return LoadedModel(model.to(device).eval(), tokenizer, settings)
 
 
-def _load_adapter(source: str, adapter_config: Path, settings: dict, dtype: torch.dtype,
-                  device: torch.device) -> tuple[PreTrainedModel, object]:
+def _load_adapter(
+    source: str, adapter_config: Path, settings: dict, dtype: torch.dtype, device: torch.device
+) -> tuple[PreTrainedModel, object]:
     """A LoRA adapter (``blockrank train`` writes them): load its base model and merge the adapter in."""
     from peft import PeftModel
 
@@ -193,8 +192,14 @@ def cpu_has_native_bf16() -> bool:
 def parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
-    names = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-             "fp16": torch.float16, "float16": torch.float16}
+    names = {
+        "fp32": torch.float32,
+        "float32": torch.float32,
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+    }
     if dtype not in names:
         raise InputError(f"unknown dtype {dtype!r}; choose one of {', '.join(names)}")
     return names[dtype]

@@ -108,8 +108,14 @@ class PromptBuilder:
     over its limit is cut and listed in ``truncated``, or raises with ``truncate=False``.
     """
 
-    def __init__(self, tokenizer, max_doc_tokens: int = 160, truncate: bool = True,
-                 max_tokens_per_doc: int | None = None, overlap: int | None = None):
+    def __init__(
+        self,
+        tokenizer,
+        max_doc_tokens: int = 160,
+        truncate: bool = True,
+        max_tokens_per_doc: int | None = None,
+        overlap: int | None = None,
+    ):
         if max_doc_tokens <= 0:
             raise InputError("max_doc_tokens must be positive")
         if max_tokens_per_doc is not None and max_tokens_per_doc <= 0:
@@ -155,12 +161,13 @@ class PromptBuilder:
         cut = len(body) > limit
         if cut and not self.truncate:
             knob = "max_doc_tokens" if self.max_tokens_per_doc is None else "max_tokens_per_doc"
-            raise DocumentTooLongError(f"document {doc.id!r} has {len(body)} tokens, over the budget of {limit} "
-                                       f"(raise {knob} or allow truncation)")
+            raise DocumentTooLongError(
+                f"document {doc.id!r} has {len(body)} tokens, over the budget of {limit} (raise {knob} or allow truncation)"
+            )
         body = body[:limit]
         size, stride = self.max_doc_tokens, self.max_doc_tokens - self.overlap
         starts = range(0, max(len(body) - self.overlap, 1), stride) if self.max_tokens_per_doc else [0]
-        return [body[s:s + size] for s in starts], cut
+        return [body[s : s + size] for s in starts], cut
 
     def build(self, query: str, documents: Sequence[str | Mapping[str, Any] | Document]) -> PromptBlocks:
         if not isinstance(query, str) or not query.strip():
@@ -175,6 +182,10 @@ class PromptBuilder:
                 truncated.append(i)
         before, after = self._frame(query.strip(), len(pieces))
         blocks = [self._encode(f"[{b + 1}]") + piece + self._newline for b, piece in enumerate(pieces)]
-        return PromptBlocks(prefix=self._encode(before), docs=blocks, tail=self._encode(after), truncated=truncated,
-                            owner=owner if len(pieces) > len(docs) else None)
-
+        return PromptBlocks(
+            prefix=self._encode(before),
+            docs=blocks,
+            tail=self._encode(after),
+            truncated=truncated,
+            owner=owner if len(pieces) > len(docs) else None,
+        )

@@ -93,8 +93,10 @@ def rerank_run_ray(
         return 0
     if not ray.is_initialized():
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-    items = [{"qid": c.qid, "query": c.query,
-              "documents": [{"id": d.id, "title": d.title, "text": d.text} for d in c.documents]} for c in todo]
+    items = [
+        {"qid": c.qid, "query": c.query, "documents": [{"id": d.id, "title": d.title, "text": d.text} for d in c.documents]}
+        for c in todo
+    ]
     ds = ray.data.from_items(items).map_batches(
         _RerankActor,
         fn_constructor_kwargs={"model": model, "tag": tag, "reranker_kwargs": reranker_kwargs or {}},

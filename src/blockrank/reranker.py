@@ -111,8 +111,10 @@ class Reranker:
         self.builder = self._builder(max_tokens_per_doc, truncate, split)
         self.batch_tokens, self.tail_position = batch_tokens, tail_position
         if calibration is not None and (method != "attention" or calibration.layer != self.layer):
-            raise InputError(f"the calibration was fitted at layer {calibration.layer} for attention scores; this "
-                             f"reranker scores by {method} at layer {self.layer}")
+            raise InputError(
+                f"the calibration was fitted at layer {calibration.layer} for attention scores; this "
+                f"reranker scores by {method} at layer {self.layer}"
+            )
         self.calibration = calibration
         if compile and not is_compiled(model):
             compile_layers(model)
@@ -159,11 +161,15 @@ class Reranker:
         """Build the prompt; the arguments override the reranker's settings for this call."""
         return self.builder_for(max_tokens_per_doc, truncate, split).build(query, documents)
 
-    def builder_for(self, max_tokens_per_doc: int | None = None, truncate: bool | None = None,
-                    split: bool | None = None) -> PromptBuilder:
+    def builder_for(
+        self, max_tokens_per_doc: int | None = None, truncate: bool | None = None, split: bool | None = None
+    ) -> PromptBuilder:
         """The prompt builder for these overrides of the reranker's settings (its own when there are none)."""
-        wanted = (self.max_tokens_per_doc if max_tokens_per_doc is None else max_tokens_per_doc,
-                  self.builder.truncate if truncate is None else truncate, self.split if split is None else split)
+        wanted = (
+            self.max_tokens_per_doc if max_tokens_per_doc is None else max_tokens_per_doc,
+            self.builder.truncate if truncate is None else truncate,
+            self.split if split is None else split,
+        )
         if wanted == (self.max_tokens_per_doc, self.builder.truncate, self.split):
             return self.builder
         return self._builder(*wanted)
@@ -175,9 +181,17 @@ class Reranker:
     def score_and_mass(self, blocks: PromptBlocks) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores and list-normalised masses ``[N]`` for a built prompt (a document's best passage counts)."""
         if self.method == "decode":
-            answer = eager_on_failure(self.model, lambda: decode_answer(
-                self.model, self.tokenizer, blocks, mode=self.attention, batch_tokens=self.batch_tokens,
-                tail_position=self.tail_position))
+            answer = eager_on_failure(
+                self.model,
+                lambda: decode_answer(
+                    self.model,
+                    self.tokenizer,
+                    blocks,
+                    mode=self.attention,
+                    batch_tokens=self.batch_tokens,
+                    tail_position=self.tail_position,
+                ),
+            )
             ranked = ranking_scores(parse_ranking(answer, len(blocks.docs)), len(blocks.docs))
             ranked = pool_passages(ranked, blocks.owner, blocks.num_documents)
             return ranked, ranked
@@ -188,9 +202,17 @@ class Reranker:
 
     def readout(self, blocks: PromptBlocks) -> AttentionReadout:
         """The layer-l* readout of a built prompt, per document (a document's best passage counts)."""
-        readout = eager_on_failure(self.model, lambda: attention_readout(
-            self.model, blocks, self.layer, mode=self.attention, batch_tokens=self.batch_tokens,
-            tail_position=self.tail_position))
+        readout = eager_on_failure(
+            self.model,
+            lambda: attention_readout(
+                self.model,
+                blocks,
+                self.layer,
+                mode=self.attention,
+                batch_tokens=self.batch_tokens,
+                tail_position=self.tail_position,
+            ),
+        )
         return AttentionReadout(pool_passages(readout.mass, blocks.owner, blocks.num_documents), readout.log_scale)
 
     def score(self, query: str, documents: Sequence[DocumentLike]) -> list[float]:
@@ -204,9 +226,12 @@ class Reranker:
             logger.info(message)
             return
         self._warned_truncation = True
-        warnings.warn(f"{message}. This reranker warns once; later truncations are logged ('blockrank' logger) and "
-                      "listed on RerankReport.truncated. Pass truncate=False to get an error instead.",
-                      TruncationWarning, stacklevel=3)
+        warnings.warn(
+            f"{message}. This reranker warns once; later truncations are logged ('blockrank' logger) and "
+            "listed on RerankReport.truncated. Pass truncate=False to get an error instead.",
+            TruncationWarning,
+            stacklevel=3,
+        )
 
     def rerank(self, query: str, documents: Sequence[DocumentLike], top_k: int | None = None) -> list[Result]:
         """Documents best first (ties keep the input order); ``top_k`` keeps only the best ``k``."""
@@ -241,16 +266,18 @@ class Reranker:
         blocks = builder.build(query, docs)
         prompt_limit = max_prompt_tokens or self.max_prompt_tokens
         if blocks.num_tokens > prompt_limit:
-            raise PromptTooLongError(f"the prompt has {blocks.num_tokens} tokens, over the limit of {prompt_limit}: "
-                                     "send fewer or shorter documents")
+            raise PromptTooLongError(
+                f"the prompt has {blocks.num_tokens} tokens, over the limit of {prompt_limit}: send fewer or shorter documents"
+            )
         if blocks.truncated:
             self._report_truncation(len(blocks.truncated), len(docs), builder.doc_limit)
         with cancellable(self.model, cancel):
             scores, mass = self.score_and_mass(blocks)
         order = sorted(range(len(docs)), key=lambda i: -float(mass[i]))  # calibration keeps this order
         results = [Result(i, docs[i].id, float(scores[i]), docs[i], float(mass[i])) for i in order[:top_k]]
-        return RerankReport(results=results, truncated=blocks.truncated, num_tokens=blocks.num_tokens,
-                            doc_limit=builder.doc_limit)
+        return RerankReport(
+            results=results, truncated=blocks.truncated, num_tokens=blocks.num_tokens, doc_limit=builder.doc_limit
+        )
 
     def predict(self, pairs: Sequence[tuple[str, DocumentLike]]) -> np.ndarray:
         """One score per ``(query, document)`` pair, like sentence-transformers' ``CrossEncoder.predict``.
@@ -262,8 +289,12 @@ class Reranker:
             raise InputError("pairs is empty: give (query, document) pairs")
         groups: dict[str, list[int]] = {}
         for i, pair in enumerate(pairs):
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not isinstance(pair[0], str) \
-                    or not isinstance(pair[1], (str, Mapping, Document)):
+            if (
+                not isinstance(pair, (tuple, list))
+                or len(pair) != 2
+                or not isinstance(pair[0], str)
+                or not isinstance(pair[1], (str, Mapping, Document))
+            ):
                 raise DocumentTypeError(f"pair {i} is not a (query, document) pair of strings: {pair!r:.80}")
             groups.setdefault(pair[0], []).append(i)
         scores: np.ndarray = np.zeros(len(pairs), dtype=np.float32)
@@ -271,9 +302,15 @@ class Reranker:
             scores[idx] = self.score(query, [pairs[i][1] for i in idx])
         return scores
 
-    def rank(self, query: str, documents: Sequence[DocumentLike], top_k: int | None = None,
-             return_documents: bool = False, batch_size: int | None = None,
-             show_progress_bar: bool | None = None) -> list[dict[str, Any]]:
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[DocumentLike],
+        top_k: int | None = None,
+        return_documents: bool = False,
+        batch_size: int | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> list[dict[str, Any]]:
         """sentence-transformers' ``CrossEncoder.rank``: ``[{"corpus_id", "score", "text"?}]`` best first.
         ``batch_size`` and ``show_progress_bar`` are accepted for drop-in use and change nothing: the documents
         of one query always go into one prompt."""
@@ -312,4 +349,5 @@ def pool_passages(scores: torch.Tensor, owner: list[int] | None, n_docs: int) ->
         return scores
     index = torch.tensor(owner, device=scores.device)
     return torch.full((n_docs,), float("-inf"), dtype=scores.dtype, device=scores.device).scatter_reduce(
-        0, index, scores, reduce="amax")
+        0, index, scores, reduce="amax"
+    )

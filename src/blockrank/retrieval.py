@@ -12,11 +12,13 @@ def bm25_candidates(corpus: dict[str, Document], queries: dict[str, str], top_k:
 
     ids = list(corpus)
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize([corpus[i].content for i in ids], stopwords="en", show_progress=False),
-                    show_progress=False)
+    retriever.index(bm25s.tokenize([corpus[i].content for i in ids], stopwords="en", show_progress=False), show_progress=False)
     qids = list(queries)
-    hits, scores = retriever.retrieve(bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False),
-                                      k=min(top_k, len(ids)), show_progress=False)
+    hits, scores = retriever.retrieve(
+        bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False),
+        k=min(top_k, len(ids)),
+        show_progress=False,
+    )
     return [Candidates(q, queries[q], [corpus[ids[j]] for j in hits[n]], scores[n].tolist()) for n, q in enumerate(qids)]
 
 
@@ -32,5 +34,7 @@ def dense_candidates(corpus: dict[str, Document], queries: dict[str, str], top_k
     qids = list(queries)
     sims = encoder.encode([queries[q] for q in qids]) @ doc_emb.T
     top = torch.topk(sims, k=min(top_k, len(ids)), dim=1)
-    return [Candidates(q, queries[q], [corpus[ids[j]] for j in top.indices[n].tolist()], top.values[n].tolist())
-            for n, q in enumerate(qids)]
+    return [
+        Candidates(q, queries[q], [corpus[ids[j]] for j in top.indices[n].tolist()], top.values[n].tolist())
+        for n, q in enumerate(qids)
+    ]

@@ -133,8 +133,15 @@ def attention_readout(
     return AttentionReadout(mass, log_scale(logits, prefix_logits))
 
 
-def attention_scores(model: PreTrainedModel, blocks: PromptBlocks, layer: int, mode: Mode = "sparse",
-                     grouped: bool = True, batch_tokens: int = BATCH_TOKENS, tail_position: int | None = None) -> torch.Tensor:
+def attention_scores(
+    model: PreTrainedModel,
+    blocks: PromptBlocks,
+    layer: int,
+    mode: Mode = "sparse",
+    grouped: bool = True,
+    batch_tokens: int = BATCH_TOKENS,
+    tail_position: int | None = None,
+) -> torch.Tensor:
     """Document scores ``[N]``: the list-normalised attention mass of :func:`attention_readout`."""
     return attention_readout(model, blocks, layer, mode, grouped, batch_tokens, tail_position).mass
 

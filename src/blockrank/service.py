@@ -52,14 +52,20 @@ class ApiError(Exception):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": what} for status, what in [
-        (400, "the body is not JSON"), (413, "the body or a document is too large"),
+    status: {"model": ErrorBody, "description": what}
+    for status, what in [
+        (400, "the body is not JSON"),
+        (413, "the body or a document is too large"),
         (422, "a field is invalid or over a limit (named in `field`)"),
         (499, "the client closed the request; the work was cancelled"),
-        (503, "the queue is full; retry after `Retry-After` seconds"), (504, "the request timed out; the work was cancelled")]
+        (503, "the queue is full; retry after `Retry-After` seconds"),
+        (504, "the request timed out; the work was cancelled"),
+    ]
 }
-RERANK_BODY = {"required": True, "content": {"application/json": {"schema": {"anyOf": [
-    CohereRequest.model_json_schema(), TeiRequest.model_json_schema()]}}}}
+RERANK_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"anyOf": [CohereRequest.model_json_schema(), TeiRequest.model_json_schema()]}}},
+}
 
 
 def _validate(query: str, texts: list[str], field: str, limits: Limits) -> None:
@@ -71,8 +77,9 @@ def _validate(query: str, texts: list[str], field: str, limits: Limits) -> None:
         raise ApiError(422, f"{len(texts)} documents exceed the limit of {limits.max_documents}", field)
     for i, text in enumerate(texts):
         if len(text) > limits.max_document_chars:
-            raise ApiError(422, f"document has {len(text)} characters, over the limit of {limits.max_document_chars}",
-                           f"{field}[{i}]")
+            raise ApiError(
+                422, f"document has {len(text)} characters, over the limit of {limits.max_document_chars}", f"{field}[{i}]"
+            )
 
 
 def _documents(documents: list) -> list[Document]:
@@ -100,9 +107,14 @@ async def info(service: Service = Depends(service_of)) -> dict:
     return service.info()
 
 
-@router.post("/rerank", summary="Rerank documents (Cohere body, or TEI body when 'texts' is given)",
-             response_model=CohereResponse | list[TeiResult], response_model_exclude_none=True, responses=ERRORS,
-             openapi_extra={"requestBody": RERANK_BODY})
+@router.post(
+    "/rerank",
+    summary="Rerank documents (Cohere body, or TEI body when 'texts' is given)",
+    response_model=CohereResponse | list[TeiResult],
+    response_model_exclude_none=True,
+    responses=ERRORS,
+    openapi_extra={"requestBody": RERANK_BODY},
+)
 async def rerank(request: Request, response: Response, service: Service = Depends(service_of)):
     try:
         payload = await request.json()
@@ -115,17 +127,25 @@ async def rerank(request: Request, response: Response, service: Service = Depend
     return await cohere(service, _parse(CohereRequest, payload), request, response, "1")
 
 
-@router.post("/v1/rerank", summary="Cohere API v1 rerank (what cohere.Client calls)", response_model=CohereResponse,
-             response_model_exclude_none=True, responses=ERRORS)
-async def rerank_v1(body: CohereRequest, request: Request, response: Response,
-                    service: Service = Depends(service_of)) -> dict:
+@router.post(
+    "/v1/rerank",
+    summary="Cohere API v1 rerank (what cohere.Client calls)",
+    response_model=CohereResponse,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+)
+async def rerank_v1(body: CohereRequest, request: Request, response: Response, service: Service = Depends(service_of)) -> dict:
     return await cohere(service, body, request, response, "1")
 
 
-@router.post("/v2/rerank", summary="Cohere API v2 rerank (what cohere.ClientV2 calls)", response_model=CohereResponse,
-             response_model_exclude_none=True, responses=ERRORS)
-async def rerank_v2(body: CohereV2Request, request: Request, response: Response,
-                    service: Service = Depends(service_of)) -> dict:
+@router.post(
+    "/v2/rerank",
+    summary="Cohere API v2 rerank (what cohere.ClientV2 calls)",
+    response_model=CohereResponse,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+)
+async def rerank_v2(body: CohereV2Request, request: Request, response: Response, service: Service = Depends(service_of)) -> dict:
     return await cohere(service, CohereRequest(**body.model_dump()), request, response, "2")
 
 
@@ -148,8 +168,10 @@ async def cohere(service: Service, body: CohereRequest, request: Request, respon
     }
     if ranking.truncated:
         cut = ranking.truncated
-        meta["warnings"] = [f"{'documents' if len(cut) > 1 else 'document'} {', '.join(map(str, cut))} "
-                            f"{'were' if len(cut) > 1 else 'was'} truncated to {ranking.doc_limit} tokens"]
+        meta["warnings"] = [
+            f"{'documents' if len(cut) > 1 else 'document'} {', '.join(map(str, cut))} "
+            f"{'were' if len(cut) > 1 else 'was'} truncated to {ranking.doc_limit} tokens"
+        ]
     _describe(response, service, ranking, start)
     return {"id": str(uuid.uuid4()), "results": results, "meta": meta}
 
@@ -177,8 +199,12 @@ def create_app(reranker: Reranker, limits: Limits | None = None) -> FastAPI:
         yield
         service.pool.shutdown(wait=True)  # finish in-flight work on shutdown
 
-    app = FastAPI(title="BlockRank", version=__version__, lifespan=lifespan,
-                  description="In-context reranking with structured sparse attention (Cohere- and TEI-compatible).")
+    app = FastAPI(
+        title="BlockRank",
+        version=__version__,
+        lifespan=lifespan,
+        description="In-context reranking with structured sparse attention (Cohere- and TEI-compatible).",
+    )
     app.state.service = service
     app.add_middleware(BodyLimit, max_bytes=service.limits.max_body_bytes)
     app.add_exception_handler(ApiError, api_error)
@@ -237,8 +263,9 @@ def _describe(response: Response, service: Service, ranking: RerankReport, start
     response.headers[HEADERS["latency"]] = f"{1000 * (time.perf_counter() - start):.1f}"
 
 
-async def _ranked(service: Service, query, documents, top_n, max_tokens, truncate: bool = True,
-                  request: Request | None = None) -> RerankReport:
+async def _ranked(
+    service: Service, query, documents, top_n, max_tokens, truncate: bool = True, request: Request | None = None
+) -> RerankReport:
     try:
         return await service.run(query, documents, top_n, max_tokens, truncate, request)
     except ServiceBusy as err:

@@ -62,8 +62,9 @@ class Source(ABC):
         """Every query's pool of documents, without the ``holdout`` queries."""
 
     @abstractmethod
-    def examples(self, i: int, seed: int, n_docs: NDocs, max_positives: int,
-                 holdout: AbstractSet[str] = frozenset()) -> list[ICRExample]:
+    def examples(
+        self, i: int, seed: int, n_docs: NDocs, max_positives: int, holdout: AbstractSet[str] = frozenset()
+    ) -> list[ICRExample]:
         """The source's training examples (seeded), without the ``holdout`` queries."""
 
     def as_dict(self) -> dict[str, Any]:
@@ -88,22 +89,22 @@ class SampledSource(Source):
 
     def pools(self, i: int, seed: int, holdout: AbstractSet[str] = frozenset()) -> list[Pool]:
         found = self.all_pools(i, seed)
-        found = found[self.offset:] if self.limit is None else found[self.offset:self.offset + self.limit]
+        found = found[self.offset :] if self.limit is None else found[self.offset : self.offset + self.limit]
         return [p for p in found if p.query_id not in holdout]
 
-    def examples(self, i: int, seed: int, n_docs: NDocs, max_positives: int,
-                 holdout: AbstractSet[str] = frozenset()) -> list[ICRExample]:
+    def examples(
+        self, i: int, seed: int, n_docs: NDocs, max_positives: int, holdout: AbstractSet[str] = frozenset()
+    ) -> list[ICRExample]:
         size = n_docs if self.n_docs is None else self.n_docs
         skipped: list[int] = []
-        found = sample_examples(self.pools(i, seed, holdout), size, seed + i, self.epochs, skipped,
-                                max_positives=max_positives)
+        found = sample_examples(self.pools(i, seed, holdout), size, seed + i, self.epochs, skipped, max_positives=max_positives)
         what = f"data source {i} ({self.score_name(i, seed)})"
         if skipped[0]:
-            warnings.warn(f"{what}: {skipped[0]} lists had fewer documents than n_docs={size} asked for and were "
-                          "skipped", stacklevel=3)
+            warnings.warn(
+                f"{what}: {skipped[0]} lists had fewer documents than n_docs={size} asked for and were skipped", stacklevel=3
+            )
         if not found:
-            raise ConfigError(f"{what}: no list has the n_docs={size} documents asked for; give the source a "
-                              "smaller n_docs")
+            raise ConfigError(f"{what}: no list has the n_docs={size} documents asked for; give the source a smaller n_docs")
         return found
 
 
@@ -122,8 +123,7 @@ class BeirSource(SampledSource):
 
     def all_pools(self, i: int, seed: int) -> list[Pool]:
         ds = read_beir(self.path, self.split)
-        return pools_from_beir(ds.corpus, ds.queries, ds.qrels, self.top_k, self.min_grade,
-                               exclude=test_judged(self.path))
+        return pools_from_beir(ds.corpus, ds.queries, ds.qrels, self.top_k, self.min_grade, exclude=test_judged(self.path))
 
 
 @dataclass(frozen=True)
@@ -189,13 +189,15 @@ class ICRSource(Source):
             pool.negatives += [d for d in ex.documents if d.id not in known]
         return [p for p in pools.values() if p.query_id not in holdout]
 
-    def examples(self, i: int, seed: int, n_docs: NDocs, max_positives: int,
-                 holdout: AbstractSet[str] = frozenset()) -> list[ICRExample]:
+    def examples(
+        self, i: int, seed: int, n_docs: NDocs, max_positives: int, holdout: AbstractSet[str] = frozenset()
+    ) -> list[ICRExample]:
         return [ex for ex in read_icr_jsonl(self.path) if ex.query_id not in holdout]
 
 
-SOURCE_TYPES: dict[str, type[Source]] = {cls.kind: cls for cls in
-                                         (BeirSource, CandidatesSource, TitlesSource, SynthSource, ICRSource)}
+SOURCE_TYPES: dict[str, type[Source]] = {
+    cls.kind: cls for cls in (BeirSource, CandidatesSource, TitlesSource, SynthSource, ICRSource)
+}
 
 
 def source_keys(kind: str) -> set[str]:
@@ -218,8 +220,9 @@ def parse_source(raw: Any, i: int) -> Source:
     where = f"data source {i} ({kind}, {raw['path']})"
     unknown = sorted(set(raw) - source_keys(kind))
     if unknown:
-        raise ConfigError(f"{where}: unknown keys {', '.join(unknown)}; a {kind} source takes "
-                          f"{', '.join(sorted(source_keys(kind)))}")
+        raise ConfigError(
+            f"{where}: unknown keys {', '.join(unknown)}; a {kind} source takes {', '.join(sorted(source_keys(kind)))}"
+        )
     cls = SOURCE_TYPES[kind]
     hints = typing.get_type_hints(cls)
     return cls(**{k: _typed(v, hints[k], f"{where}: {k}") for k, v in raw.items() if k != "type"})
@@ -250,10 +253,16 @@ def parse_sources(raw: Sequence[Any]) -> list[Source]:
     return [parse_source(src, i) for i, src in enumerate(raw)]
 
 
-def build_examples(sources: Sequence[Source], n_docs: NDocs, seed: int, max_positives: int = 3,
-                   counts: list[int] | None = None, teacher: str | None = None,
-                   scores_dir: str | os.PathLike | None = None,
-                   holdout: AbstractSet[str] = frozenset()) -> list[ICRExample]:
+def build_examples(
+    sources: Sequence[Source],
+    n_docs: NDocs,
+    seed: int,
+    max_positives: int = 3,
+    counts: list[int] | None = None,
+    teacher: str | None = None,
+    scores_dir: str | os.PathLike | None = None,
+    holdout: AbstractSet[str] = frozenset(),
+) -> list[ICRExample]:
     """Examples from every source of a training recipe, shuffled; ``n_docs`` for the sources that set none.
     Each source's teacher (or the recipe's ``teacher``) labels its examples from the stored scores in
     ``scores_dir`` (see :mod:`blockrank.teacher_scores`; :func:`label_sources` writes them), never computed here.
@@ -280,8 +289,15 @@ def attach_teacher(examples: list[ICRExample], teacher: str, source: str, scores
         ex.teacher_name = teacher
 
 
-def label_sources(sources: Sequence[Source], teacher: str | None, scores_dir: str | os.PathLike, seed: int,
-                  holdout: AbstractSet[str] = frozenset(), dtype=None, max_tokens: int | None = None) -> dict[str, int]:
+def label_sources(
+    sources: Sequence[Source],
+    teacher: str | None,
+    scores_dir: str | os.PathLike,
+    seed: int,
+    holdout: AbstractSet[str] = frozenset(),
+    dtype=None,
+    max_tokens: int | None = None,
+) -> dict[str, int]:
     """Compute and store the teacher scores every source's pools need (resumable); returns the queries
     newly scored per file."""
     added: dict[str, int] = {}
@@ -289,8 +305,14 @@ def label_sources(sources: Sequence[Source], teacher: str | None, scores_dir: st
         name = src.teacher or teacher
         if not name:
             continue
-        pools = [(p.query_id, p.query, p.documents,
-                  None if p.first_stage is None else [p.first_stage.get(d.id, 0.0) for d in p.documents])
-                 for p in src.pools(i, seed, holdout)]
+        pools = [
+            (
+                p.query_id,
+                p.query,
+                p.documents,
+                None if p.first_stage is None else [p.first_stage.get(d.id, 0.0) for d in p.documents],
+            )
+            for p in src.pools(i, seed, holdout)
+        ]
         added |= teacher_scores.compute_all(name, src.score_name(i, seed), scores_dir, pools, dtype, max_tokens)
     return added

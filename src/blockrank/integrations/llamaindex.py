@@ -1,7 +1,7 @@
 """LlamaIndex: ``BlockRankPostprocessor`` is a ``BaseNodePostprocessor`` (pass it as ``node_postprocessors``).
 
-    from blockrank.integrations.llamaindex import BlockRankPostprocessor
-    postprocessor = BlockRankPostprocessor(reranker=Reranker.from_pretrained(), top_n=5)
+from blockrank.integrations.llamaindex import BlockRankPostprocessor
+postprocessor = BlockRankPostprocessor(reranker=Reranker.from_pretrained(), top_n=5)
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ class BlockRankPostprocessor(BaseNodePostprocessor):
     def class_name(cls) -> str:
         return "BlockRankPostprocessor"
 
-    def _postprocess_nodes(
-        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
-    ) -> list[NodeWithScore]:
+    def _postprocess_nodes(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None) -> list[NodeWithScore]:
         if query_bundle is None:
             raise InputError("BlockRankPostprocessor needs a query")
         if not nodes:

@@ -24,8 +24,11 @@ class BlockRankRanker(BaseRanker):
     """All documents go into one BlockRank prompt; scores are attention mass (they sum to 1 over the list)."""
 
     def __init__(self, model_name_or_path: str | Reranker | None = None, verbose: int = 0, **reranker_kwargs):
-        self.reranker = (model_name_or_path if isinstance(model_name_or_path, Reranker)
-                         else Reranker.from_pretrained(model_name_or_path, **reranker_kwargs))
+        self.reranker = (
+            model_name_or_path
+            if isinstance(model_name_or_path, Reranker)
+            else Reranker.from_pretrained(model_name_or_path, **reranker_kwargs)
+        )
         self.verbose = verbose
 
     def rank(self, query: str, docs, doc_ids=None, metadata=None) -> RankedResults:
