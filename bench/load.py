@@ -27,13 +27,13 @@ from pathlib import Path
 
 import httpx
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer
 
 from blockrank import Reranker
 from blockrank.background import BackgroundServer
 from blockrank.benchmark import rss_bytes
 from blockrank.files import write_text_atomic
-from blockrank.model import default_model_path, use_block_attention
+from blockrank.model import default_model_path
 from blockrank.service import Limits, create_app
 
 WORDS = "rain cloud sun river paris france banana protein cell vitamin heart blood study trial".split()
@@ -41,18 +41,12 @@ MIX = {"valid": 0.6, "oversized": 0.15, "malformed": 0.15, "disconnect": 0.1}
 
 
 def tiny_reranker() -> Reranker:
+    """The tests' tiny random Llama (tests/factories.py) with the default's tokenizer: the service machinery, not a model."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from factories import tiny_llama
+
     tokenizer = AutoTokenizer.from_pretrained(default_model_path())
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-    )
-    return Reranker(use_block_attention(LlamaForCausalLM(config).eval()), tokenizer, layer=2, max_doc_tokens=64)
+    return Reranker(tiny_llama(vocab_size=len(tokenizer), layers=4), tokenizer, layer=2, max_doc_tokens=64)
 
 
 def memory_stats(samples: list[tuple[float, float]], duration: float) -> dict:
