@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from blockrank.attention import pack
-from blockrank.benchmark import layer_shape, matmul_gflops
+from blockrank.benchmark import matmul_gflops, training_gflop_per_token
 from blockrank.report import machine_info
 from blockrank.sources import BeirSource
 from blockrank.training import LoraSettings, TrainConfig, Trainer
@@ -39,12 +39,6 @@ CONFIGS = {
     "bf16-aux-nodrop-l12": {"lm_weight": 0.0, "bf16": True, "lora": NO_DROPOUT, "layer": 12},
     "bf16-aux-nodrop-l8": {"lm_weight": 0.0, "bf16": True, "lora": NO_DROPOUT, "layer": 8},
 }
-
-
-def model_gflop_per_token(config, layer: int, aux_only: bool) -> float:
-    """Forward + input-gradient FLOPs of the linear layers per token (attention over 64-token blocks is minor)."""
-    linear = layer_shape(config)[3]
-    return 4 * (layer + 1 if aux_only else config.num_hidden_layers) * linear / 1e9
 
 
 def measure(name: str, overrides: dict, args) -> dict:
@@ -73,7 +67,7 @@ def measure(name: str, overrides: dict, args) -> dict:
     for i in range(0, len(used), cfg.grad_accum):
         trainer.optimizer_step(used[i : i + cfg.grad_accum])
     seconds = time.perf_counter() - start
-    gflop = tokens * model_gflop_per_token(
+    gflop = tokens * training_gflop_per_token(
         trainer.accelerator.unwrap_model(trainer.model).config, trainer.layer, not cfg.lm_weight
     )
     return {

@@ -99,6 +99,13 @@ def causal_gflop(config, tokens: int, layers: int, lm_head: bool) -> float:
     return (layers * per_layer + (2 * config.hidden_size * config.vocab_size if lm_head else 0)) / 1e9
 
 
+def training_gflop_per_token(config, layer: int, aux_only: bool) -> float:
+    """Forward + input-gradient FLOPs per token of the linear layers one training step runs: layers 0..l* in
+    aux-only mode, all of them otherwise (attention over 64-token blocks is minor)."""
+    linear = layer_shape(config)[3]
+    return 4 * (layer + 1 if aux_only else config.num_hidden_layers) * linear / 1e9
+
+
 class PeakMemory:
     """Peak memory during a call: CUDA allocator peak, or sampled process RSS above the starting point.
 
