@@ -50,7 +50,11 @@ class Source(ABC):
 
     def score_name(self, i: int, seed: int) -> str:
         """The source's name in teacher-score files (``i``: its index in the recipe)."""
-        return self.name or Path(self.path).name.removesuffix(".jsonl")
+        return self.name or self.stem
+
+    @property
+    def stem(self) -> str:
+        return Path(self.path).name.removesuffix(".jsonl")
 
     @property
     def unlabelled(self) -> bool:
@@ -119,7 +123,7 @@ class BeirSource(SampledSource):
     min_grade: int = 1
 
     def score_name(self, i: int, seed: int) -> str:
-        return self.name or f"{Path(self.path).name}-{self.split}"
+        return self.name or f"{self.stem}-{self.split}"
 
     def all_pools(self, i: int, seed: int) -> list[Pool]:
         ds = read_beir(self.path, self.split)
@@ -156,7 +160,7 @@ class TitlesSource(SampledSource):
     n: int = 1000
 
     def score_name(self, i: int, seed: int) -> str:
-        return self.name or f"{Path(self.path).name}-titles-{self.n}-seed{seed + i}"
+        return self.name or f"{self.stem}-titles-{self.n}-seed{seed + i}"
 
     def all_pools(self, i: int, seed: int) -> list[Pool]:
         ds = read_beir(self.path, self.split)
@@ -208,8 +212,6 @@ def source_keys(kind: str) -> set[str]:
 def parse_source(raw: Any, i: int) -> Source:
     """The typed source for recipe entry ``i`` (a mapping such as ``{type: beir, path: ...}``); a mistake in it,
     such as a titles source's ``seed`` (its queries are drawn with the recipe's), is a :class:`ConfigError`."""
-    if isinstance(raw, Source):
-        return raw
     if not isinstance(raw, Mapping):
         raise ConfigError(f"data source {i}: expected a mapping such as {{type: beir, path: ...}}, got {raw!r}")
     kind = raw.get("type")
