@@ -327,30 +327,18 @@ def test_every_committed_recipe_loads_and_its_start_is_committed(recipe):
         ("{type: bm25, path: p}", r"data source 0: unknown type 'bm25'"),
         ("{type: beir}", r"data source 0 \(beir\): no path"),
         ("scifact", r"data source 0: expected a mapping"),
-    ],
-)
-def test_recipe_sources_with_keys_their_type_ignores_are_refused(source, message):
-    from blockrank.training import load_config
-
-    with pytest.raises(ValueError, match=message):
-        load_config(None, [f"data=[{source}]"])
-    assert load_config(None, ["data=[{type: candidates, path: p, qrels: q, min_grade: 2, epochs: 3}]"]).data
-
-
-@pytest.mark.parametrize(
-    "source, message",
-    [
         ("{type: beir, path: p, limit: ten}", r"data source 0 \(beir, p\): limit: expected int \| None, got 'ten'"),
         ("{type: candidates, path: p, n_docs: [20, 30, 40]}", r"n_docs: expected int \| tuple\[int, int\] \| None"),
         ("{type: synth, path: p, passages: a.jsonl}", r"passages: expected tuple\[str, ...\], got 'a.jsonl'"),
         ("{type: titles, path: p, n: true}", r"n: expected int, got True"),
     ],
 )
-def test_recipe_source_values_of_the_wrong_kind_are_refused_by_key(source, message):
+def test_recipe_sources_with_keys_their_type_ignores_or_values_of_the_wrong_kind_are_refused(source, message):
     from blockrank.training import load_config
 
     with pytest.raises(ValueError, match=message):
         load_config(None, [f"data=[{source}]"])
+    assert load_config(None, ["data=[{type: candidates, path: p, qrels: q, min_grade: 2, epochs: 3}]"]).data
 
 
 def test_recipe_sources_are_typed_and_read_back_from_a_run_config():
