@@ -208,14 +208,13 @@ def collect(
     return [done[c.qid] for c in candidates]
 
 
-def judged_examples(rows: list[dict], rel: int, reference: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Readout logits and 0/1 labels (grade >= ``rel``) of the judged documents; ``reference=False`` leaves out
-    ``log_scale`` (the plain log mass, for comparison)."""
+def judged_examples(rows: list[dict], rel: int) -> tuple[np.ndarray, np.ndarray]:
+    """Readout logits and 0/1 labels (grade >= ``rel``) of the judged documents."""
     x, y = [], []
     for r in rows:
         for g, m in zip(r["grades"], r["log_mass"]):
             if g is not None:
-                x.append(m + (r["log_scale"] if reference else 0.0))
+                x.append(m + r["log_scale"])
                 y.append(int(g >= rel))
     return np.array(x), np.array(y)
 
