@@ -143,12 +143,20 @@ class _Tokenizer:
     padding_side, pad_token_id, eos_token = "right", 0, "</s>"
 
 
-def test_query_generator_runs_a_chat_model(tiny_model_dir):
+def test_query_generator_continues_a_few_shot_prompt_greedily(tiny_model_dir):
+    """Each passage's prompt holds its seeded shots and then the passage; the answer is the model's greedy
+    continuation of that prompt, at most ``max_new_tokens`` long."""
     from blockrank.model import load_model
 
-    model, tokenizer, _ = load_model(tiny_model_dir)
-    out = synth.QueryGenerator(model, tokenizer, max_new_tokens=4, batch_size=2).generate(["short", "a longer passage"])
-    assert len(out) == 2 and all(isinstance(o, str) for o in out)
+    model, tokenizer, _ = load_model(tiny_model_dir, dtype="fp32")
+    generator = synth.QueryGenerator(model, tokenizer, max_new_tokens=4, batch_size=2)
+    passages, keys = ["short", "a longer passage"], ["p0", "p1"]
+    for passage, key, text in zip(passages, keys, generator.generate(passages, keys)):
+        prompt = generator.prompt(passage, key)
+        assert prompt.endswith(f"Passage: {passage}\nQuery:") and prompt.count("Passage: ") == synth.SHOTS_PER_PROMPT + 1
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        greedy = model.generate(**ids, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        assert text == tokenizer.decode(greedy[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def test_batched_generation_with_left_padding_equals_one_at_a_time(tiny_model_dir):
