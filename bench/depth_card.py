@@ -26,7 +26,7 @@ MODELS = {
     "smollm2-synth-175": "BlockRank after `smollm2-synth`, step 175 (not shipped: SciFact fell)",
     "avg-175": "mean of the default and smollm2-synth-175 (not shipped: SciFact fell)",
     "smollm2-synth-375": "smollm2-synth-175 after 200 more steps (not shipped: below it everywhere)",
-    "synth-depth": "smollm2-synth-175 after 80 steps with deep SPLADE++ lists (`smollm2-synth-depth`; not shipped)",
+    "synth-depth": "smollm2-synth-175 after 80 steps with deep SPLADE++ lists (`smollm2-synth-depth`; not shipped: SciFact fell)",
 }
 BASELINES = {"given": "given order (first stage)", "minilm": "all-MiniLM-L6-v2 rerank"}
 TEACHERS = ("given", "minilm", "mpnet", "minilm+mpnet", "given+minilm", "given+mpnet", "given+minilm+mpnet")
