@@ -80,13 +80,25 @@ def add_minilm(rows: list[dict], candidates: list, path: Path) -> None:
     if not path.is_file():
         from blockrank.teachers import load_teacher
 
-        docs = {c.qid: [d for d in c.documents if d.id in set(r["ids"])] for c, r in zip(candidates, rows)}
+        docs = {c.qid: c.documents[: len(r["ids"])] for c, r in zip(candidates, rows)}  # collect's first `depth`
         scores = load_teacher("minilm").score_lists([(c.query, docs[c.qid]) for c in candidates])
         cosine = {c.qid: {d.id: x for d, x in zip(docs[c.qid], s)} for c, s in zip(candidates, scores)}
         write_text_atomic(path, json.dumps(cosine))
     cosine = json.loads(path.read_text())
     for r in rows:
         r["minilm"] = [cosine[r["qid"]][d] for d in r["ids"]]
+
+
+def carries(x, rows: list[dict]) -> bool:
+    """Whether every row holds variant input ``x`` (the MiniLM cosine is scored on the 100-candidate lists only)."""
+    if x is None:
+        return True
+    try:
+        for r in rows:
+            x(r)
+    except KeyError:
+        return False
+    return True
 
 
 def variant_scores(rows: list[dict], x, ab: tuple[float, float] | None) -> list[np.ndarray]:
@@ -109,7 +121,7 @@ def judged(rows: list[dict], scores: list[np.ndarray]) -> list[tuple[np.ndarray,
 def report(data: dict[str, list[dict]]) -> dict:
     table: dict[str, dict] = {}
     for name, (x, fit_on) in VARIANTS.items():
-        if not all(f in data for f in fit_on) or (x is not None and not all(x(r) is not None for r in data["dev"])):
+        if not all(f in data for f in fit_on):
             continue
         dev_rows = [r for f in fit_on for r in data[f]]
         ab = None
@@ -120,7 +132,7 @@ def report(data: dict[str, list[dict]]) -> dict:
         dev = judged(data["dev"], variant_scores(data["dev"], x, ab))
         _, threshold = best_f1(np.concatenate([s for s, _ in dev]), np.concatenate([y for _, y in dev]))
         row["global_threshold"] = threshold
-        if "dl19-5" in data and "dl19-50" in data and "minilm" not in name.lower():
+        if "dl19-5" in data and "dl19-50" in data and carries(x, data["dl19-5"]):
             five = dict(zip((r["qid"] for r in data["dl19-5"]), variant_scores(data["dl19-5"], x, ab)))
             gaps = []
             for r, s50 in zip(data["dl19-50"], variant_scores(data["dl19-50"], x, ab)):
