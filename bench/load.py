@@ -5,7 +5,8 @@ clients that disconnect before the answer.
 It reports p50/p95 latency of the valid requests, the count of each status code per kind, whether every
 valid request that was answered got the right ranking (the one the same reranker gives in-process), the
 server's health afterwards, and the process's resident memory sampled through the run: memory is flat when
-its spread over the second half is within 5% of that half's median.
+every sample over the second half is within 5% of that half's median. Like `blockrank serve`, it caps glibc's
+malloc arenas first (--malloc-arenas).
 
     python bench/load.py --rate 20 --duration 600               # tiny random model (the service machinery)
     python bench/load.py --model default --rate 1 --duration 60   # the shipped reranker
@@ -30,6 +31,7 @@ import torch
 from transformers import AutoTokenizer
 
 from blockrank import Reranker
+from blockrank.allocator import SERVICE_ARENAS, cap_malloc_arenas
 from blockrank.background import BackgroundServer
 from blockrank.benchmark import rss_bytes
 from blockrank.files import write_text_atomic
@@ -50,18 +52,32 @@ def tiny_reranker() -> Reranker:
 
 
 def memory_stats(samples: list[tuple[float, float]], duration: float) -> dict:
-    """Over the second half of the stream (samples taken after it ended are left out): the spread (max - min) and
-    the trend (last quarter's mean - third quarter's) of resident memory, both relative to the half's median."""
+    """Over the second half of the stream (samples taken after it ended are left out): the lowest and highest
+    sample, the spread (max - min) and the trend (last quarter's mean - third quarter's) of resident memory, all
+    relative to the half's median. Flat means within +-5% of that median."""
     half = [(t, m) for t, m in samples if duration / 2 <= t < duration]
     if len(half) < 4:
-        return {"rss_second_half_spread": None, "rss_second_half_trend": None, "memory_flat": False}
+        return {
+            "rss_second_half_low": None,
+            "rss_second_half_high": None,
+            "rss_second_half_spread": None,
+            "rss_second_half_trend": None,
+            "memory_flat": False,
+        }
     values = [m for _, m in half]
     median = statistics.median(values)
     third = [m for t, m in half if t < 3 * duration / 4] or values[:1]
     last = [m for t, m in half if t >= 3 * duration / 4] or values[-1:]
     spread = (max(values) - min(values)) / median
     trend = (statistics.mean(last) - statistics.mean(third)) / median
-    return {"rss_second_half_spread": round(spread, 4), "rss_second_half_trend": round(trend, 4), "memory_flat": spread <= 0.05}
+    low, high = min(values) / median - 1, max(values) / median - 1
+    return {
+        "rss_second_half_low": round(low, 4),
+        "rss_second_half_high": round(high, 4),
+        "rss_second_half_spread": round(spread, 4),
+        "rss_second_half_trend": round(trend, 4),
+        "memory_flat": max(-low, high) <= 0.05,
+    }
 
 
 def valid_bodies(rng: random.Random, n: int, docs: int) -> list[dict]:
@@ -108,7 +124,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench/results/load.json")
     ap.add_argument("--note", default="", help="what else ran on the machine meanwhile (goes into the report)")
+    ap.add_argument("--malloc-arenas", type=int, default=SERVICE_ARENAS, help="as blockrank serve's; 0: glibc's default")
     args = ap.parse_args()
+    arenas_capped = cap_malloc_arenas(args.malloc_arenas)
 
     rng = random.Random(args.seed)
     reranker = (
@@ -211,6 +229,7 @@ def main() -> None:
         **stats,
         "rss_mib_samples": memory,
         "threads": torch.get_num_threads(),
+        "malloc_arenas": args.malloc_arenas if arenas_capped else None,
     }
     print(json.dumps(report, indent=1))
     write_text_atomic(Path(args.out), json.dumps(report, indent=1) + "\n")

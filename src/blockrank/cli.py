@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .allocator import SERVICE_ARENAS, cap_malloc_arenas
 from .defaults import BASE_MODEL, DEFAULT_RERANKER, MODES, RERANKERS, Limits
 from .errors import BlockRankError, InputError
 from .prompt import TruncationWarning, as_documents
@@ -285,6 +286,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .service import create_app
 
+    cap_malloc_arenas(args.malloc_arenas)  # before the request threads exist: each would get its own arena
     reranker = load_reranker(args)
     limits = Limits(
         max_documents=args.max_documents,
@@ -668,6 +670,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-queue", type=int, default=LIMITS.max_queue, help="queued requests before answering 503")
     p.add_argument("--timeout", type=float, default=LIMITS.request_timeout_s, help="seconds per request before answering 504")
+    p.add_argument(
+        "--malloc-arenas",
+        type=int,
+        default=SERVICE_ARENAS,
+        help="glibc malloc arenas, which bounds how far memory swings under load (0: glibc's default; "
+        "MALLOC_ARENA_MAX, if set, wins)",
+    )
     add_model_args(p)
     p.set_defaults(func=cmd_serve)
 
