@@ -129,6 +129,30 @@ def test_sources_leave_out_holdout_queries_and_read_stored_labels(tmp_path):
         build_examples([source], 3, 0, scores_dir=tmp_path / "elsewhere")
 
 
+def test_labels_do_not_depend_on_which_recipe_labelled_first(tmp_path):
+    """A recipe taking a slice of a source and one taking all of it share the score file; BM25's statistics are the
+    whole source's either way, so the stored values are the same whoever labelled first."""
+    from blockrank.sources import CandidatesSource, label_sources
+
+    path = tmp_path / "lists.jsonl"
+    texts = [["the query here", "some query there", "other things", "more things"], ["the query", "things", "query"]] * 3
+    path.write_text(
+        "".join(
+            json.dumps(
+                {"qid": f"q{i}", "query": "the query", "candidates": [{"docid": f"{i}-{j}", "text": t} for j, t in enumerate(ts)]}
+            )
+            + "\n"
+            for i, ts in enumerate(texts[:5])
+        )
+    )
+    label_sources([CandidatesSource(str(path), teacher="bm25", limit=1)], None, tmp_path / "a", seed=0)
+    label_sources([CandidatesSource(str(path), teacher="bm25")], None, tmp_path / "a", seed=0)
+    label_sources([CandidatesSource(str(path), teacher="bm25")], None, tmp_path / "b", seed=0)
+    stored = [teacher_scores.read_scores(tmp_path / d / "lists.bm25.jsonl") for d in "ab"]
+    assert stored[0] == stored[1]
+    assert len((tmp_path / "a" / "lists.bm25.jsonl").read_text().splitlines()) == 5  # the slice labelled every query
+
+
 def test_dev_protocol_reports_plain_and_condensed_ndcg():
     """An unjudged passage ranked first costs plain nDCG@10 but not the condensed one."""
     cands = [Candidates("q", "the query", [Document("unjudged", ""), Document("rel", ""), Document("non", "")])]

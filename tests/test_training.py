@@ -351,7 +351,7 @@ def test_recipe_sources_are_typed_and_read_back_from_a_run_config():
             "{type: synth, path: s, passages: [a, b], teacher: given+mpnet}]"
         ],
     ).data
-    assert beir == BeirSource("p", n_docs=(20, 30), limit=5) and beir.score_name(0, 0) == "p-train"
+    assert beir == BeirSource("p", n_docs=(20, 30), limit=5) and beir.score_name(0, 0) == "p-train-top100"
     assert synth == SynthSource("s", teacher="given+mpnet", passages=("a", "b"))
     for src in (beir, synth):  # config.json holds as_dict(), through JSON
         assert parse_source(json.loads(json.dumps(src.as_dict())), 0) == src

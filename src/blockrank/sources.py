@@ -65,6 +65,10 @@ class Source(ABC):
     def pools(self, i: int, seed: int, holdout: AbstractSet[str] = frozenset()) -> list[Pool]:
         """Every query's pool of documents, without the ``holdout`` queries."""
 
+    def label_pools(self, i: int, seed: int, holdout: AbstractSet[str] = frozenset()) -> list[Pool]:
+        """The pools :func:`label_sources` scores: those of every recipe that shares this source's score files."""
+        return self.pools(i, seed, holdout)
+
     @abstractmethod
     def examples(
         self, i: int, seed: int, n_docs: NDocs, max_positives: int, holdout: AbstractSet[str] = frozenset()
@@ -90,6 +94,11 @@ class SampledSource(Source):
     @abstractmethod
     def all_pools(self, i: int, seed: int) -> list[Pool]:
         """Every pool, before the slice and the holdout."""
+
+    def label_pools(self, i: int, seed: int, holdout: AbstractSet[str] = frozenset()) -> list[Pool]:
+        """Every pool, whatever the slice: a recipe that takes 200 queries and one that takes 600 then label the
+        same way, and BM25's corpus statistics do not depend on which of them labelled first."""
+        return [p for p in self.all_pools(i, seed) if p.query_id not in holdout]
 
     def pools(self, i: int, seed: int, holdout: AbstractSet[str] = frozenset()) -> list[Pool]:
         found = self.all_pools(i, seed)
@@ -123,7 +132,9 @@ class BeirSource(SampledSource):
     min_grade: int = 1
 
     def score_name(self, i: int, seed: int) -> str:
-        return self.name or f"{self.stem}-{self.split}"
+        """Named by what makes the pools: two recipes with different ``top_k`` never share (and rewrite) a file."""
+        grade = "" if self.min_grade == 1 else f"-grade{self.min_grade}"
+        return self.name or f"{self.stem}-{self.split}-top{self.top_k}{grade}"
 
     def all_pools(self, i: int, seed: int) -> list[Pool]:
         ds = read_beir(self.path, self.split)
@@ -314,7 +325,7 @@ def label_sources(
                 p.documents,
                 None if p.first_stage is None else [p.first_stage.get(d.id, 0.0) for d in p.documents],
             )
-            for p in src.pools(i, seed, holdout)
+            for p in src.label_pools(i, seed, holdout)
         ]
         added |= teacher_scores.compute_all(name, src.score_name(i, seed), scores_dir, pools, dtype, max_tokens)
     return added
