@@ -52,12 +52,13 @@ def tiny_reranker() -> Reranker:
 
 
 def memory_stats(samples: list[tuple[float, float]], duration: float) -> dict:
-    """Over the second half of the stream (samples taken after it ended are left out): the lowest and highest
-    sample, the spread (max - min) and the trend (last quarter's mean - third quarter's) of resident memory, all
-    relative to the half's median. Flat means within +-5% of that median."""
+    """Over the second half of the stream (samples taken after it ended are left out): the median of resident
+    memory (MiB), and relative to it the lowest and highest sample, the spread (max - min) and the trend (last
+    quarter's mean - third quarter's). Flat means within +-5% of that median."""
     half = [(t, m) for t, m in samples if duration / 2 <= t < duration]
     if len(half) < 4:
         return {
+            "rss_second_half_median_mib": None,
             "rss_second_half_low": None,
             "rss_second_half_high": None,
             "rss_second_half_spread": None,
@@ -72,6 +73,7 @@ def memory_stats(samples: list[tuple[float, float]], duration: float) -> dict:
     trend = (statistics.mean(last) - statistics.mean(third)) / median
     low, high = min(values) / median - 1, max(values) / median - 1
     return {
+        "rss_second_half_median_mib": round(median, 1),
         "rss_second_half_low": round(low, 4),
         "rss_second_half_high": round(high, 4),
         "rss_second_half_spread": round(spread, 4),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 import sys
 from pathlib import Path
 
@@ -268,11 +267,10 @@ def main() -> None:
             "",
         ]
         if x.get("rss_second_half_high") is not None:
-            median = statistics.median(m for t, m in x["rss_mib_samples"] if x["duration_s"] / 2 <= t < x["duration_s"])
             lines += [
                 f"Over the second half: {x['rss_second_half_low']:+.1%} / {x['rss_second_half_high']:+.1%} around its "
-                f"median of {median:.0f} MiB, trend {x['rss_second_half_trend']:+.1%} (flat means within +-5%: "
-                f"{'yes' if x['memory_flat'] else 'NO'}); glibc malloc arenas: "
+                f"median of {x['rss_second_half_median_mib']:.0f} MiB, trend {x['rss_second_half_trend']:+.1%} "
+                f"(flat means within +-5%: {'yes' if x['memory_flat'] else 'NO'}); glibc malloc arenas: "
                 f"{x.get('malloc_arenas') or 'glibc default or MALLOC_ARENA_MAX'}.",
                 "",
             ]
