@@ -9,7 +9,7 @@ import torch
 from factories import random_blocks, tiny_llama
 
 from blockrank.attention import LayerProbe, pack
-from blockrank.losses import LossWeights, aux_loss, blockrank_loss, distill_loss, lm_loss
+from blockrank.losses import LossWeights, aux_loss, blockrank_loss, distill_loss, document_logits, lm_loss
 from blockrank.scoring import document_mass, forward_blocks
 
 
@@ -21,32 +21,42 @@ def test_document_mass_on_hand_built_logits():
     torch.testing.assert_close(mass, torch.tensor([0.5, 0.5]))
 
 
-def test_aux_loss_known_values():
+def test_document_logits_forms():
     mass = torch.tensor([0.6, 0.3, 0.1])
-    tau = 0.5
-    e = [math.exp(1.2), math.exp(0.6), math.exp(0.2)]  # exp(mass / tau)
-    assert aux_loss(mass, [0], tau).item() == pytest.approx(-math.log(e[0] / sum(e)), rel=1e-5)
+    torch.testing.assert_close(document_logits(mass, 0.5), torch.tensor([1.2, 0.6, 0.2]))
+    torch.testing.assert_close(document_logits(mass, 2.0, "log"), mass.log() / 2)
+    # at temperature 1 the log form's softmax over documents is the mass itself
+    torch.testing.assert_close(torch.softmax(document_logits(mass, 1.0, "log"), 0), mass)
+    assert torch.isfinite(document_logits(torch.tensor([1.0, 0.0]), 1.0, "log")).all()
+    with pytest.raises(ValueError, match="'squared' is not one of linear, log"):
+        document_logits(mass, 1.0, "squared")  # type: ignore[arg-type]
+
+
+def test_aux_loss_known_values():
+    logits = document_logits(torch.tensor([0.6, 0.3, 0.1]), 0.5)
+    e = [math.exp(1.2), math.exp(0.6), math.exp(0.2)]
+    assert aux_loss(logits, [0]).item() == pytest.approx(-math.log(e[0] / sum(e)), rel=1e-5)
     # multi-positive: -log((e0 + e1) / (e0 + e1 + e2))
-    assert aux_loss(mass, [0, 1], tau).item() == pytest.approx(-math.log((e[0] + e[1]) / sum(e)), rel=1e-5)
-    log_partition = math.log(sum(math.exp(m / 0.05) for m in (0.6, 0.3, 0.1)))
-    assert aux_loss(mass, [2], 0.05).item() == pytest.approx(log_partition - 2, rel=1e-5)
+    assert aux_loss(logits, [0, 1]).item() == pytest.approx(-math.log((e[0] + e[1]) / sum(e)), rel=1e-5)
+    # the log form at temperature 1: minus the log of the positives' share of the mass
+    assert aux_loss(document_logits(torch.tensor([0.6, 0.3, 0.1]), 1.0, "log"), [1, 2]).item() == pytest.approx(-math.log(0.4))
     with pytest.raises(ValueError, match="out of range"):
-        aux_loss(mass, [3], tau)
+        aux_loss(logits, [3])
     with pytest.raises(ValueError, match="at least one positive"):
-        aux_loss(mass, [], tau)
+        aux_loss(logits, [])
 
 
 def test_distill_loss_known_values():
-    mass = torch.tensor([0.5, 0.3, 0.2])
+    logits = torch.tensor([0.5, 0.3, 0.2]) / 0.1
     teacher = [2.0, 0.0, 1.0]
     p = torch.softmax(torch.tensor(teacher) / 2.0, 0)  # teacher temperature 2
-    q = torch.softmax(mass / 0.1, 0)  # student temperature 0.1
+    q = torch.softmax(logits, 0)
     expected = float((p * (p.log() - q.log())).sum())
-    assert distill_loss(mass, teacher, 0.1, 2.0).item() == pytest.approx(expected, rel=1e-5)
+    assert distill_loss(logits, teacher, 2.0).item() == pytest.approx(expected, rel=1e-5)
     # zero exactly when the student's distribution is the teacher's
-    assert distill_loss(mass, (mass / 0.1).tolist(), 0.1, 1.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert distill_loss(logits, logits.tolist(), 1.0).item() == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="2 teacher scores for 3 documents"):
-        distill_loss(mass, [1.0, 2.0], 0.1, 1.0)
+        distill_loss(logits, [1.0, 2.0], 1.0)
 
 
 def test_combined_loss_weights_and_unlabelled_examples():
@@ -55,8 +65,13 @@ def test_combined_loss_weights_and_unlabelled_examples():
     mass = document_mass(logits, doc_of_token, 2)
     w = LossWeights(lm=0.0, aux=0.5, kd=2.0, temperature=0.1, teacher_temperature=1.0)
     parts = blockrank_loss(None, None, logits, doc_of_token, 2, [0], w, teacher=[0.0, 1.0])
-    expected = 0.5 * aux_loss(mass, [0], 0.1) + 2.0 * distill_loss(mass, [0.0, 1.0], 0.1, 1.0)
+    s = mass / 0.1
+    expected = 0.5 * aux_loss(s, [0]) + 2.0 * distill_loss(s, [0.0, 1.0], 1.0)
     assert parts.loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    logged = blockrank_loss(
+        None, None, logits, doc_of_token, 2, [0], LossWeights(lm=0.0, aux=1.0, temperature=1.0, mass_logits="log")
+    )
+    assert logged.aux.item() == pytest.approx(-math.log(mass[0].item()), rel=1e-6)
     assert parts.lm.item() == 0 and not parts.top1  # doc 1 holds 0.75 of the mass; the positive is doc 0
     unlabelled = blockrank_loss(None, None, logits, doc_of_token, 2, [], w, teacher=[0.0, 1.0])
     assert unlabelled.aux.item() == 0 and unlabelled.loss.item() == pytest.approx(2.0 * unlabelled.kd.item())

@@ -176,6 +176,17 @@ def test_numbers_in_exponent_form_are_numbers():
         load_config(None, ["lr=fast"])
 
 
+def test_mass_logits_setting_reaches_the_loss(tmp_path, tiny_model_dir, icr_file):
+    from blockrank.errors import ConfigError
+    from blockrank.training import Trainer, load_config
+
+    cfg = load_config(None, [f"model={tiny_model_dir}", "layer=1", "mass_logits=log", "temperature=1", f"out_dir={tmp_path}"])
+    cfg.data = [ICRSource(str(icr_file))]
+    assert Trainer(cfg).weights.mass_logits == "log"
+    with pytest.raises(ConfigError, match="mass_logits: 'softplus' is not one of linear, log"):
+        load_config(None, ["mass_logits=softplus"])
+
+
 @pytest.mark.parametrize("weights", ["lora.r=4", "lora=null"])  # the adapter and the full fine-tune
 def test_resume_continues_exactly_where_the_run_stopped(tmp_path, tiny_model_dir, icr_file, weights):
     """Interrupted after 2 of 4 steps and resumed: weights and optimizer state equal an uninterrupted run's."""

@@ -1,17 +1,22 @@
 """BlockRank's training objective: ``L = w_lm * L_lm + lambda * L_aux + w_kd * L_kd``.
 
 ``L_lm`` is next-token cross-entropy on the answer tokens only (``3, 7]`` after the ``[`` opener).
-``L_aux`` is a multi-positive InfoNCE over documents whose logits are the signal tokens'
-layer-l* attention mass per document (see :func:`blockrank.scoring.document_mass`) divided by a
-temperature: ``-log(sum_pos exp(s_j) / sum_all exp(s_j))``.
-``L_kd`` distils a teacher's ranking listwise: ``KL(softmax(t / T_t) || softmax(mass / tau))`` over the
-same documents. With ``w_lm = 0`` the forward stops at l* (aux-only training): no logits are needed.
+``L_aux`` is a multi-positive InfoNCE over documents, ``-log(sum_pos exp(s_j) / sum_all exp(s_j))``, whose
+logits ``s`` come from the signal tokens' layer-l* attention mass per document (see
+:func:`blockrank.scoring.document_mass`): ``mass / tau`` ("linear") or ``log(mass) / tau`` ("log").
+``L_kd`` distils a teacher's ranking listwise: ``KL(softmax(t / T_t) || softmax(s))`` over the same documents.
+With ``w_lm = 0`` the forward stops at l* (aux-only training): no logits are needed.
+
+Why two forms: the masses sum to 1, so linear logits span at most ``1 / tau`` in all and cannot give many
+documents large gaps, and a document's gradient shrinks with its mass. Log logits have neither limit; at
+``tau = 1`` their softmax is the mass itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -28,27 +33,36 @@ def lm_loss(logits: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(predicting.float(), answer.to(predicting.device))
 
 
-def aux_loss(mass: torch.Tensor, positives: Sequence[int], temperature: float) -> torch.Tensor:
-    """Multi-positive InfoNCE over per-document attention mass ``[N]``."""
+MassLogits = Literal["linear", "log"]
+MASS_LOGITS: tuple[str, ...] = get_args(MassLogits)
+
+
+def document_logits(mass: torch.Tensor, temperature: float, form: MassLogits = "linear") -> torch.Tensor:
+    """The student's per-document logits ``[N]`` from attention mass ``[N]``: ``mass / tau`` or ``log(mass) / tau``."""
+    if form == "linear":
+        return mass.float() / temperature
+    if form == "log":
+        return mass.float().clamp_min(1e-30).log() / temperature  # a mass that underflowed to 0 gets no gradient
+    raise ValueError(f"mass logits {form!r} is not one of {', '.join(MASS_LOGITS)}")
+
+
+def aux_loss(logits: torch.Tensor, positives: Sequence[int]) -> torch.Tensor:
+    """Multi-positive InfoNCE over per-document logits ``[N]``."""
     if not positives:
         raise ValueError("the auxiliary loss needs at least one positive document")
-    if any(not 0 <= p < mass.numel() for p in positives):
-        raise ValueError(f"positive ids {list(positives)} out of range for {mass.numel()} documents")
-    s = mass.float() / temperature
-    idx = torch.as_tensor(list(positives), device=s.device)
-    return torch.logsumexp(s, 0) - torch.logsumexp(s[idx], 0)
+    if any(not 0 <= p < logits.numel() for p in positives):
+        raise ValueError(f"positive ids {list(positives)} out of range for {logits.numel()} documents")
+    idx = torch.as_tensor(list(positives), device=logits.device)
+    return torch.logsumexp(logits, 0) - torch.logsumexp(logits[idx], 0)
 
 
-def distill_loss(
-    mass: torch.Tensor, teacher: Sequence[float] | torch.Tensor, temperature: float, teacher_temperature: float
-) -> torch.Tensor:
+def distill_loss(logits: torch.Tensor, teacher: Sequence[float] | torch.Tensor, teacher_temperature: float) -> torch.Tensor:
     """Listwise KL from the teacher's softmax over documents to the student's, ``[N]`` each."""
-    t = torch.as_tensor(teacher, dtype=torch.float32, device=mass.device)
-    if t.shape != mass.shape:
-        raise ValueError(f"{t.numel()} teacher scores for {mass.numel()} documents")
+    t = torch.as_tensor(teacher, dtype=torch.float32, device=logits.device)
+    if t.shape != logits.shape:
+        raise ValueError(f"{t.numel()} teacher scores for {logits.numel()} documents")
     target = torch.log_softmax(t / teacher_temperature, 0)
-    student = torch.log_softmax(mass.float() / temperature, 0)
-    return torch.sum(target.exp() * (target - student))
+    return torch.sum(target.exp() * (target - torch.log_softmax(logits, 0)))
 
 
 @dataclass
@@ -67,6 +81,7 @@ class LossWeights:
     kd: float = 0.0
     temperature: float = 0.05  # tau, on the student's attention mass
     teacher_temperature: float = 1.0
+    mass_logits: MassLogits = "linear"
 
 
 def blockrank_loss(
@@ -82,14 +97,11 @@ def blockrank_loss(
     """The combined objective for one example. A term whose weight is 0, or whose labels the example
     lacks (no positives, no teacher scores), is left out."""
     mass = document_mass(probe_logits, doc_of_token.to(probe_logits.device), num_docs)
+    s = document_logits(mass, weights.temperature, weights.mass_logits)
     zero = mass.new_zeros(())
     lm = lm_loss(logits, answer) if weights.lm else zero
-    aux = aux_loss(mass, positives, weights.temperature) if weights.aux and positives else zero
-    kd = (
-        distill_loss(mass, teacher, weights.temperature, weights.teacher_temperature)
-        if weights.kd and teacher is not None
-        else zero
-    )
+    aux = aux_loss(s, positives) if weights.aux and positives else zero
+    kd = distill_loss(s, teacher, weights.teacher_temperature) if weights.kd and teacher is not None else zero
     best = set(positives) if positives else {max(range(num_docs), key=lambda i: teacher[i])} if teacher else set()
     total = weights.lm * lm + weights.aux * aux + weights.kd * kd
     return LossParts(total, lm.detach(), aux.detach(), kd.detach(), int(mass.argmax()) in best)

@@ -35,7 +35,7 @@ from .errors import ConfigError
 from .examples import ICRExample, read_qids
 from .export import scoring_settings
 from .files import atomic_directory, write_text_atomic
-from .losses import LossWeights, blockrank_loss
+from .losses import MASS_LOGITS, LossWeights, MassLogits, blockrank_loss
 from .model import BASE_MODEL, cpu_has_native_bf16, default_layer, default_reranker_path, load_model
 from .prompt import PromptBuilder
 from .scoring import attention_scores, forward_blocks
@@ -74,6 +74,7 @@ class TrainConfig:
     lm_weight: float = 1.0  # 0: aux-only, the forward stops at l*
     aux_weight: float = 0.1
     temperature: float = 0.05
+    mass_logits: MassLogits = "linear"  # the student's document logits: mass / temperature, or log(mass) / temperature
     teacher: str | None = None  # e.g. "bm25+minilm" (see blockrank.teachers)
     kd_weight: float = 0.0
     teacher_temperature: float = 1.0
@@ -125,6 +126,8 @@ def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -
     _refuse_unknown(raw, TrainConfig, "config key")
     if raw.get("attention", "sparse") not in MODES:
         raise ConfigError(f"attention: {raw['attention']!r} is not one of {', '.join(MODES)}")
+    if raw.get("mass_logits", "linear") not in MASS_LOGITS:
+        raise ConfigError(f"mass_logits: {raw['mass_logits']!r} is not one of {', '.join(MASS_LOGITS)}")
     if not isinstance(raw.get("data") or [], list):
         raise ConfigError(f"data: expected a list of sources, got {raw['data']!r}")
     raw["data"] = parse_sources(raw.get("data") or [])
@@ -228,7 +231,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.weights = LossWeights(cfg.lm_weight, cfg.aux_weight, cfg.kd_weight, cfg.temperature, cfg.teacher_temperature)
+        self.weights = LossWeights(
+            cfg.lm_weight, cfg.aux_weight, cfg.kd_weight, cfg.temperature, cfg.teacher_temperature, cfg.mass_logits
+        )
         model, self.tokenizer, self.layer = trainable_model(cfg, self.accelerator.device)
         self.builder = PromptBuilder(self.tokenizer, max_doc_tokens=cfg.max_doc_tokens)
         label(cfg)
