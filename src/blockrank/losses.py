@@ -9,7 +9,8 @@ With ``w_lm = 0`` the forward stops at l* (aux-only training): no logits are nee
 
 Why two forms: the masses sum to 1, so linear logits span at most ``1 / tau`` in all and cannot give many
 documents large gaps, and a document's gradient shrinks with its mass. Log logits have neither limit; at
-``tau = 1`` their softmax is the mass itself.
+``tau = 1`` their softmax is the mass itself. Trained side by side, the two rank alike (docs/results.md,
+"The loss-form lever"), so recipes keep the linear default.
 """
 
 from __future__ import annotations
