@@ -16,7 +16,7 @@ if [ -n "${2:-}" ]; then
   PYTHONPATH=$2/src $py $2/bench/speed.py $V --configs sparse,full --max-seconds 60 --name speed-vs-prefill-$s-before
 fi
 $py bench/speed.py $P --configs sparse,full --repeats 3 --name speed-same-text-dl19-$s
-$py bench/speed.py $P --configs sparse --repeats 3 --compile --name speed-same-text-dl19-$s-compiled
+$py bench/speed.py $P --configs sparse,full --repeats 3 --compile --name speed-same-text-dl19-$s-compiled  # its own prefill: one run
 $py bench/speed.py $V --configs sparse,full --max-seconds 60 --name speed-vs-prefill-$s
 $py bench/speed.py $V --configs sparse --compile --name speed-vs-prefill-$s-compiled
 if [ -n "${1:-}" ]; then
