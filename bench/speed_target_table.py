@@ -40,7 +40,7 @@ def main(suffix: str) -> None:
     }
     for label, tail in variants:
         text, fixed = load(f"speed-same-text-dl19-{suffix}{tail}"), load(f"speed-vs-prefill-{suffix}{tail}")
-        # a compiled run times BlockRank only: it is compared with the eager run's prefill
+        # a run that timed BlockRank only (older compiled runs) is compared with the eager run's prefill
         text_full = (text if text and text[100].get("full_s") else eager_text) or {}
         fixed_full = fixed if fixed[100].get("full_s") else eager_fixed
         l8 = load(f"speed-vs-prefill-{suffix}-l8{tail}")

@@ -124,10 +124,8 @@ def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -
             target = target[p]
         target[leaf] = yaml.safe_load(value)
     _refuse_unknown(raw, TrainConfig, "config key")
-    if raw.get("attention", "sparse") not in MODES:
-        raise ConfigError(f"attention: {raw['attention']!r} is not one of {', '.join(MODES)}")
-    if raw.get("mass_logits", "linear") not in MASS_LOGITS:
-        raise ConfigError(f"mass_logits: {raw['mass_logits']!r} is not one of {', '.join(MASS_LOGITS)}")
+    _refuse_unlisted(raw, "attention", MODES)
+    _refuse_unlisted(raw, "mass_logits", MASS_LOGITS)
     if not isinstance(raw.get("data") or [], list):
         raise ConfigError(f"data: expected a list of sources, got {raw['data']!r}")
     raw["data"] = parse_sources(raw.get("data") or [])
@@ -146,6 +144,11 @@ def _refuse_unknown(raw: dict[str, Any], cls: type, what: str) -> None:
     unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
         raise ConfigError(f"unknown {what}s: {', '.join(unknown)}")
+
+
+def _refuse_unlisted(raw: dict[str, Any], key: str, choices: Sequence[str]) -> None:
+    if key in raw and raw[key] not in choices:
+        raise ConfigError(f"{key}: {raw[key]!r} is not one of {', '.join(choices)}")
 
 
 def _numbers(raw: dict[str, Any], cls: type, prefix: str = "") -> dict[str, Any]:
