@@ -185,6 +185,8 @@ def test_mass_logits_setting_reaches_the_loss(tmp_path, tiny_model_dir, icr_file
     assert Trainer(cfg).weights.mass_logits == "log"
     with pytest.raises(ConfigError, match="mass_logits: 'softplus' is not one of linear, log"):
         load_config(None, ["mass_logits=softplus"])
+    with pytest.raises(ConfigError, match="attention: 'dense' is not one of sparse, reference, causal"):
+        load_config(None, ["attention=dense"])
 
 
 @pytest.mark.parametrize("weights", ["lora.r=4", "lora=null"])  # the adapter and the full fine-tune
