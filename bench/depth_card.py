@@ -28,6 +28,7 @@ MODELS = {
     "smollm2-synth-375": "smollm2-synth-175 after 200 more steps (not shipped: below it everywhere)",
     "synth-depth": "smollm2-synth-175 after 80 steps with deep SPLADE++ lists (`smollm2-synth-depth`; not shipped: SciFact fell)",
     "synth-depth-log": "the same run with log-mass logits (`mass_logits=log temperature=1`; not shipped: level with it)",
+    "synth-new": "synth-depth after 200 steps on unseen synthetic queries (`smollm2-synth-new`; not shipped: level with it)",
 }
 BASELINES = {"given": "given order (first stage)", "minilm": "all-MiniLM-L6-v2 rerank"}
 TEACHERS = ("given", "minilm", "mpnet", "minilm+mpnet", "given+minilm", "given+mpnet", "given+minilm+mpnet")
