@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import gathered  # bench/, the script's own directory, is on sys.path
+import group_cost
 
 from blockrank.files import write_text_atomic
 
@@ -231,6 +232,8 @@ def main() -> None:
         for q, x in zip(sweep, reports):
             lines.append(f"| {q.stem.split('-')[1]} | " + " | ".join(fmt(r.get("sparse_s"), ".2f") for r in x["summary"]) + " |")
         lines.append("")
+    for path in sorted(RESULTS.glob("group-cost-*.json")):
+        lines += [f"### {path.stem}", "", *group_cost.table(json.loads(path.read_text())), ""]
     for path in sorted((RESULTS / "profile").glob("*.json")):
         lines += profile_section(path)
     precision = RESULTS / "precision.json"

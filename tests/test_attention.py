@@ -7,7 +7,7 @@ import torch
 from factories import random_blocks, tiny_llama
 from transformers import MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
-from blockrank.attention import LayerProbe, dense_mask, pack
+from blockrank.attention import LayerProbe, dense_mask, length_groups, pack
 from blockrank.model import use_block_attention
 from blockrank.scoring import attention_scores, document_mass, forward_blocks
 
@@ -82,6 +82,20 @@ def test_sparse_gradients_match_the_dense_reference():
     assert grads["sparse"].keys() == grads["reference"].keys() and any(g.abs().sum() > 0 for g in grads["reference"].values())
     for name, g in grads["reference"].items():
         torch.testing.assert_close(grads["sparse"][name], g, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_length_groups_cut_padding_within_the_budget():
+    lengths = [181, 176, 160, 133, 127, 107, 96, 87, 81, 75, 68, 62, 50, 41] * 4
+    groups = length_groups(lengths, batch_tokens=1024, group_cost=64)
+    assert sorted(d for g in groups for d in g) == list(range(len(lengths)))
+    for g in groups:
+        assert lengths[g[0]] == max(lengths[d] for d in g)  # padded to its first document
+        assert len(g) * lengths[g[0]] <= 1024
+    assert sum(len(g) * lengths[g[0]] for g in groups) < 1.05 * sum(lengths)
+    # filled greedily, longest first, the long one would take four short ones and pad them by 640 tokens
+    assert [len(g) for g in length_groups([200] + [40] * 30, batch_tokens=1024, group_cost=64)] == [1, 25, 5]
+    assert length_groups([900, 10, 10], batch_tokens=512) == [[0], [1, 2]]  # over the budget: alone
+    assert max(map(len, length_groups([5] * 9, batch_tokens=20, group_cost=1))) == 4  # 3 groups, the fewest
 
 
 def test_micro_batching_does_not_change_scores():

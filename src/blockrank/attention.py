@@ -22,6 +22,7 @@ layer and may stop the forward right there, so the layers above never run.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -36,6 +37,7 @@ from .prompt import PromptBlocks
 
 ATTN_IMPLEMENTATION = "blockrank"
 BATCH_TOKENS = 4096  # documents x padded length per micro-batch (sparse pass) or group (document-major pass)
+GROUP_COST = 64  # what one more group costs, in padded tokens (bench/group_cost.py)
 
 
 @dataclass
@@ -138,15 +140,28 @@ def first_tail_position(prefix_len: int, longest: int, tail_position: int | None
     return tail_position
 
 
-def length_groups(lengths: list[int], batch_tokens: int) -> list[list[int]]:
-    """Document indices by length, longest first, cut into groups of at most ``batch_tokens`` padded tokens."""
+def length_groups(lengths: list[int], batch_tokens: int, group_cost: int | None = None) -> list[list[int]]:
+    """Document indices by length, longest first, cut into groups of at most ``batch_tokens`` padded tokens
+    (a longer document goes alone). Of all such cuts, the one with the fewest padded tokens plus
+    ``group_cost`` (default :data:`GROUP_COST`) per group: greedy filling pads short documents up to the
+    longest of their group."""
+    group_cost = GROUP_COST if group_cost is None else group_cost
     order = sorted(range(len(lengths)), key=lambda d: -lengths[d])
-    out, i = [], 0
-    while i < len(order):
-        size = max(1, batch_tokens // lengths[order[i]])  # the first is the longest of its group
-        out.append(order[i : i + size])
-        i += size
-    return out
+    width = [lengths[d] for d in order]
+    best: list[float] = [0.0] + [math.inf] * len(order)  # best[j]: the cost of cutting the first j documents
+    start = [0] * (len(order) + 1)  # start[j]: where the last group of that cut begins
+    for j in range(1, len(order) + 1):
+        for i in range(j - 1, -1, -1):  # the group order[i:j], padded to width[i]
+            padded = width[i] * (j - i)
+            if padded > batch_tokens and i < j - 1:
+                break  # widths grow as i falls, so every earlier start is over the budget too
+            if best[i] + padded + group_cost < best[j]:
+                best[j], start[j] = best[i] + padded + group_cost, i
+    out, j = [], len(order)
+    while j:
+        out.append(order[start[j] : j])
+        j = start[j]
+    return out[::-1]
 
 
 def _plan_micro_batches(layout: BlockLayout, starts: torch.Tensor, lens: torch.Tensor, batch_tokens: int) -> None:
