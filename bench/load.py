@@ -35,7 +35,7 @@ from blockrank.allocator import SERVICE_ARENAS, cap_malloc_arenas
 from blockrank.background import BackgroundServer
 from blockrank.benchmark import rss_bytes
 from blockrank.files import write_text_atomic
-from blockrank.model import default_model_path
+from blockrank.model import base_model_path
 from blockrank.service import Limits, create_app
 
 WORDS = "rain cloud sun river paris france banana protein cell vitamin heart blood study trial".split()
@@ -47,7 +47,7 @@ def tiny_reranker() -> Reranker:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from factories import tiny_llama
 
-    tokenizer = AutoTokenizer.from_pretrained(default_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(base_model_path())
     return Reranker(tiny_llama(vocab_size=len(tokenizer), layers=4), tokenizer, layer=2, max_doc_tokens=64)
 
 

@@ -8,7 +8,7 @@ import pytest
 from factories import tiny_llama
 from transformers import AutoTokenizer
 
-from blockrank.model import default_model_path
+from blockrank.model import base_model_path
 
 # LiteLLM (a test client, also imported by the rerankers library) fetches a price list over the network on import
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -17,7 +17,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 @pytest.fixture(scope="session")
 def default_path():
     """The converted default model (converted once into the user cache; ~20 s the first time)."""
-    return default_model_path()
+    return base_model_path()
 
 
 @pytest.fixture(scope="session")

