@@ -1,6 +1,6 @@
 """Seconds per call of the document-major pass by the group cost that cuts documents into groups (issue #22).
 
-    python bench/group_cost.py [--passages FILE] [--n 100] [--costs 0,64,128,256,1024] [--repeats 3] [--compile]
+    python bench/group_cost.py [--passages FILE] [--n 100] [--costs 0,64,128,256,1024,1000000] [--repeats 3] [--compile]
 
 Documents of different lengths share a group padded to its longest, and every group runs all layers up to l*.
 :func:`blockrank.attention.length_groups` picks the cut with the fewest padded tokens plus ``GROUP_COST`` per

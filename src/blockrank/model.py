@@ -12,7 +12,6 @@ import functools
 import importlib.util
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -66,11 +65,7 @@ def qwen_coder_gguf() -> Path:
     if target.is_file():
         return target
     parts = wheel_parts(QWEN_CODER_PARTS, QWEN_CODER_VERSION, ".bin", QWEN_CODER_INSTALL, ModelLoadError)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        joined = Path(tmp) / target.name
-        join_parts(parts, joined, QWEN_CODER_SHA256, QWEN_CODER_INSTALL, ModelLoadError)
-        joined.replace(target)
+    join_parts(parts, target, QWEN_CODER_SHA256, QWEN_CODER_INSTALL, ModelLoadError)
     return target
 
 
@@ -80,7 +75,10 @@ def base_model_path(name: str = BASE_MODEL) -> Path:
     target = cache_dir() / "models" / name
     if (target / "config.json").is_file():
         return target
-    return convert_gguf(default_gguf() if name == BASE_MODEL else qwen_coder_gguf(), target)
+    return convert_gguf(OFFLINE_GGUF[name](), target)
+
+
+OFFLINE_GGUF = {BASE_MODEL: default_gguf, QWEN_CODER: qwen_coder_gguf}  # name -> where its GGUF comes from
 
 
 def default_reranker_path() -> Path:
@@ -109,10 +107,9 @@ def resolve(name_or_path: str | os.PathLike | None) -> tuple[str, dict]:
     """
     if name_or_path is None or str(name_or_path) in ("default", DEFAULT_RERANKER):
         return str(default_reranker_path()), {}
-    if str(name_or_path) in (BASE_MODEL, f"HuggingFaceTB/{BASE_MODEL}"):
-        return str(base_model_path()), {}
-    if str(name_or_path) == QWEN_CODER:
-        return str(base_model_path(QWEN_CODER)), {}
+    name = BASE_MODEL if str(name_or_path) == f"HuggingFaceTB/{BASE_MODEL}" else str(name_or_path)
+    if name in OFFLINE_GGUF:
+        return str(base_model_path(name)), {}
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
