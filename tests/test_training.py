@@ -413,10 +413,10 @@ def test_aux_only_bf16_distillation_run_with_an_unlabelled_source(tmp_path, tiny
         "bf16=true",
         "teacher=bm25",
         "kd_weight=1",
-        "log_every=1",
+        "log_every=2",
         "threads=1",
     ]
-    cfg = load_config(None, [*overrides, "eval_every=2"])
+    cfg = load_config(None, [*overrides, "eval_every=1"])  # a dev step between log steps is still evaluated
     dev_lists, dev_qrels = dev_fixture(tmp_path)
     (tmp_path / "dev.qids").write_text("d0\nd1\n")
     cfg.data = [ICRSource(str(icr_file)), CandidatesSource(str(unlabelled))]
@@ -427,7 +427,7 @@ def test_aux_only_bf16_distillation_run_with_an_unlabelled_source(tmp_path, tiny
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [0, 1, 2] and all(r["lm_loss"] == 0 for r in log[1:])
     assert sum(r["kd_loss"] for r in log[1:]) > 0
-    assert all(0 <= r["dev_score"] <= 1 for r in (log[0], log[2]))  # dev ranked under bf16 autocast, without grad
+    assert all(0 <= r["dev_score"] <= 1 for r in log)  # dev ranked under bf16 autocast, without grad
     adapted = {k.split(".layers.")[1].split(".")[0] for k in load_file(final / "adapter_model.safetensors")}
     assert adapted == {"0", "1"}  # aux-only: no adapters above l* (the tiny model has 3 layers)
     stored = tmp_path / "run" / "teacher-scores"  # every source's lists, scored once before training

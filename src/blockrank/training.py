@@ -300,7 +300,9 @@ class Trainer:
                     for p in self.optimizer_step([next(stream) for _ in range(cfg.grad_accum)])
                 ]
                 bar.update(1)
-                if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                last = self.step == self.total_steps
+                due_dev = bool(self.dev) and (self.step % cfg.eval_every == 0 or last)
+                if self.step % cfg.log_every == 0 or last or due_dev:  # a dev step is logged even between log steps
                     row = {
                         "step": self.step,
                         "lm_loss": _mean(w[0] for w in window),
@@ -312,7 +314,7 @@ class Trainer:
                         "elapsed_s": time.perf_counter() - started,
                     }
                     window.clear()
-                    if self.dev and (self.step % cfg.eval_every == 0 or self.step == self.total_steps):
+                    if due_dev:
                         row |= self.evaluate()
                     bar.set_postfix(
                         {
