@@ -69,6 +69,9 @@ def qwen_coder_gguf() -> Path:
     return target
 
 
+OFFLINE_GGUF = {BASE_MODEL: default_gguf, QWEN_CODER: qwen_coder_gguf}  # name -> where its GGUF comes from
+
+
 def base_model_path(name: str = BASE_MODEL) -> Path:
     """An offline base (:data:`BASE_MODEL` or :data:`QWEN_CODER`) as safetensors, converted on first use
     (about 20 s for the default)."""
@@ -76,9 +79,6 @@ def base_model_path(name: str = BASE_MODEL) -> Path:
     if (target / "config.json").is_file():
         return target
     return convert_gguf(OFFLINE_GGUF[name](), target)
-
-
-OFFLINE_GGUF = {BASE_MODEL: default_gguf, QWEN_CODER: qwen_coder_gguf}  # name -> where its GGUF comes from
 
 
 def default_reranker_path() -> Path:
