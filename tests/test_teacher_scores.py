@@ -11,9 +11,9 @@ from blockrank.data import Candidates, DataFormatError
 from blockrank.errors import ConfigError
 from blockrank.evaluation import EvalSet, dev_metrics
 from blockrank.examples import Pool, sample_examples
+from blockrank.fusion import fuse
 from blockrank.prompt import Document
 from blockrank.sources import build_examples
-from blockrank.teachers import fuse
 
 
 def docs(qid: str, n: int) -> list[Document]:

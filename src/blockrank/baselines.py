@@ -3,7 +3,7 @@
 * :class:`FirstStage` (``given``) keeps the candidates' own order, whatever first stage made it.
 * :class:`TeacherScorer` scores with a teacher: embedding cosine (``minilm``, ``mpnet``) or a fusion.
 * :class:`BlockRankScorer` wraps a :class:`Reranker` (BlockRank attention or decode mode, or the
-  full-causal-attention ICR baseline).
+  full-causal-attention ICR baseline), alone or fused with the first stage's scores (``blockrank-fused``).
 * :class:`SlidingWindow` is the RankGPT-style listwise baseline: windows of 20 moved from the back
   of the list to the front in steps of 10, each window reordered by a generated permutation.
 * :class:`FirstToken` is FIRST-style: one full-attention forward, documents scored by the model's
@@ -22,6 +22,7 @@ from transformers import DynamicCache
 from .attention import pack
 from .defaults import RERANKERS
 from .errors import InputError
+from .fusion import FIRST_STAGE_WEIGHT
 from .reranker import Reranker
 from .scoring import decode_answer, forward_blocks, parse_ranking
 
@@ -59,12 +60,23 @@ class TeacherScorer:
 
 
 class BlockRankScorer:
-    """A :class:`Reranker` in any of its modes."""
+    """A :class:`Reranker` in any of its modes; with ``first_stage_weight``, fused with the first stage's scores."""
 
-    def __init__(self, reranker: Reranker, name: str):
+    def __init__(self, reranker: Reranker, name: str, first_stage_weight: float | None = None):
         self.reranker, self.name, self.tokens = reranker, name, 0
+        self.first_stage_weight = first_stage_weight
 
     def scores(self, query, documents, first_stage=None):
+        if self.first_stage_weight is not None:
+            if first_stage is None:
+                raise InputError(f"{self.name} needs the candidates' first-stage scores")
+            weight = self.first_stage_weight
+            report = self.reranker.rerank_report(query, documents, first_stage=first_stage, first_stage_weight=weight)
+            self.tokens = report.num_tokens
+            fused = [0.0] * len(documents)
+            for r in report.results:
+                fused[r.index] = r.fused
+            return fused
         blocks = self.reranker.prompt(query, documents)
         self.tokens = blocks.num_tokens
         return self.reranker.score_blocks(blocks).tolist()
@@ -183,6 +195,7 @@ def make_scorers(
         scorers.append(
             {
                 "blockrank": lambda: BlockRankScorer(reranker(), "blockrank"),
+                "blockrank-fused": lambda: BlockRankScorer(reranker(), "blockrank-fused", FIRST_STAGE_WEIGHT),
                 "blockrank-decode": lambda: BlockRankScorer(reranker(method="decode"), "blockrank-decode"),
                 "blockrank-causal": lambda: BlockRankScorer(reranker(attention="causal"), "blockrank-causal"),
                 "sliding": lambda: SlidingWindow(reranker(split=False)),  # they name documents by block

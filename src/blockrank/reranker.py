@@ -20,6 +20,7 @@ from .calibration import Calibration, find_calibration
 from .compiled import compile_layers, eager_on_failure, is_compiled
 from .defaults import MODES, Mode
 from .errors import DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
+from .fusion import FIRST_STAGE_WEIGHT, check_first_stage, fuse
 from .model import check_layer, default_layer, display_name, load_model
 from .prompt import Document, PromptBlocks, PromptBuilder, TruncationWarning, as_documents
 from .scoring import AttentionReadout, attention_readout, cancellable, decode_answer, parse_ranking, ranking_scores
@@ -36,7 +37,8 @@ class Result:
 
     ``score`` is the calibrated probability of relevance when the reranker has a calibration (comparable across
     queries and list sizes: threshold it), else ``mass``. ``mass`` is the document's share of the attention at
-    layer l*, normalised over this list (it shrinks as the list grows); the ranking follows it either way.
+    layer l*, normalised over this list (it shrinks as the list grows); the ranking follows it, unless the caller
+    passed first-stage scores: then it follows ``fused`` (:mod:`blockrank.fusion`), and ``score`` stays BlockRank's.
     """
 
     index: int
@@ -44,6 +46,7 @@ class Result:
     score: float
     document: Document
     mass: float
+    fused: float | None = None
 
 
 @dataclass(frozen=True)
@@ -233,9 +236,22 @@ class Reranker:
             stacklevel=3,
         )
 
-    def rerank(self, query: str, documents: Sequence[DocumentLike], top_k: int | None = None) -> list[Result]:
-        """Documents best first (ties keep the input order); ``top_k`` keeps only the best ``k``."""
-        return self.rerank_report(query, documents, top_k=top_k).results
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[DocumentLike],
+        top_k: int | None = None,
+        first_stage: Sequence[float] | None = None,
+        first_stage_weight: float = FIRST_STAGE_WEIGHT,
+    ) -> list[Result]:
+        """Documents best first (ties keep the input order); ``top_k`` keeps only the best ``k``.
+
+        ``first_stage``: the retriever's scores, one per document. The ranking then follows their fusion with
+        BlockRank's (z-normalised within the list, the first stage weighted ``first_stage_weight``); it helped a
+        strong first stage such as SPLADE++ and hurt BM25's (docs/results.md, "Fusion with the first stage").
+        """
+        report = self.rerank_report(query, documents, top_k, first_stage=first_stage, first_stage_weight=first_stage_weight)
+        return report.results
 
     def rerank_report(
         self,
@@ -247,6 +263,8 @@ class Reranker:
         max_query_tokens: int | None = None,
         max_prompt_tokens: int | None = None,
         cancel: threading.Event | None = None,
+        first_stage: Sequence[float] | None = None,
+        first_stage_weight: float = FIRST_STAGE_WEIGHT,
     ) -> RerankReport:
         """:meth:`rerank` plus what the prompt looked like (truncated documents, token count).
 
@@ -258,6 +276,7 @@ class Reranker:
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
             raise InputError(f"top_k must be a positive integer, got {top_k!r}")
         docs = as_documents(documents)
+        given = None if first_stage is None else check_first_stage(first_stage, len(docs), first_stage_weight)
         query_limit = max_query_tokens or self.max_query_tokens
         n = len(self.tokenizer.encode(query, add_special_tokens=False)) if isinstance(query, str) else 0
         if n > query_limit:
@@ -273,8 +292,17 @@ class Reranker:
             self._report_truncation(len(blocks.truncated), len(docs), builder.doc_limit)
         with cancellable(self.model, cancel):
             scores, mass = self.score_and_mass(blocks)
-        order = sorted(range(len(docs)), key=lambda i: -float(mass[i]))  # calibration keeps this order
-        results = [Result(i, docs[i].id, float(scores[i]), docs[i], float(mass[i])) for i in order[:top_k]]
+        key = mass.double()
+        fused = None
+        if given is not None:
+            own = key.clamp_min(1e-300).log() if self.method == "attention" else key  # decode's are rank scores
+            key = torch.tensor(fuse([given, own.tolist()], [first_stage_weight, 1 - first_stage_weight]))
+            fused = key.tolist()
+        order = sorted(range(len(docs)), key=lambda i: -float(key[i]))  # calibration keeps the order of mass
+        results = [
+            Result(i, docs[i].id, float(scores[i]), docs[i], float(mass[i]), None if fused is None else fused[i])
+            for i in order[:top_k]
+        ]
         return RerankReport(
             results=results, truncated=blocks.truncated, num_tokens=blocks.num_tokens, doc_limit=builder.doc_limit
         )

@@ -9,7 +9,7 @@ covering every document that query's examples can draw (its pool). Members:
 * ``given``: the list's own first-stage score (e.g. SPLADE++'s), taken from the data, not computed.
 
 A training list's teacher scores are the mean over members of their scores z-normalised within that list
-(:func:`blockrank.teachers.fuse`), so a one-member teacher gives targets as sharp as a fusion's. Files are appended a chunk
+(:func:`blockrank.fusion.fuse`), so a one-member teacher gives targets as sharp as a fusion's. Files are appended a chunk
 of queries at a time and synced: a kill loses at most the chunk in flight, and rerunning continues.
 """
 
@@ -25,9 +25,9 @@ import torch
 from .data import DataFormatError, read_jsonl
 from .errors import ConfigError
 from .files import append_synced
+from .fusion import fuse
 from .prompt import Document
 from .teachers import TEACHERS as MEMBERS
-from .teachers import fuse
 
 Scores = dict[str, dict[str, float]]  # qid -> docid -> score
 Pools = Sequence[tuple[str, str, list[Document], list[float] | None]]  # (qid, query, documents, first-stage scores)

