@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ import torch
 from blockrank import Reranker
 from blockrank.baselines import BlockRankScorer
 from blockrank.errors import InputError
-from blockrank.fusion import check_first_stage, fuse
+from blockrank.fusion import FIRST_STAGE_WEIGHT, check_first_stage, fuse
 
 DOCS = ["alpha beta", "gamma", "delta epsilon zeta", "eta", "theta iota"]
 
@@ -36,6 +38,9 @@ def test_weight_zero_keeps_blockrank_order_and_weight_one_the_first_stage(rerank
     assert [r.index for r in given] == [4, 3, 2, 1, 0]
     fused = reranker.rerank("query", DOCS, first_stage=torch.tensor(first_stage), top_k=2)
     assert [r.fused for r in fused] == sorted((r.fused for r in fused), reverse=True) and len(fused) == 2
+    by_index = sorted(own, key=lambda r: r.index)  # the fused score is fuse() of log mass, exactly (float64)
+    expected = fuse([first_stage, [math.log(r.mass) for r in by_index]], [FIRST_STAGE_WEIGHT, 1 - FIRST_STAGE_WEIGHT])
+    assert [r.fused for r in fused] == pytest.approx(sorted(expected, reverse=True)[:2], abs=1e-12)
 
 
 @pytest.mark.parametrize(

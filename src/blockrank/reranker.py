@@ -292,13 +292,12 @@ class Reranker:
             self._report_truncation(len(blocks.truncated), len(docs), builder.doc_limit)
         with cancellable(self.model, cancel):
             scores, mass = self.score_and_mass(blocks)
-        key = mass.double()
+        key: list[float] = mass.double().tolist()
         fused = None
         if given is not None:
-            own = key.clamp_min(1e-300).log() if self.method == "attention" else key  # decode's are rank scores
-            key = torch.tensor(fuse([given, own.tolist()], [first_stage_weight, 1 - first_stage_weight]))
-            fused = key.tolist()
-        order = sorted(range(len(docs)), key=lambda i: -float(key[i]))  # calibration keeps the order of mass
+            own = mass.double().clamp_min(1e-300).log() if self.method == "attention" else mass  # decode's: rank scores
+            key = fused = fuse([given, own.tolist()], [first_stage_weight, 1 - first_stage_weight])
+        order = sorted(range(len(docs)), key=lambda i: -key[i])  # calibration keeps the order of mass
         results = [
             Result(i, docs[i].id, float(scores[i]), docs[i], float(mass[i]), None if fused is None else fused[i])
             for i in order[:top_k]
