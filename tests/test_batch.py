@@ -140,6 +140,23 @@ def test_rank_llm_json_in_and_out(tmp_path, tiny_model_dir, reranker):
     assert summary["rerankers"]["given"]["metrics"]["nDCG@10"] == pytest.approx(1.0)
 
 
+def test_fused_with_the_first_stage(tmp_path, tiny_model_dir, reranker):
+    """--fuse-first-stage ranks by the fusion with the file's own scores: weight 1 keeps the first stage's order."""
+    from blockrank.data import read_candidates
+
+    src = tmp_path / "retrieve_results.json"
+    src.write_text(json.dumps(RANK_LLM))
+    args = ["rerank-run", "--candidates", str(src), "--model", str(tiny_model_dir), "--layer", "1", "--top-k", "2"]
+    assert main([*args, "--out", str(tmp_path / "given.trec"), "--fuse-first-stage", "1"]) == 0
+    assert [d for d, _ in read_run(tmp_path / "given.trec")["7"]] == ["d1", "d2"]
+    assert main([*args, "--out", str(tmp_path / "fused.trec"), "--fuse-first-stage"]) == 0  # the default weight
+    first = read_candidates(src)[0]
+    expected = reranker.rerank(first.query, first.documents[:2], first_stage=first.scores[:2])
+    assert read_run(tmp_path / "fused.trec")["7"] == [(r.id, pytest.approx(r.fused, abs=1e-4)) for r in expected]
+    with pytest.raises(ValueError, match="give one score per document"):
+        rerank_run(reranker, candidates(), tmp_path / "none.trec", first_stage_weight=0.3)  # no scores to fuse
+
+
 def test_malformed_rank_llm_json_is_named(tmp_path):
     from blockrank.data import DataFormatError, read_candidates
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .allocator import SERVICE_ARENAS, cap_malloc_arenas
-from .defaults import BASE_MODEL, DEFAULT_RERANKER, MODES, RERANKERS, Limits
+from .defaults import BASE_MODEL, DEFAULT_RERANKER, FIRST_STAGE_WEIGHT, MODES, RERANKERS, Limits
 from .errors import BlockRankError, InputError
 from .prompt import TruncationWarning, as_documents
 
@@ -309,7 +309,7 @@ def cmd_rerank_run(args: argparse.Namespace) -> int:
     if args.candidates:
         candidates = data.read_candidates(args.candidates)
         for c in candidates:
-            c.documents = c.documents[: args.top_k]
+            c.documents, c.scores = c.documents[: args.top_k], c.scores[: args.top_k]
     else:
         if not (args.run and args.corpus):
             raise InputError("give --run and --corpus, or --candidates")
@@ -328,11 +328,13 @@ def cmd_rerank_run(args: argparse.Namespace) -> int:
         split=args.split_documents,
     )
     if args.ray:
-        done = rerank_run.rerank_run_ray(args.model, candidates, args.out, args.tag, args.replicas, kwargs)
+        weight = args.fuse_first_stage
+        done = rerank_run.rerank_run_ray(args.model, candidates, args.out, args.tag, args.replicas, kwargs, weight)
     else:
         from .reranker import Reranker
 
-        done = rerank_run.rerank_run(Reranker.from_pretrained(args.model, **kwargs), candidates, args.out, args.tag)
+        reranker = Reranker.from_pretrained(args.model, **kwargs)
+        done = rerank_run.rerank_run(reranker, candidates, args.out, args.tag, args.fuse_first_stage)
     print(f"reranked {done} queries ({len(candidates) - done} already done) -> {args.out}", file=sys.stderr)
     if args.rank_llm_out:
         run = data.read_run(args.out)
@@ -558,6 +560,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output TREC run; finished queries in it are skipped")
     p.add_argument("--top-k", type=int, default=100, help="rerank the first k candidates of each query")
     p.add_argument("--tag", default="blockrank")
+    p.add_argument(
+        "--fuse-first-stage",
+        nargs="?",
+        type=float,
+        const=FIRST_STAGE_WEIGHT,
+        default=None,
+        metavar="WEIGHT",
+        help=f"rank by the fusion with the run's own scores, the first stage weighted WEIGHT (default {FIRST_STAGE_WEIGHT}); "
+        "for strong first stages (docs/results.md, 'Fusion with the first stage')",
+    )
     p.add_argument("--ray", action="store_true", help="fan out over a Ray cluster (local if none is running)")
     p.add_argument("--replicas", type=int, default=1, help="model replicas (Ray actors) with --ray")
     add_model_args(p)

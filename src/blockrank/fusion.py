@@ -11,11 +11,10 @@ from collections.abc import Sequence
 
 import torch
 
+from .defaults import FIRST_STAGE_WEIGHT
 from .errors import InputError
 
-# The first stage's share when a caller passes its scores: the best on held-out DL21 SPLADE++ dev lists
-# (docs/results.md, "Fusion with the first stage"). Over BM25 lists fusion did not help there.
-FIRST_STAGE_WEIGHT = 0.3
+__all__ = ["FIRST_STAGE_WEIGHT", "check_first_stage", "fuse"]
 
 
 def fuse(per_member: Sequence[Sequence[float]], weights: Sequence[float] | None = None) -> list[float]:

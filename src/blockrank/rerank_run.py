@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tqdm import tqdm
 
@@ -36,9 +36,13 @@ def finished_queries(path: Path, expected: dict[str, int]) -> set[str]:
     return complete
 
 
-def rank_lines(reranker: Reranker, c: Candidates, tag: str) -> str:
-    results = reranker.rerank(c.query, c.documents)
-    return format_run(c.qid, [(r.id, r.score) for r in results], tag)
+def rank_lines(reranker: Reranker, c: Candidates, tag: str, first_stage_weight: float | None = None) -> str:
+    """One query's reranked run lines; with ``first_stage_weight``, ranked and scored by the fusion with the
+    candidates' own first-stage scores (:mod:`blockrank.fusion`)."""
+    if first_stage_weight is None:
+        return format_run(c.qid, [(r.id, r.score) for r in reranker.rerank(c.query, c.documents)], tag)
+    results = reranker.rerank(c.query, c.documents, first_stage=c.scores, first_stage_weight=first_stage_weight)
+    return format_run(c.qid, [(r.id, cast(float, r.fused)) for r in results], tag)
 
 
 def _pending(candidates: list[Candidates], out: Path) -> list[Candidates]:
@@ -49,29 +53,37 @@ def _pending(candidates: list[Candidates], out: Path) -> list[Candidates]:
     return [c for c in candidates if c.qid not in done]
 
 
-def rerank_run(reranker: Reranker, candidates: list[Candidates], out: str | os.PathLike, tag: str = "blockrank") -> int:
-    """Rerank every query not yet in ``out``; returns how many were reranked now."""
+def rerank_run(
+    reranker: Reranker,
+    candidates: list[Candidates],
+    out: str | os.PathLike,
+    tag: str = "blockrank",
+    first_stage_weight: float | None = None,
+) -> int:
+    """Rerank every query not yet in ``out`` (fused with the first stage's scores if ``first_stage_weight``);
+    returns how many were reranked now."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     todo = _pending(candidates, out)
     with out.open("a", encoding="utf-8") as f:
         for c in tqdm(todo, desc="rerank-run", unit="query"):
-            append_synced(f, rank_lines(reranker, c, tag))
+            append_synced(f, rank_lines(reranker, c, tag, first_stage_weight))
     return len(todo)
 
 
 class _RerankActor:
     """A Ray Data actor holding one model replica."""
 
-    def __init__(self, model: str | None, tag: str, reranker_kwargs: dict[str, Any]):
+    def __init__(self, model: str | None, tag: str, reranker_kwargs: dict[str, Any], first_stage_weight: float | None):
         self.reranker = Reranker.from_pretrained(model, **reranker_kwargs)
-        self.tag = tag
+        self.tag, self.first_stage_weight = tag, first_stage_weight
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         lines = []
-        for qid, query, docs in zip(batch["qid"], batch["query"], batch["documents"]):
+        for qid, query, docs, scores in zip(batch["qid"], batch["query"], batch["documents"], batch["scores"]):
             documents = [Document(id=str(d["id"]), text=str(d["text"]), title=str(d["title"])) for d in docs]
-            lines.append(rank_lines(self.reranker, Candidates(str(qid), str(query), documents), self.tag))
+            c = Candidates(str(qid), str(query), documents, [float(x) for x in scores])
+            lines.append(rank_lines(self.reranker, c, self.tag, self.first_stage_weight))
         return {"lines": lines}
 
 
@@ -82,6 +94,7 @@ def rerank_run_ray(
     tag: str = "blockrank",
     replicas: int = 1,
     reranker_kwargs: dict[str, Any] | None = None,
+    first_stage_weight: float | None = None,
 ) -> int:
     """:func:`rerank_run` with ``replicas`` model actors on the Ray cluster in reach (a local one if none)."""
     import ray
@@ -94,12 +107,22 @@ def rerank_run_ray(
     if not ray.is_initialized():
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
     items = [
-        {"qid": c.qid, "query": c.query, "documents": [{"id": d.id, "title": d.title, "text": d.text} for d in c.documents]}
+        {
+            "qid": c.qid,
+            "query": c.query,
+            "documents": [{"id": d.id, "title": d.title, "text": d.text} for d in c.documents],
+            "scores": c.scores,
+        }
         for c in todo
     ]
     ds = ray.data.from_items(items).map_batches(
         _RerankActor,
-        fn_constructor_kwargs={"model": model, "tag": tag, "reranker_kwargs": reranker_kwargs or {}},
+        fn_constructor_kwargs={
+            "model": model,
+            "tag": tag,
+            "reranker_kwargs": reranker_kwargs or {},
+            "first_stage_weight": first_stage_weight,
+        },
         batch_size=1,
         concurrency=replicas,
     )
