@@ -95,6 +95,17 @@ def test_candidates_consistency_filter_and_stored_lists(tmp_path):
         synth.read_lists(tmp_path / "lists.jsonl", {k: v for k, v in CORPUS.items() if k != "p0"})
 
 
+def test_dense_first_stage_finds_neighbours_in_meaning():
+    """No word in common with the query, yet the dense first stage ranks the passage about it next to the source."""
+    queries = {"p3": "lava eruption"}
+    (words,) = synth.build_candidates(queries, CORPUS, k=2)
+    (meaning,) = synth.build_candidates(queries, CORPUS, k=4, first_stage="dense")
+    assert words.documents[0].id == meaning.documents[0].id == "p3"  # the source first either way
+    assert len(meaning.documents) == 4 and meaning.documents[-1].id == "p1"  # the stock market: furthest in meaning
+    with pytest.raises(InputError, match="unknown first stage 'splade'"):
+        synth.build_candidates(queries, CORPUS, k=2, first_stage="splade")
+
+
 def test_a_larger_sample_extends_the_smaller_one():
     passages = {f"p{i}": Document(f"p{i}", "text") for i in range(50)}
     small, large = synth.sample(passages, 5, seed=3), synth.sample(passages, 30, seed=3)

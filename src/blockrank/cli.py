@@ -520,6 +520,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             exclude=args.exclude,
             teacher_dtype=dtype,
             teacher_max_tokens=args.teacher_max_tokens,
+            first_stage=args.first_stage,
         )
     except KeyboardInterrupt:
         print("stopped; run the same command again to resume", file=sys.stderr)
@@ -651,7 +652,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory of stored teacher scores (default: OUT/teacher-scores); a recipe's teacher_scores",
     )
     p.add_argument("--teacher-max-tokens", type=int, default=128, help="tokens of each passage the teacher reads")
-    p.add_argument("--candidates", type=int, default=20, help="BM25 neighbours per query, its source included")
+    p.add_argument("--candidates", type=int, default=20, help="neighbours per query, its source included")
+    p.add_argument(
+        "--first-stage",
+        default="bm25",
+        choices=["bm25", "dense"],
+        help="finds the neighbours: BM25, or all-MiniLM-L6-v2 (neighbours in meaning, as a strong retriever's)",
+    )
     p.add_argument("--keep-rank", type=int, default=3, help="drop a query unless the teacher ranks its source this high")
     p.add_argument(
         "--exclude",

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .data import Candidates
 from .prompt import Document
+
+if TYPE_CHECKING:
+    import torch
 
 
 def bm25_candidates(corpus: dict[str, Document], queries: dict[str, str], top_k: int) -> list[Candidates]:
@@ -22,13 +27,20 @@ def bm25_candidates(corpus: dict[str, Document], queries: dict[str, str], top_k:
     return [Candidates(q, queries[q], [corpus[ids[j]] for j in hits[n]], scores[n].tolist()) for n, q in enumerate(qids)]
 
 
-def dense_candidates(corpus: dict[str, Document], queries: dict[str, str], top_k: int) -> list[Candidates]:
-    """Exact dense retrieval with all-MiniLM-L6-v2 (cosine)."""
+def dense_candidates(
+    corpus: dict[str, Document],
+    queries: dict[str, str],
+    top_k: int,
+    dtype: torch.dtype | None = None,
+    max_tokens: int | None = None,
+) -> list[Candidates]:
+    """Exact dense retrieval with all-MiniLM-L6-v2 (cosine). The encoder is the ``minilm`` teacher's, with its
+    ``dtype`` and ``max_tokens`` (default fp32, 256 tokens), so a teacher labelling the lists reuses its embeddings."""
     import torch
 
-    from .teachers import DenseTeacher, minilm_path
+    from .teachers import dense_encoder
 
-    encoder = DenseTeacher("minilm", minilm_path())
+    encoder = dense_encoder("minilm", "cpu", dtype, max_tokens)
     ids = list(corpus)
     doc_emb = encoder.encode([corpus[i].content for i in ids])
     qids = list(queries)

@@ -266,12 +266,30 @@ def generate_queries(
     return {pid: row["query"] for pid, row in done.items() if "query" in row and pid in passages}
 
 
-def build_candidates(queries: dict[str, str], corpus: dict[str, Document], k: int) -> list[Candidates]:
-    """Stage 2: BM25 top-``k`` from the corpus for each query, the source passage first if BM25 missed it."""
-    from .retrieval import bm25_candidates
+FIRST_STAGES = ("bm25", "dense")
 
+
+def build_candidates(
+    queries: dict[str, str],
+    corpus: dict[str, Document],
+    k: int,
+    first_stage: str = "bm25",
+    dtype: torch.dtype | None = None,
+    max_tokens: int | None = None,
+) -> list[Candidates]:
+    """Stage 2: the top ``k`` from the corpus for each query, by BM25 (words in common) or all-MiniLM-L6-v2
+    (``dense``: neighbours in meaning, the look-alikes a strong retriever returns), the source passage first."""
+    from .retrieval import bm25_candidates, dense_candidates
+
+    named = {f"synth:{pid}": q for pid, q in queries.items()}
+    if first_stage == "bm25":
+        found = bm25_candidates(corpus, named, k)
+    elif first_stage == "dense":
+        found = dense_candidates(corpus, named, k, dtype, max_tokens)
+    else:
+        raise InputError(f"unknown first stage {first_stage!r}; choose {' or '.join(FIRST_STAGES)}")
     lists = []
-    for c in bm25_candidates(corpus, {f"synth:{pid}": q for pid, q in queries.items()}, k):
+    for c in found:
         pid = c.qid.removeprefix("synth:")
         docs = [d for d in c.documents if d.id != pid][: k - 1]
         lists.append(Candidates(c.qid, c.query, [corpus[pid], *docs], [0.0] * (len(docs) + 1)))
@@ -392,6 +410,7 @@ def synthesize(
     exclude: Iterable[str | os.PathLike] = (),
     teacher_dtype: torch.dtype | None = None,
     teacher_max_tokens: int | None = 128,
+    first_stage: str = "bm25",
 ) -> SynthStats:
     """All three stages over a seeded sample of ``n`` passages; safe to rerun after an interruption, or with a
     larger ``n`` to add queries. Writes ``queries.jsonl``, ``lists.jsonl`` and ``stats.json`` to ``out_dir``
@@ -404,7 +423,7 @@ def synthesize(
         raise InputError(f"{', '.join(map(str, passages_paths))}: no passages left to generate from")
     stats = SynthStats()
     queries = generate_queries(generator, sample(corpus, n, seed), out_dir / "queries.jsonl", stats)
-    lists = build_candidates(queries, corpus, k) if queries else []
+    lists = build_candidates(queries, corpus, k, first_stage, teacher_dtype, teacher_max_tokens) if queries else []
     kept = (
         label(
             lists,
@@ -432,6 +451,7 @@ def synthesize(
                 "teacher": teacher,
                 "keep_rank": keep_rank,
                 "candidates": k,
+                "first_stage": first_stage,
             },
             indent=1,
         )

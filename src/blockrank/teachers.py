@@ -203,10 +203,10 @@ def load_teacher(name: str, device: str = "cpu", dtype: torch.dtype | None = Non
         return BM25Teacher()
     if name == "given":
         return GivenScores()
-    return _dense(name, device, dtype, max_tokens)
+    return dense_encoder(name, device, dtype, max_tokens)
 
 
 @functools.lru_cache(maxsize=4)
-def _dense(name: str, device: str, dtype: torch.dtype | None, max_tokens: int | None) -> DenseTeacher:
+def dense_encoder(name: str, device: str, dtype: torch.dtype | None, max_tokens: int | None) -> DenseTeacher:
     """Shared, so fusions and single teachers in one process encode each text once."""
     return DenseTeacher(name, minilm_path() if name == "minilm" else mpnet_path(), device, dtype, max_tokens)
