@@ -13,25 +13,26 @@
 # (the same seed's larger sample extends the smaller one) to add queries in a later session.
 # Queries up to the first 1,000 MS MARCO-pool and 500 ANTIQUE passages of each sample were written with one fixed set
 # of three shots; later ones with five shots drawn per passage (synth.STYLES), claim-style for SciFact.
-# msmarco-dense relists the msmarco set's queries (the same file, linked) with 100 neighbours each from a dense
-# first stage (all-MiniLM-L6-v2): passages close in meaning, the look-alikes a strong retriever puts in a deep list.
+# msmarco-dense relists the msmarco set's queries (the same file, linked) with 30 neighbours each from a dense first
+# stage (all-MiniLM-L6-v2): passages close in meaning, the negatives a strong retriever ranks high. (100 neighbours
+# would triple the stored scores, already 7 MB a member for 30.)
 #   bash configs/synth/generate.sh            # THREADS (default 1), N_MSMARCO / N_ANTIQUE / N_SCIFACT, and
 #   SETS="msmarco antique scifact" (default; also msmarco-dense; two jobs with different SETS can run side by side)
 set -euo pipefail
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${THREADS:-1}
 D=../shared/data
-synth() { .venv/bin/blockrank synth "$@" --scores configs/teacher-scores --candidates 30 --keep-rank 3 \
-  --teacher minilm+mpnet --dtype bf16 --batch-size 16; }
+synth() { .venv/bin/blockrank synth --scores configs/teacher-scores --candidates 30 --keep-rank 3 \
+  --teacher minilm+mpnet --dtype bf16 --batch-size 16 "$@"; }  # a set's own flags come last, so they win
 for set in ${SETS:-msmarco antique scifact}; do case $set in
 msmarco) synth $D/trec-dl/dl21-judged.jsonl $D/trec-dl/dl21-{bm25,splade}-top100.jsonl $D/trec-dl/dl22-{bm25,splade}-top100.jsonl \
   --exclude $D/trec-dl/dl19-bm25-top100.jsonl --exclude $D/trec-dl/dl19-splade-top100.jsonl \
-  --exclude $D/trec-dl/qrels.dl19-passage.txt --out configs/synth/synth-msmarco-pools -n "${N_MSMARCO:-3000}" --seed 1 ;;
+  --exclude $D/trec-dl/qrels.dl19-passage.txt --out configs/synth/synth-msmarco-pools -n "${N_MSMARCO:-6000}" --seed 1 ;;
 msmarco-dense) mkdir -p configs/synth/synth-msmarco-dense  # the msmarco set's queries, relisted (nothing generated)
   ln -sfn ../synth-msmarco-pools/queries.jsonl configs/synth/synth-msmarco-dense/queries.jsonl
   synth $D/trec-dl/dl21-judged.jsonl $D/trec-dl/dl21-{bm25,splade}-top100.jsonl $D/trec-dl/dl22-{bm25,splade}-top100.jsonl \
   --exclude $D/trec-dl/dl19-bm25-top100.jsonl --exclude $D/trec-dl/dl19-splade-top100.jsonl \
-  --exclude $D/trec-dl/qrels.dl19-passage.txt --out configs/synth/synth-msmarco-dense -n "${N_MSMARCO:-3000}" --seed 1 \
-  --first-stage dense --candidates 100 ;;
+  --exclude $D/trec-dl/qrels.dl19-passage.txt --out configs/synth/synth-msmarco-dense -n "${N_MSMARCO:-6000}" --seed 1 \
+  --first-stage dense ;;
 antique) synth $D/antique/antique-judged.jsonl --out configs/synth/synth-antique -n "${N_ANTIQUE:-1500}" --seed 2 ;;
 scifact) synth $D/scifact --exclude $D/scifact/qrels/test.tsv --out configs/synth/synth-scifact -n "${N_SCIFACT:-1500}" \
   --seed 3 --style claim ;;
