@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import ir_measures
 
 from blockrank.baselines import make_scorers
+from blockrank.defaults import FIRST_STAGE_WEIGHT
 from blockrank.evaluation import CONDENSED, EvalSet, given_run, load_eval_set, per_query_metrics, wins_ties_losses
 from blockrank.examples import read_qids
 from blockrank.files import append_synced, write_text_atomic
-from blockrank.fusion import FIRST_STAGE_WEIGHT, fuse
+from blockrank.fusion import fuse_first_stage
 from blockrank.report import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,12 +59,8 @@ def masses(reranker, evalset: EvalSet, cache: Path) -> dict[str, dict]:
 
 
 def fused_run(rows: dict[str, dict], weight: float) -> dict[str, dict[str, float]]:
-    """The fusion ``Reranker.rerank`` computes, from the stored mass (attention mode: log mass)."""
-    run = {}
-    for qid, r in rows.items():
-        own = [math.log(max(m, 1e-300)) for m in r["mass"]]
-        run[qid] = dict(zip(r["ids"], fuse([r["first_stage"], own], [weight, 1 - weight])))
-    return run
+    """The fusion ``Reranker.rerank`` computes, from the stored mass."""
+    return {qid: dict(zip(r["ids"], fuse_first_stage(r["first_stage"], r["mass"], weight))) for qid, r in rows.items()}
 
 
 def main() -> None:

@@ -10,8 +10,9 @@ import torch
 
 from blockrank import Reranker
 from blockrank.baselines import BlockRankScorer
+from blockrank.defaults import FIRST_STAGE_WEIGHT
 from blockrank.errors import InputError
-from blockrank.fusion import FIRST_STAGE_WEIGHT, check_first_stage, fuse
+from blockrank.fusion import check_first_stage, fuse
 
 DOCS = ["alpha beta", "gamma", "delta epsilon zeta", "eta", "theta iota"]
 

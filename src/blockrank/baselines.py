@@ -20,9 +20,8 @@ import torch
 from transformers import DynamicCache
 
 from .attention import pack
-from .defaults import RERANKERS
+from .defaults import FIRST_STAGE_WEIGHT, RERANKERS
 from .errors import InputError
-from .fusion import FIRST_STAGE_WEIGHT
 from .reranker import Reranker
 from .scoring import decode_answer, forward_blocks, parse_ranking
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .allocator import SERVICE_ARENAS, cap_malloc_arenas
-from .defaults import BASE_MODEL, DEFAULT_RERANKER, FIRST_STAGE_WEIGHT, MODES, RERANKERS, Limits
+from .defaults import BASE_MODEL, DEFAULT_RERANKER, FIRST_STAGE_WEIGHT, FIRST_STAGES, MODES, RERANKERS, Limits
 from .errors import BlockRankError, InputError
 from .prompt import TruncationWarning, as_documents
 
@@ -581,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qrels", help="qrels file (BEIR TSV or TREC); default: the BEIR directory's split")
     p.add_argument("--run", help="first-stage TREC run over the BEIR corpus, instead of computing one")
     p.add_argument("--split", default="test")
-    p.add_argument("--first-stage", choices=["bm25", "dense"], default="bm25", help="for BEIR directories")
+    p.add_argument("--first-stage", choices=FIRST_STAGES, default="bm25", help="for BEIR directories")
     p.add_argument("--rerankers", default="given,blockrank", help=f"comma-separated from: {', '.join(RERANKERS)}, or a teacher")
     p.add_argument("--top-k", type=int, default=100, help="candidates reranked per query")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries")
@@ -656,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--first-stage",
         default="bm25",
-        choices=["bm25", "dense"],
+        choices=FIRST_STAGES,
         help="finds the neighbours: BM25, or all-MiniLM-L6-v2 (neighbours in meaning, as a strong retriever's)",
     )
     p.add_argument("--keep-rank", type=int, default=3, help="drop a query unless the teacher ranks its source this high")

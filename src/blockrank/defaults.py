@@ -14,6 +14,7 @@ MODES: tuple[Mode, ...] = ("sparse", "reference", "causal")
 # `blockrank eval --rerankers`: given keeps the candidates' own (first-stage) order, whatever retrieved them;
 # minilm is the all-MiniLM-L6-v2 rerank, blockrank-causal the same model read with full causal attention.
 # A teacher name (bm25, mpnet, a fusion) rescores the list instead: bm25 is BM25 over the list's own statistics.
+FIRST_STAGES = ("bm25", "dense")  # what retrieves candidates from a corpus (blockrank.retrieval)
 # blockrank-fused ranks by the fusion with the candidates' first-stage scores (blockrank.fusion).
 RERANKERS = ("given", "minilm", "blockrank", "blockrank-fused", "blockrank-decode", "blockrank-causal", "sliding", "first")
 # The first stage's share when a caller fuses its scores with BlockRank's: chosen on the held-out DL21 SPLADE++ dev

@@ -34,7 +34,7 @@ from .errors import InputError
 from .files import append_synced, write_text_atomic
 from .report import git_commit, machine_info, pyplot
 from .rerank_run import finished_queries
-from .retrieval import bm25_candidates, dense_candidates
+from .retrieval import retrieve
 
 
 @dataclass
@@ -91,12 +91,8 @@ def load_eval_set(
         if run:
             candidates = candidates_from_run(read_run(run), queries, ds.corpus, top_k)
             candidates = [c for c in candidates if c.qid in queries]
-        elif first_stage == "bm25":
-            candidates = bm25_candidates(ds.corpus, queries, top_k)
-        elif first_stage == "dense":
-            candidates = dense_candidates(ds.corpus, queries, top_k)
         else:
-            raise InputError(f"unknown first stage {first_stage!r}; choose bm25 or dense")
+            candidates = retrieve(first_stage, ds.corpus, queries, top_k)
         name = data.name
     else:
         if qrels is None:

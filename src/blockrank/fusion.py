@@ -11,10 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .defaults import FIRST_STAGE_WEIGHT
 from .errors import InputError
-
-__all__ = ["FIRST_STAGE_WEIGHT", "check_first_stage", "fuse"]
 
 
 def fuse(per_member: Sequence[Sequence[float]], weights: Sequence[float] | None = None) -> list[float]:
@@ -43,3 +40,12 @@ def check_first_stage(first_stage: Sequence[float] | torch.Tensor, n_docs: int, 
     if not torch.isfinite(scores).all():
         raise InputError(f"first_stage[{int((~torch.isfinite(scores)).nonzero()[0])}] is not a finite number")
     return scores.tolist()
+
+
+def fuse_first_stage(first_stage: Sequence[float], own: Sequence[float], weight: float, log_mass: bool = True) -> list[float]:
+    """The first stage's scores fused with BlockRank's own, the first stage weighted ``weight``. ``own`` is
+    attention mass, read as log mass (``log_mass``), or decode mode's rank scores, read as they are."""
+    mine = torch.tensor(own, dtype=torch.float64)
+    if log_mass:
+        mine = mine.clamp_min(1e-300).log()
+    return fuse([first_stage, mine.tolist()], [weight, 1 - weight])

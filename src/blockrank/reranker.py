@@ -18,9 +18,9 @@ from transformers import PreTrainedModel
 from .attention import BATCH_TOKENS
 from .calibration import Calibration, find_calibration
 from .compiled import compile_layers, eager_on_failure, is_compiled
-from .defaults import MODES, Mode
+from .defaults import FIRST_STAGE_WEIGHT, MODES, Mode
 from .errors import DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
-from .fusion import FIRST_STAGE_WEIGHT, check_first_stage, fuse
+from .fusion import check_first_stage, fuse_first_stage
 from .model import check_layer, default_layer, display_name, load_model
 from .prompt import Document, PromptBlocks, PromptBuilder, TruncationWarning, as_documents
 from .scoring import AttentionReadout, attention_readout, cancellable, decode_answer, parse_ranking, ranking_scores
@@ -295,8 +295,7 @@ class Reranker:
         key: list[float] = mass.double().tolist()
         fused = None
         if given is not None:
-            own = mass.double().clamp_min(1e-300).log() if self.method == "attention" else mass  # decode's: rank scores
-            key = fused = fuse([given, own.tolist()], [first_stage_weight, 1 - first_stage_weight])
+            key = fused = fuse_first_stage(given, key, first_stage_weight, log_mass=self.method == "attention")
         order = sorted(range(len(docs)), key=lambda i: -key[i])  # calibration keeps the order of mass
         results = [
             Result(i, docs[i].id, float(scores[i]), docs[i], float(mass[i]), None if fused is None else fused[i])

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .data import Candidates
+from .defaults import FIRST_STAGES
+from .errors import InputError
 from .prompt import Document
 
 if TYPE_CHECKING:
@@ -50,3 +52,20 @@ def dense_candidates(
         Candidates(q, queries[q], [corpus[ids[j]] for j in top.indices[n].tolist()], top.values[n].tolist())
         for n, q in enumerate(qids)
     ]
+
+
+def retrieve(
+    first_stage: str,
+    corpus: dict[str, Document],
+    queries: dict[str, str],
+    top_k: int,
+    dtype: torch.dtype | None = None,
+    max_tokens: int | None = None,
+) -> list[Candidates]:
+    """The top ``top_k`` of ``corpus`` for each query by a first stage named in :data:`FIRST_STAGES`
+    (``dtype`` and ``max_tokens`` apply to the dense encoder)."""
+    if first_stage == "bm25":
+        return bm25_candidates(corpus, queries, top_k)
+    if first_stage == "dense":
+        return dense_candidates(corpus, queries, top_k, dtype, max_tokens)
+    raise InputError(f"unknown first stage {first_stage!r}; choose {' or '.join(FIRST_STAGES)}")

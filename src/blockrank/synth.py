@@ -266,9 +266,6 @@ def generate_queries(
     return {pid: row["query"] for pid, row in done.items() if "query" in row and pid in passages}
 
 
-FIRST_STAGES = ("bm25", "dense")
-
-
 def build_candidates(
     queries: dict[str, str],
     corpus: dict[str, Document],
@@ -279,17 +276,10 @@ def build_candidates(
 ) -> list[Candidates]:
     """Stage 2: the top ``k`` from the corpus for each query, by BM25 (words in common) or all-MiniLM-L6-v2
     (``dense``: neighbours in meaning, the look-alikes a strong retriever returns), the source passage first."""
-    from .retrieval import bm25_candidates, dense_candidates
+    from .retrieval import retrieve
 
-    named = {f"synth:{pid}": q for pid, q in queries.items()}
-    if first_stage == "bm25":
-        found = bm25_candidates(corpus, named, k)
-    elif first_stage == "dense":
-        found = dense_candidates(corpus, named, k, dtype, max_tokens)
-    else:
-        raise InputError(f"unknown first stage {first_stage!r}; choose {' or '.join(FIRST_STAGES)}")
     lists = []
-    for c in found:
+    for c in retrieve(first_stage, corpus, {f"synth:{pid}": q for pid, q in queries.items()}, k, dtype, max_tokens):
         pid = c.qid.removeprefix("synth:")
         docs = [d for d in c.documents if d.id != pid][: k - 1]
         lists.append(Candidates(c.qid, c.query, [corpus[pid], *docs], [0.0] * (len(docs) + 1)))
