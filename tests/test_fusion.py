@@ -70,3 +70,15 @@ def test_fused_scorer_returns_fused_scores_in_input_order(reranker):
     assert np.argsort(scores).tolist() == [0, 2, 4, 3, 1] and scorer.tokens > 0
     with pytest.raises(InputError, match="needs the candidates' first-stage scores"):
         scorer.scores("query", DOCS)
+
+
+def test_rerank_batch_fuses_each_querys_own_scores(reranker):
+    lists, scores = [DOCS, DOCS[:3]], [[0.0, 4.0, 1.0, 3.0, 2.0], [2.0, 0.0, 1.0]]
+    out = reranker.rerank_batch(["q1", "q2"], lists, first_stage=scores, first_stage_weight=0.7)
+    for q, docs, given, got in zip(["q1", "q2"], lists, scores, out):
+        alone = reranker.rerank(q, docs, first_stage=given, first_stage_weight=0.7)
+        assert [(r.index, r.fused) for r in got] == [(r.index, r.fused) for r in alone]
+    with pytest.raises(InputError, match="2 queries but 1 first_stage score lists"):
+        reranker.rerank_batch(["q1", "q2"], lists, first_stage=scores[:1])
+    with pytest.raises(InputError, match=r"first_stage has shape \(5,\); give one score per document \(3\)"):
+        reranker.rerank_batch(["q1", "q2"], lists, first_stage=[scores[0], scores[0]])

@@ -354,12 +354,18 @@ class Reranker:
         documents: Sequence[Sequence[DocumentLike]],
         top_k: int | None = None,
         progress: bool = False,
+        first_stage: Sequence[Sequence[float]] | None = None,
+        first_stage_weight: float = FIRST_STAGE_WEIGHT,
     ) -> list[list[Result]]:
-        """:meth:`rerank` for many queries, each with its own documents (``progress`` shows a bar)."""
+        """:meth:`rerank` for many queries, each with its own documents (``progress`` shows a bar) and, with
+        ``first_stage``, its own list of retriever scores."""
         if len(queries) != len(documents):
             raise InputError(f"got {len(queries)} queries but {len(documents)} document lists")
-        pairs = tqdm(list(zip(queries, documents)), desc="rerank", unit="query", disable=not progress)
-        return [self.rerank(q, d, top_k=top_k) for q, d in pairs]
+        if first_stage is not None and len(first_stage) != len(queries):
+            raise InputError(f"got {len(queries)} queries but {len(first_stage)} first_stage score lists")
+        given = [None] * len(queries) if first_stage is None else list(first_stage)
+        jobs = tqdm(list(zip(queries, documents, given)), desc="rerank", unit="query", disable=not progress)
+        return [self.rerank(q, d, top_k, first_stage=f, first_stage_weight=first_stage_weight) for q, d, f in jobs]
 
 
 def settings(trained: dict, **kwargs) -> dict[str, Any]:
