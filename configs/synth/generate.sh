@@ -16,8 +16,11 @@
 # msmarco-dense relists the msmarco set's queries (the same file, linked) with 30 neighbours each from a dense first
 # stage (all-MiniLM-L6-v2): passages close in meaning, the negatives a strong retriever ranks high. (100 neighbours
 # would triple the stored scores, already 7 MB a member for 30.)
-#   bash configs/synth/generate.sh            # THREADS (default 1), N_MSMARCO / N_ANTIQUE / N_SCIFACT, and
-#   SETS="msmarco antique scifact" (default; also msmarco-dense; two jobs with different SETS can run side by side)
+# msmarco-qwen writes queries for another sample of the same pools with Qwen2.5-Coder-0.5B-Instruct (its six wheels
+# installed, README) instead of SmolLM2-135M: passage-specific queries where SmolLM2's are often generic ("how to
+# reduce blood pressure" is 66 of its 5,602).
+#   bash configs/synth/generate.sh            # THREADS (default 1), N_MSMARCO / N_MSMARCO_QWEN / N_ANTIQUE / N_SCIFACT, and
+#   SETS="msmarco antique scifact" (default; also msmarco-dense, msmarco-qwen; two jobs with different SETS can run side by side)
 set -euo pipefail
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${THREADS:-1}
 D=../shared/data
@@ -33,8 +36,12 @@ msmarco-dense) mkdir -p configs/synth/synth-msmarco-dense  # the msmarco set's q
   --exclude $D/trec-dl/dl19-bm25-top100.jsonl --exclude $D/trec-dl/dl19-splade-top100.jsonl \
   --exclude $D/trec-dl/qrels.dl19-passage.txt --out configs/synth/synth-msmarco-dense -n "${N_MSMARCO:-6000}" --seed 1 \
   --first-stage dense ;;
+msmarco-qwen) synth $D/trec-dl/dl21-judged.jsonl $D/trec-dl/dl21-{bm25,splade}-top100.jsonl $D/trec-dl/dl22-{bm25,splade}-top100.jsonl \
+  --exclude $D/trec-dl/dl19-bm25-top100.jsonl --exclude $D/trec-dl/dl19-splade-top100.jsonl \
+  --exclude $D/trec-dl/qrels.dl19-passage.txt --out configs/synth/synth-msmarco-qwen -n "${N_MSMARCO_QWEN:-2500}" --seed 4 \
+  --generator Qwen2.5-Coder-0.5B-Instruct ;;
 antique) synth $D/antique/antique-judged.jsonl --out configs/synth/synth-antique -n "${N_ANTIQUE:-1500}" --seed 2 ;;
 scifact) synth $D/scifact --exclude $D/scifact/qrels/test.tsv --out configs/synth/synth-scifact -n "${N_SCIFACT:-1500}" \
   --seed 3 --style claim ;;
-*) echo "unknown set $set (msmarco, msmarco-dense, antique, scifact)" >&2; exit 2 ;;
+*) echo "unknown set $set (msmarco, msmarco-dense, msmarco-qwen, antique, scifact)" >&2; exit 2 ;;
 esac; done
