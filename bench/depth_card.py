@@ -29,7 +29,7 @@ MODELS = {
     "synth-depth": "smollm2-synth-175 after 80 steps with deep SPLADE++ lists (`smollm2-synth-depth`; not shipped: SciFact fell)",
     "synth-depth-log": "the same run with log-mass logits (`mass_logits=log temperature=1`; not shipped: level with it)",
     "synth-new": "synth-depth after 200 steps on unseen synthetic queries (`smollm2-synth-new`; not shipped: level with it)",
-    "synth-qwen": "synth-depth after 150 steps on queries written by Qwen2.5-Coder-0.5B (`smollm2-synth-qwen`; not shipped: below it)",
+    "synth-qwen": "synth-depth after 150 steps on Qwen-written synthetic queries (`smollm2-synth-qwen`; not shipped: below it)",
 }
 BASELINES = {"given": "given order (first stage)", "minilm": "all-MiniLM-L6-v2 rerank"}
 TEACHERS = ("given", "minilm", "mpnet", "minilm+mpnet", "given+minilm", "given+mpnet", "given+minilm+mpnet")
