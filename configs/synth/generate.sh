@@ -26,19 +26,15 @@ export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${THREADS:-1}
 D=../shared/data
 synth() { .venv/bin/blockrank synth --scores configs/teacher-scores --candidates 30 --keep-rank 3 \
   --teacher minilm+mpnet --dtype bf16 --batch-size 16 "$@"; }  # a set's own flags come last, so they win
-for set in ${SETS:-msmarco antique scifact}; do case $set in
-msmarco) synth $D/trec-dl/dl21-judged.jsonl $D/trec-dl/dl21-{bm25,splade}-top100.jsonl $D/trec-dl/dl22-{bm25,splade}-top100.jsonl \
+msmarco_pools() { synth $D/trec-dl/dl21-judged.jsonl $D/trec-dl/dl21-{bm25,splade}-top100.jsonl $D/trec-dl/dl22-{bm25,splade}-top100.jsonl \
   --exclude $D/trec-dl/dl19-bm25-top100.jsonl --exclude $D/trec-dl/dl19-splade-top100.jsonl \
-  --exclude $D/trec-dl/qrels.dl19-passage.txt --out configs/synth/synth-msmarco-pools -n "${N_MSMARCO:-6000}" --seed 1 ;;
+  --exclude $D/trec-dl/qrels.dl19-passage.txt "$@"; }  # the DL21/DL22 pools, every DL19 passage kept out (by text)
+for set in ${SETS:-msmarco antique scifact}; do case $set in
+msmarco) msmarco_pools --out configs/synth/synth-msmarco-pools -n "${N_MSMARCO:-6000}" --seed 1 ;;
 msmarco-dense) mkdir -p configs/synth/synth-msmarco-dense  # the msmarco set's queries, relisted (nothing generated)
   ln -sfn ../synth-msmarco-pools/queries.jsonl configs/synth/synth-msmarco-dense/queries.jsonl
-  synth $D/trec-dl/dl21-judged.jsonl $D/trec-dl/dl21-{bm25,splade}-top100.jsonl $D/trec-dl/dl22-{bm25,splade}-top100.jsonl \
-  --exclude $D/trec-dl/dl19-bm25-top100.jsonl --exclude $D/trec-dl/dl19-splade-top100.jsonl \
-  --exclude $D/trec-dl/qrels.dl19-passage.txt --out configs/synth/synth-msmarco-dense -n "${N_MSMARCO:-6000}" --seed 1 \
-  --first-stage dense ;;
-msmarco-qwen) synth $D/trec-dl/dl21-judged.jsonl $D/trec-dl/dl21-{bm25,splade}-top100.jsonl $D/trec-dl/dl22-{bm25,splade}-top100.jsonl \
-  --exclude $D/trec-dl/dl19-bm25-top100.jsonl --exclude $D/trec-dl/dl19-splade-top100.jsonl \
-  --exclude $D/trec-dl/qrels.dl19-passage.txt --out configs/synth/synth-msmarco-qwen -n "${N_MSMARCO_QWEN:-2500}" --seed 4 \
+  msmarco_pools --out configs/synth/synth-msmarco-dense -n "${N_MSMARCO:-6000}" --seed 1 --first-stage dense ;;
+msmarco-qwen) msmarco_pools --out configs/synth/synth-msmarco-qwen -n "${N_MSMARCO_QWEN:-2500}" --seed 4 \
   --generator Qwen2.5-Coder-0.5B-Instruct ;;
 antique) synth $D/antique/antique-judged.jsonl --out configs/synth/synth-antique -n "${N_ANTIQUE:-1500}" --seed 2 ;;
 scifact) synth $D/scifact --exclude $D/scifact/qrels/test.tsv --out configs/synth/synth-scifact -n "${N_SCIFACT:-1500}" \
