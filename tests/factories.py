@@ -59,3 +59,17 @@ def needs_data(path) -> "pytest.MarkDecorator":
     """Skip when the shared data is missing, except under CI (``BLOCKRANK_REQUIRE_DATA=1``), where it must be there."""
     required = os.environ.get("BLOCKRANK_REQUIRE_DATA") == "1"
     return pytest.mark.skipif(not path.exists() and not required, reason=f"{path} not found (../shared/data)")
+
+
+def tiny_calibration(model_dir, layer: int = 1, **coef: float):
+    """A hand-set calibration for a tiny test model: the model's affinity counts 1, the rest as given."""
+    from blockrank.calibration import Calibration, weights_fingerprint
+
+    return Calibration(
+        coef={"affinity": 1.0} | coef,
+        bias=0.0,
+        full_agreement=0.3,
+        model="tiny",
+        weights=weights_fingerprint(model_dir),
+        layer=layer,
+    )

@@ -140,21 +140,23 @@ def test_rank_llm_json_in_and_out(tmp_path, tiny_model_dir, reranker):
     assert summary["rerankers"]["given"]["metrics"]["nDCG@10"] == pytest.approx(1.0)
 
 
-def test_fused_with_the_first_stage(tmp_path, tiny_model_dir, reranker):
-    """--fuse-first-stage ranks by the fusion with the file's own scores: weight 1 keeps the first stage's order."""
+def test_the_runs_scores_count_unless_told_not_to(tmp_path, tiny_model_dir, reranker):
+    """rerank-run passes each query's first-stage scores as evidence; --no-first-stage leaves them out."""
     from blockrank.data import read_candidates
 
     src = tmp_path / "retrieve_results.json"
     src.write_text(json.dumps(RANK_LLM))
     args = ["rerank-run", "--candidates", str(src), "--model", str(tiny_model_dir), "--layer", "1", "--top-k", "2"]
-    assert main([*args, "--out", str(tmp_path / "given.trec"), "--fuse-first-stage", "1"]) == 0
-    assert [d for d, _ in read_run(tmp_path / "given.trec")["7"]] == ["d1", "d2"]
-    assert main([*args, "--out", str(tmp_path / "fused.trec"), "--fuse-first-stage"]) == 0  # the default weight
     first = read_candidates(src)[0]
+    assert main([*args, "--out", str(tmp_path / "with.trec")]) == 0
     expected = reranker.rerank(first.query, first.documents[:2], first_stage=first.scores[:2])
-    assert read_run(tmp_path / "fused.trec")["7"] == [(r.id, pytest.approx(r.fused, abs=1e-4)) for r in expected]
-    with pytest.raises(ValueError, match="give one score per document"):
-        rerank_run(reranker, candidates(), tmp_path / "none.trec", first_stage_weight=0.3)  # no scores to fuse
+    assert read_run(tmp_path / "with.trec")["7"] == [(r.id, pytest.approx(r.score, abs=1e-4)) for r in expected]
+    assert main([*args, "--out", str(tmp_path / "without.trec"), "--no-first-stage", "--input-order", "unordered"]) == 0
+    expected = reranker.rerank(first.query, first.documents[:2], input_order="unordered")
+    assert read_run(tmp_path / "without.trec")["7"] == [(r.id, pytest.approx(r.score, abs=1e-4)) for r in expected]
+    rerank_run(reranker, candidates()[:1], tmp_path / "none.trec")  # these candidates carry no scores: order and model
+    expected = reranker.rerank("query 0", candidates()[0].documents)
+    assert read_run(tmp_path / "none.trec")["q0"] == [(r.id, pytest.approx(r.score, abs=1e-4)) for r in expected]
 
 
 def test_malformed_rank_llm_json_is_named(tmp_path):

@@ -1,25 +1,37 @@
-"""Fusion of a caller's first-stage scores with BlockRank's own (blockrank.fusion, Reranker.rerank)."""
+"""The final ranking: the model's evidence with the input order and the caller's first-stage scores
+(blockrank.calibration, Reranker.rerank's input_order and first_stage)."""
 
 from __future__ import annotations
 
-import math
+import random
 
 import numpy as np
 import pytest
 import torch
+from factories import tiny_calibration
 
 from blockrank import Reranker
 from blockrank.baselines import BlockRankScorer
-from blockrank.defaults import FIRST_STAGE_WEIGHT
+from blockrank.calibration import agreement
 from blockrank.errors import InputError
 from blockrank.fusion import check_first_stage, fuse
+from blockrank.model import load_model
 
-DOCS = ["alpha beta", "gamma", "delta epsilon zeta", "eta", "theta iota"]
+DOCS = ["alpha beta", "gamma", "delta epsilon zeta", "eta", "theta iota", "kappa lambda mu", "nu", "xi omicron"]
+
+
+def reranker_with(tiny_model_dir, **coef) -> Reranker:
+    lm = load_model(tiny_model_dir, dtype="fp32")
+    return Reranker(lm.model, lm.tokenizer, layer=1, calibration=tiny_calibration(tiny_model_dir, **coef))
 
 
 @pytest.fixture(scope="module")
 def reranker(tiny_model_dir):
-    return Reranker.from_pretrained(tiny_model_dir, layer=1, dtype="fp32", calibrated=False)
+    return reranker_with(tiny_model_dir, order=3.0, first_stage=0.0)
+
+
+def model_order(reranker: Reranker, docs: list[str]) -> list[int]:
+    return [r.index for r in reranker.rerank("query", docs, input_order="unordered")]
 
 
 def test_weighted_fuse():
@@ -28,57 +40,103 @@ def test_weighted_fuse():
     assert fuse([[5.0], [1.0]], [0.5, 0.5]) == [0.0]
 
 
-def test_weight_zero_keeps_blockrank_order_and_weight_one_the_first_stage(reranker):
-    plain = reranker.rerank("query", DOCS)
+def test_agreement_detects_ordered_and_shuffled_lists():
+    ordered = -np.arange(100.0)  # the model reads the list exactly in its order
+    assert agreement(ordered) == pytest.approx(1.0) and agreement(ordered[::-1]) == pytest.approx(-1.0)
+    shuffled = ordered.copy()
+    random.Random(0).shuffle(shuffled)
+    assert abs(agreement(shuffled)) < 0.2
+    assert agreement(np.array([1.0, 0.0])) == 0.0  # too short to say
+
+
+def test_an_agreeing_order_is_kept_and_an_unordered_list_gets_no_prior(reranker):
+    mine = model_order(reranker, DOCS)
+    # an input order that nearly agrees with the model: auto trusts it, and its order wins the close calls
+    agreeing = mine[:]
+    agreeing[0], agreeing[1] = agreeing[1], agreeing[0]
+    docs = [DOCS[i] for i in agreeing]
+    assert [r.index for r in reranker.rerank("query", docs)] == list(range(len(DOCS)))
+    assert [r.index for r in reranker.rerank("query", docs, input_order="ranked")] == list(range(len(DOCS)))
+    # the reverse of the model's order: auto finds no agreement and ranks as the model alone does
+    reverse = [DOCS[i] for i in mine[::-1]]
+    auto = reranker.rerank("query", reverse)
+    assert [(r.index, r.score) for r in auto] == [
+        (r.index, r.score) for r in reranker.rerank("query", reverse, input_order="unordered")
+    ]
+    assert [r.index for r in auto] != list(range(len(DOCS)))
+
+
+def test_scores_are_sorted_probabilities_and_the_model_score_stays_available(reranker):
+    results = reranker.rerank("query", DOCS, input_order="ranked")
+    scores = [r.score for r in results]
+    assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores)
+    alone = {r.index: r.score for r in reranker.rerank("query", DOCS, input_order="unordered")}
+    assert {r.index: r.model_score for r in results} == pytest.approx(alone)
+    assert [r.score for r in results] != pytest.approx([alone[r.index] for r in results])  # the order counted
+
+
+def test_first_stage_scores_count_when_given(tiny_model_dir):
+    reranker = reranker_with(tiny_model_dir, first_stage=1e4)
     first_stage = [float(i) for i in range(len(DOCS))]  # the last document best
-    own = reranker.rerank("query", DOCS, first_stage=first_stage, first_stage_weight=0.0)
-    assert [r.index for r in own] == [r.index for r in plain]
-    assert [r.score for r in own] == pytest.approx([r.score for r in plain])  # score stays BlockRank's
-    assert all(r.fused is not None for r in own) and all(r.fused is None for r in plain)
-    given = reranker.rerank("query", DOCS, first_stage=np.array(first_stage), first_stage_weight=1.0)
-    assert [r.index for r in given] == [4, 3, 2, 1, 0]
-    fused = reranker.rerank("query", DOCS, first_stage=torch.tensor(first_stage), top_k=2)
-    assert [r.fused for r in fused] == sorted((r.fused for r in fused), reverse=True) and len(fused) == 2
-    by_index = sorted(own, key=lambda r: r.index)  # the fused score is fuse() of log mass, exactly (float64)
-    expected = fuse([first_stage, [math.log(r.mass) for r in by_index]], [FIRST_STAGE_WEIGHT, 1 - FIRST_STAGE_WEIGHT])
-    assert [r.fused for r in fused] == pytest.approx(sorted(expected, reverse=True)[:2], abs=1e-12)
+    for given in (first_stage, np.array(first_stage), torch.tensor(first_stage)):
+        got = reranker.rerank("query", DOCS, first_stage=given, input_order="unordered")
+        assert [r.index for r in got] == list(range(len(DOCS)))[::-1]
+    assert [r.index for r in reranker.rerank("query", DOCS, top_k=2, first_stage=first_stage)] == [7, 6]
+
+
+def test_ties_keep_the_input_order_and_one_document_is_defined(tiny_model_dir, reranker):
+    blind = reranker_with(tiny_model_dir, affinity=0.0)  # every document gets the same score: all ties
+    assert [r.index for r in blind.rerank("query", DOCS, input_order="unordered")] == list(range(len(DOCS)))
+    (one,) = reranker.rerank("query", ["a single document"], first_stage=[3.0])
+    assert one.index == 0 and 0 < one.score < 1 and one.score == pytest.approx(one.model_score)
 
 
 @pytest.mark.parametrize(
-    ("first_stage", "weight", "message"),
+    ("kwargs", "message"),
     [
-        ([1.0, 2.0], 0.3, r"shape \(2,\); give one score per document \(5\)"),
-        ([[1.0] * 5], 0.3, "shape"),
-        ([1.0, float("nan"), 0.0, 0.0, 0.0], 0.3, r"first_stage\[1\] is not a finite number"),
-        (["a", "b", "c", "d", "e"], 0.3, "must be numbers"),
-        ([1.0] * 5, 1.5, r"first_stage_weight must be a number in \[0, 1\]"),
-        ([1.0] * 5, True, "first_stage_weight"),
+        ({"input_order": "sorted"}, "input_order must be one of 'ranked', 'unordered', 'auto', got 'sorted'"),
+        ({"first_stage": [1.0, 2.0]}, r"first_stage has shape \(2,\); give one score per document \(8\)"),
+        ({"first_stage": [1.0, float("nan")] + [0.0] * 6}, r"first_stage\[1\] is not a finite number"),
+        ({"first_stage": ["a"] * 8}, "first_stage must be numbers"),
     ],
 )
-def test_bad_first_stage_is_refused(reranker, first_stage, weight, message):
+def test_bad_arguments_are_refused(reranker, kwargs, message):
     with pytest.raises(InputError, match=message):
-        reranker.rerank("query", DOCS, first_stage=first_stage, first_stage_weight=weight)
+        reranker.rerank("query", DOCS, **kwargs)
+
+
+def test_bad_reranker_default_is_refused(tiny_model_dir):
+    lm = load_model(tiny_model_dir, dtype="fp32")
+    with pytest.raises(InputError, match="input_order must be one of"):
+        Reranker(lm.model, lm.tokenizer, layer=1, input_order="sorted")  # type: ignore[arg-type]
+
+
+def test_first_stage_weight_is_deprecated_and_ignored(reranker):
+    plain = reranker.rerank("query", DOCS)
+    with pytest.warns(DeprecationWarning, match="first_stage_weight is deprecated"):
+        weighted = reranker.rerank("query", DOCS, first_stage_weight=0.3)
+    assert [(r.index, r.score) for r in weighted] == [(r.index, r.score) for r in plain]
 
 
 def test_check_first_stage_returns_floats():
-    assert check_first_stage((1, 2, 3), 3, 0.3) == [1.0, 2.0, 3.0]
+    assert check_first_stage((1, 2, 3), 3) == [1.0, 2.0, 3.0]
 
 
-def test_fused_scorer_returns_fused_scores_in_input_order(reranker):
-    scorer = BlockRankScorer(reranker, "blockrank-fused", first_stage_weight=1.0)
-    scores = scorer.scores("query", DOCS, first_stage=[0.0, 4.0, 1.0, 3.0, 2.0])
-    assert np.argsort(scores).tolist() == [0, 2, 4, 3, 1] and scorer.tokens > 0
-    with pytest.raises(InputError, match="needs the candidates' first-stage scores"):
-        scorer.scores("query", DOCS)
+def test_scorers_return_scores_in_input_order(reranker):
+    for use in ("default", "fused", "shuffled", "model"):
+        scores = BlockRankScorer(reranker, f"blockrank-{use}", use).scores("query", DOCS, first_stage=[0.0] * len(DOCS))
+        expected = reranker.rerank("query", DOCS, input_order="unordered" if use == "model" else None)
+        if use in ("default", "fused", "model"):
+            assert scores == pytest.approx([s for _, s in sorted((r.index, r.score) for r in expected)])
+        assert len(scores) == len(DOCS) and all(0 < s < 1 for s in scores)
 
 
-def test_rerank_batch_fuses_each_querys_own_scores(reranker):
-    lists, scores = [DOCS, DOCS[:3]], [[0.0, 4.0, 1.0, 3.0, 2.0], [2.0, 0.0, 1.0]]
-    out = reranker.rerank_batch(["q1", "q2"], lists, first_stage=scores, first_stage_weight=0.7)
-    for q, docs, given, got in zip(["q1", "q2"], lists, scores, out):
-        alone = reranker.rerank(q, docs, first_stage=given, first_stage_weight=0.7)
-        assert [(r.index, r.fused) for r in got] == [(r.index, r.fused) for r in alone]
+def test_rerank_batch_passes_scores_and_input_order_per_query(reranker):
+    lists = [DOCS[:3], DOCS[3:]]
+    scores = [[0.0, 2.0, 1.0], [1.0, 0.0, 3.0, 2.0, 5.0]]
+    out = reranker.rerank_batch(["q1", "q2"], lists, first_stage=scores, input_order="ranked")
+    for got, q, docs, given in zip(out, ["q1", "q2"], lists, scores):
+        alone = reranker.rerank(q, docs, first_stage=given, input_order="ranked")
+        assert [(r.index, r.score) for r in got] == [(r.index, r.score) for r in alone]
     with pytest.raises(InputError, match="2 queries but 1 first_stage score lists"):
         reranker.rerank_batch(["q1", "q2"], lists, first_stage=scores[:1])
-    with pytest.raises(InputError, match=r"first_stage has shape \(5,\); give one score per document \(3\)"):
-        reranker.rerank_batch(["q1", "q2"], lists, first_stage=[scores[0], scores[0]])

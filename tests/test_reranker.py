@@ -39,7 +39,7 @@ def test_rerank_default_model(reranker, demo):
     blocks = reranker.prompt(demo["query"], demo["documents"])
     assert blocks.owner is not None and len(blocks.docs) > 12  # abstracts are longer than one 96-token block
     assert reranker.calibration is not None and all(0 < s < 1 for s in scores)  # the shipped calibration
-    assert [r.mass for r in results] == sorted((r.mass for r in results), reverse=True)  # the order is the mass's
+    assert all(0 < r.model_score < 1 for r in results)  # the model's evidence alone, also a probability
     _, mass = reranker.score_and_mass(reranker.prompt(demo["query"], demo["documents"], split=False))
     assert float(mass.sum()) == pytest.approx(1.0, abs=1e-4)  # one block each: attention mass over documents
     assert {r.id for r in results} == {d["id"] for d in demo["documents"]}
@@ -171,26 +171,40 @@ def test_truncation_warns_once_per_reranker_then_logs(tiny_model_dir, caplog, re
 
 def test_cross_encoder_style_predict_and_rank(tiny_model_dir):
     import numpy as np
+    from factories import tiny_calibration
 
-    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1)
+    from blockrank.model import load_model
+
+    lm = load_model(tiny_model_dir, dtype="fp32")
+    reranker = Reranker(lm.model, lm.tokenizer, layer=1, calibration=tiny_calibration(tiny_model_dir, order=2.0))
     docs = ["Paris is in France.", "Bananas are yellow.", "Rain is wet."]
     pairs = [("q1", docs[0]), ("q2", docs[2]), ("q1", docs[1]), ("q2", docs[0])]
     scores = reranker.predict(pairs)
     assert isinstance(scores, np.ndarray) and scores.shape == (4,)
-    q1 = reranker.score("q1", [docs[0], docs[1]])  # grouped by query, in pair order
+    q1 = reranker.score("q1", [docs[0], docs[1]])  # grouped by query, in pair order, read as unordered lists
     q2 = reranker.score("q2", [docs[2], docs[0]])
     np.testing.assert_allclose(scores, [q1[0], q2[0], q1[1], q2[1]], rtol=1e-6)
+    assert reranker.predict(("q1", docs[0])) == pytest.approx(reranker.score("q1", [docs[0]])[0], rel=1e-6)  # one pair
+    # CrossEncoder's keyword arguments: activation_fn on the log-odds, the softmax, the return types
+    logits = reranker.predict(pairs, activation_fn=torch.nn.Identity(), batch_size=2, show_progress_bar=False)
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), scores, rtol=1e-5)
+    soft = reranker.predict(pairs[:2] + pairs[2:3], apply_softmax=True)
+    assert soft[0] + soft[2] == pytest.approx(1.0) and soft[1] == pytest.approx(1.0)  # per query
+    assert isinstance(reranker.predict(pairs, convert_to_tensor=True), torch.Tensor)
+    assert isinstance(reranker.predict(pairs, convert_to_numpy=False), list)
     with pytest.raises(ValueError, match="pair 0 is not a"):
         reranker.predict(["just a string"])
     with pytest.raises(ValueError, match="pair 1 is not a"):
         reranker.predict([("q", "d"), ("q", 3)])
     with pytest.raises(ValueError, match="pairs is empty"):
         reranker.predict([])
-    # CrossEncoder.rank's call and result, unchanged
+    # CrossEncoder.rank's call and result: the model's scores, the documents unordered
     ranked = reranker.rank("q1", docs, top_k=2, return_documents=True, batch_size=32, show_progress_bar=False)
-    expected = reranker.rerank("q1", docs, top_k=2)
-    assert ranked == [{"corpus_id": e.index, "score": e.score, "text": e.document.content} for e in expected]
+    expected = reranker.rerank("q1", docs, top_k=2, input_order="unordered")
+    assert ranked == [{"corpus_id": e.index, "score": pytest.approx(e.score), "text": e.document.content} for e in expected]
     assert [set(r) for r in reranker.rank("q1", docs)] == [{"corpus_id", "score"}] * 3
+    logits = reranker.rank("q1", docs, activation_fn=torch.nn.Identity())
+    assert [r["corpus_id"] for r in logits] == [e.index for e in reranker.rerank("q1", docs, input_order="unordered")]
 
 
 def test_library_limits_on_query_and_prompt_tokens(tiny_model_dir):
@@ -277,3 +291,33 @@ def test_default_call_finds_the_answer_at_the_end_of_a_long_document():
     assert ranking.results[0].index == 2 and ranking.truncated == []
     first_blocks = Reranker.from_pretrained(split=False).rerank(query, docs)
     assert first_blocks[-1].index == 2
+
+
+FRANCE = "Paris is the capital and most populous city of France, on the Seine in the north of the country."
+
+
+def bakery_notes(k: int) -> list[str]:
+    return [
+        f"Bakery notes, day {i}: {3 + i % 40} sourdough loaves for the market stall, feed the starter at {4 + i % 5} am."
+        for i in range(k)
+    ]
+
+
+@pytest.mark.slow
+def test_default_scores_mean_the_same_among_5_and_50(reranker):
+    """The trust issue's RAG case: one answer among bakery notes. The answer keeps its score between a list of 5
+    and of 50, the notes score low at both sizes, and an empty document scores near 0."""
+    import statistics
+
+    scores = {}
+    for n in (5, 50):
+        docs = bakery_notes(n - 1)
+        docs.insert(n // 2, FRANCE)
+        results = reranker.rerank("What is the capital of France?", docs)
+        assert results[0].index == n // 2
+        scores[n] = (results[0].score, statistics.median(r.score for r in results[1:]))
+    (answer5, junk5), (answer50, junk50) = scores[5], scores[50]
+    assert answer5 > 0.5 and abs(answer5 - answer50) < 0.05, scores
+    assert junk5 < 0.2 and junk50 < 0.2 and abs(junk5 - junk50) < 0.05, scores
+    empty = reranker.rerank("What is the capital of France?", [FRANCE, "", *bakery_notes(3)])
+    assert next(r.score for r in empty if r.index == 1) < 0.1

@@ -4,7 +4,7 @@ The model-facing names load on first use, so that ``import blockrank`` (and ``bl
 pay for importing torch and transformers.
 """
 
-__version__ = "0.5.0"  # the one version source (pyproject reads it)
+__version__ = "0.6.0"  # the one version source (pyproject reads it)
 
 from importlib import import_module
 from typing import TYPE_CHECKING

@@ -3,7 +3,9 @@
 * :class:`FirstStage` (``given``) keeps the candidates' own order, whatever first stage made it.
 * :class:`TeacherScorer` scores with a teacher: embedding cosine (``minilm``, ``mpnet``) or a fusion.
 * :class:`BlockRankScorer` wraps a :class:`Reranker` (BlockRank attention or decode mode, or the
-  full-causal-attention ICR baseline), alone or fused with the first stage's scores (``blockrank-fused``).
+  full-causal-attention ICR baseline): as a caller gets it by default (``blockrank``: the model and the input
+  order), with the first stage's scores too (``blockrank-fused``), on a shuffled copy of each list
+  (``blockrank-shuffled``), or the model alone (``blockrank-model``).
 * :class:`SlidingWindow` is the RankGPT-style listwise baseline: windows of 20 moved from the back
   of the list to the front in steps of 10, each window reordered by a generated permutation.
 * :class:`FirstToken` is FIRST-style: one full-attention forward, documents scored by the model's
@@ -14,13 +16,14 @@
 
 from __future__ import annotations
 
+import random
 from functools import cached_property
 
 import torch
 from transformers import DynamicCache
 
 from .attention import pack
-from .defaults import FIRST_STAGE_WEIGHT, RERANKERS
+from .defaults import RERANKERS
 from .errors import InputError
 from .reranker import Reranker
 from .scoring import decode_answer, forward_blocks, parse_ranking
@@ -59,26 +62,31 @@ class TeacherScorer:
 
 
 class BlockRankScorer:
-    """A :class:`Reranker` in any of its modes; with ``first_stage_weight``, fused with the first stage's scores."""
+    """A :class:`Reranker` scoring each list as a caller would: ``use`` is ``"default"`` (the list as given, its
+    order counting as the reranker's ``input_order`` says), ``"fused"`` (with the first stage's scores too),
+    ``"shuffled"`` (the default call on the list shuffled first, a fixed shuffle per list) or ``"model"`` (the
+    model alone, the order ignored)."""
 
-    def __init__(self, reranker: Reranker, name: str, first_stage_weight: float | None = None):
-        self.reranker, self.name, self.tokens = reranker, name, 0
-        self.first_stage_weight = first_stage_weight
+    def __init__(self, reranker: Reranker, name: str, use: str = "default"):
+        self.reranker, self.name, self.use, self.tokens = reranker, name, use, 0
 
     def scores(self, query, documents, first_stage=None):
-        if self.first_stage_weight is not None:
-            if first_stage is None:
-                raise InputError(f"{self.name} needs the candidates' first-stage scores")
-            weight = self.first_stage_weight
-            report = self.reranker.rerank_report(query, documents, first_stage=first_stage, first_stage_weight=weight)
-            self.tokens = report.num_tokens
-            fused = [0.0] * len(documents)
-            for r in report.results:
-                fused[r.index] = r.fused
-            return fused
-        blocks = self.reranker.prompt(query, documents)
-        self.tokens = blocks.num_tokens
-        return self.reranker.score_blocks(blocks).tolist()
+        if self.use == "fused" and first_stage is None:
+            raise InputError(f"{self.name} needs the candidates' first-stage scores")
+        order = list(range(len(documents)))
+        if self.use == "shuffled":
+            random.Random(f"{query}|{len(documents)}").shuffle(order)
+        report = self.reranker.rerank_report(
+            query,
+            [documents[i] for i in order],
+            first_stage=[first_stage[i] for i in order] if self.use == "fused" else None,
+            input_order="unordered" if self.use == "model" else None,
+        )
+        self.tokens = report.num_tokens
+        scores = [0.0] * len(documents)
+        for r in report.results:
+            scores[order[r.index]] = r.score
+        return scores
 
 
 class SlidingWindow:
@@ -167,7 +175,8 @@ def make_scorers(
 ) -> list:
     """One scorer per name in :data:`RERANKERS` or a teacher (``mpnet``, ``bm25+minilm``, ...); the LM-based
     ones share one loaded ``model`` and take ``reranker_opts`` (layer, max_doc_tokens, split, ...)."""
-    from .model import load_model, parse_dtype
+    from .calibration import find_calibration
+    from .model import default_layer, display_name, load_model, parse_dtype
     from .reranker import settings
     from .teachers import TEACHERS, is_teacher
 
@@ -189,12 +198,18 @@ def make_scorers(
         lm = lm or load_model(model, dtype=dtype, device=device)
 
         def reranker(lm=lm, **kw) -> Reranker:
-            return Reranker(lm.model, lm.tokenizer, **settings(lm.settings, **(reranker_opts | kw)))
+            args = settings(lm.settings, **(reranker_opts | kw))
+            layer = args.get("layer", default_layer(lm.model.config))
+            wanted = None if args.get("method", "attention") == "attention" and args.get("attention") != "causal" else False
+            calibration = find_calibration(lm.settings, display_name(model or "default"), layer, wanted)
+            return Reranker(lm.model, lm.tokenizer, calibration=calibration, **args)
 
         scorers.append(
             {
                 "blockrank": lambda: BlockRankScorer(reranker(), "blockrank"),
-                "blockrank-fused": lambda: BlockRankScorer(reranker(), "blockrank-fused", FIRST_STAGE_WEIGHT),
+                "blockrank-model": lambda: BlockRankScorer(reranker(), "blockrank-model", "model"),
+                "blockrank-fused": lambda: BlockRankScorer(reranker(), "blockrank-fused", "fused"),
+                "blockrank-shuffled": lambda: BlockRankScorer(reranker(), "blockrank-shuffled", "shuffled"),
                 "blockrank-decode": lambda: BlockRankScorer(reranker(method="decode"), "blockrank-decode"),
                 "blockrank-causal": lambda: BlockRankScorer(reranker(attention="causal"), "blockrank-causal"),
                 "sliding": lambda: SlidingWindow(reranker(split=False)),  # they name documents by block

@@ -1,9 +1,16 @@
-"""Calibrated scores: the probability that a document is relevant, comparable across queries and list sizes.
+"""The returned score: the probability that a document is relevant to the query, given all the evidence the call has.
 
-The attention mass at layer l* is normalised over the list, so it shrinks as the list grows. The readout's
-logit ``log(mass) + log_scale`` (:class:`~blockrank.scoring.AttentionReadout`) measures a document against
-block 0 instead, and a Platt sigmoid ``p = sigmoid(a * logit + b)`` fitted on judged dev lists turns it into a
-probability. Within one list it is monotone in the mass, so the ranking is unchanged.
+The evidence per document is the model's readout at layer l* (its attention relative to block 0,
+:func:`~blockrank.scoring.document_affinity`, which does not shrink as the list grows), how many blocks the list
+has, how long the document is, where the caller put it (the input order) and, when the caller gives them, the first
+stage's scores. A logistic model over those features, fitted on judged training lists of every size with junk mixed
+in (:mod:`blockrank.calibration_lists`), turns them into one probability. The ranking follows it, so scores and
+order agree, and the same model with the order and first-stage features left out gives the model-only score.
+
+The input order counts as far as it is trusted: fully when the caller says the list is ``"ranked"``, not at all
+when ``"unordered"``, and under ``"auto"`` by how well it agrees with the model's own reading of the list
+(Spearman's rho between input position and attention mass, scaled so that ``agreement`` counts fully). A shuffled
+list agrees about as much as chance, so its order is ignored.
 
 A calibration belongs to one model and layer; it is stored as ``calibration.json`` beside the adapter.
 """
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -19,34 +27,106 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .errors import CalibrationError
+from .defaults import INPUT_ORDERS, InputOrder
+from .errors import CalibrationError, InputError
 from .files import write_text_atomic
 
 FILENAME = "calibration.json"
+FORMAT = 2  # 1 was a Platt sigmoid of log mass + log_scale, which moved with the list size
+# The features, in order. Model evidence first; "order" and "first_stage" are the caller's evidence.
+FEATURES = ("affinity", "affinity_x_log_blocks", "log_blocks", "short", "order", "first_stage")
+CALLER_FEATURES = ("order", "first_stage")
+SHORT_TOKENS = 16  # documents shorter than this many tokens carry little: the "short" feature grows below it
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one reranking call knows about each of its ``N`` documents, in the caller's order.
+
+    ``affinity`` and ``log_mass`` come from the readout (a document's best passage), ``blocks`` is the number of
+    blocks in the prompt, ``lengths`` the documents' token counts, ``first_stage`` the caller's retriever scores
+    (or None).
+    """
+
+    affinity: np.ndarray
+    log_mass: np.ndarray
+    blocks: int
+    lengths: np.ndarray
+    first_stage: np.ndarray | None = None
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -x))  # 1 / (1 + exp(-x)) without overflow
+
+
+def agreement(log_mass: np.ndarray) -> float:
+    """Spearman's rho between the input order (first is best) and the model's own order; 0 below 3 documents."""
+    n = len(log_mass)
+    if n < 3:
+        return 0.0
+    model_rank = np.argsort(np.argsort(-log_mass, kind="stable"), kind="stable")
+    d = model_rank - np.arange(n)
+    return float(1 - 6 * (d.astype(np.float64) ** 2).sum() / (n * (n * n - 1)))
+
+
+def check_input_order(input_order: str) -> InputOrder:
+    if input_order not in INPUT_ORDERS:
+        raise InputError(f"input_order must be one of {', '.join(map(repr, INPUT_ORDERS))}, got {input_order!r}")
+    return input_order  # type: ignore[return-value]
+
+
+def order_trust(evidence: Evidence, input_order: InputOrder, full_agreement: float) -> float:
+    """How much the input order counts, in [0, 1]."""
+    if input_order == "ranked":
+        return 1.0
+    if input_order == "unordered":
+        return 0.0
+    return float(np.clip(agreement(evidence.log_mass) / full_agreement, 0.0, 1.0))
+
+
+def features(evidence: Evidence, input_order: InputOrder, full_agreement: float) -> np.ndarray:
+    """The feature matrix ``[N, len(FEATURES)]`` of one list."""
+    n = len(evidence.affinity)
+    log_blocks = math.log(evidence.blocks)
+    trust = order_trust(evidence, input_order, full_agreement)
+    first_stage = np.zeros(n)
+    if evidence.first_stage is not None and n > 1 and evidence.first_stage.std() > 0:
+        first_stage = (evidence.first_stage - evidence.first_stage.mean()) / evidence.first_stage.std()
+    columns = {
+        "affinity": evidence.affinity,
+        "affinity_x_log_blocks": evidence.affinity * log_blocks,
+        "log_blocks": np.full(n, log_blocks),
+        "short": np.maximum(0.0, math.log(SHORT_TOKENS) - np.log(np.maximum(evidence.lengths, 1))),
+        "order": -trust * np.log1p(np.arange(n)),
+        "first_stage": first_stage,
+    }
+    return np.stack([np.asarray(columns[f], dtype=np.float64) for f in FEATURES], 1)
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """``sigmoid(a * logit + b)`` for readouts of ``model`` at ``layer``."""
+    """``sigmoid(coef . features + bias)`` for readouts of ``model`` at ``layer``."""
 
-    a: float
-    b: float
+    coef: dict[str, float]
+    bias: float
+    full_agreement: float  # the input order counts fully under "auto" at this Spearman's rho
     model: str  # the model's name, for people
     weights: str  # :func:`weights_fingerprint` of the model it was fitted for: what is checked
     layer: int
-    fitted_on: list[str] = field(default_factory=list)  # the dev lists, for the record
-    examples: int = 0  # judged (query, document) pairs the fit saw
+    fitted_on: list[str] = field(default_factory=list)  # the training lists, for the record
+    examples: int = 0  # judged (list, document) pairs the fit saw
     positives: int = 0
+    format: int = FORMAT
 
-    def logit(self, readout_logits: torch.Tensor) -> torch.Tensor:
-        """The calibrated log-odds of relevance."""
-        return self.a * readout_logits + self.b
+    def log_odds(self, evidence: Evidence, input_order: InputOrder = "auto", model_only: bool = False) -> np.ndarray:
+        """The log-odds of relevance per document; ``model_only`` leaves the caller's evidence out."""
+        x = features(evidence, "unordered" if model_only else input_order, self.full_agreement)
+        w = np.array([0.0 if model_only and f in CALLER_FEATURES else self.coef.get(f, 0.0) for f in FEATURES])
+        return x @ w + self.bias
 
-    def __call__(self, readout_logits: torch.Tensor) -> torch.Tensor:
-        """The probability of relevance."""
-        return torch.sigmoid(self.logit(readout_logits))
+    def probability(self, evidence: Evidence, input_order: InputOrder = "auto", model_only: bool = False) -> np.ndarray:
+        return sigmoid(self.log_odds(evidence, input_order, model_only))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``calibration.json`` into ``path`` (a directory) or to ``path``, atomically."""
@@ -60,9 +140,15 @@ class Calibration:
         """Read a calibration and check that it was fitted for these ``weights`` at ``layer`` (``model`` names them)."""
         path = Path(path)
         try:
-            cal = cls(**json.loads(path.read_text()))
-            float(cal.a), float(cal.b)
-        except (OSError, ValueError, TypeError) as e:
+            raw = json.loads(path.read_text())
+            if raw.get("format") != FORMAT:
+                raise ValueError(f"format {raw.get('format', 1)}, this version reads format {FORMAT}: refit it")
+            cal = cls(**raw)
+            if set(cal.coef) - set(FEATURES) or not all(math.isfinite(float(v)) for v in [*cal.coef.values(), cal.bias]):
+                raise ValueError(f"coef must hold finite numbers for features among {FEATURES}")
+            if not cal.full_agreement > 0:
+                raise ValueError("full_agreement must be positive")
+        except (OSError, ValueError, TypeError, AttributeError) as e:
             raise CalibrationError(f"{path}: not a readable calibration for model {model!r} ({e})") from e
         if cal.weights != weights or cal.layer != layer:
             raise CalibrationError(
@@ -102,8 +188,8 @@ def find_calibration(settings: dict, model: str, layer: int, calibrated: bool | 
     try:
         if source is None or path is None:
             raise CalibrationError(
-                f"model {model!r} has no {FILENAME}: its scores are list-normalised attention mass. "
-                "Fit one with `blockrank calibrate`, or pass calibrated=False"
+                f"model {model!r} has no {FILENAME}: its scores are list-normalised attention mass and its ranking "
+                "is the model's alone. Fit one with `blockrank calibrate`, or pass calibrated=False"
             )
         return Calibration.load(path, model, weights_fingerprint(source), layer)
     except CalibrationError as e:
@@ -123,29 +209,38 @@ class CalibrationWarning(UserWarning):
 
 
 def fit(
-    logits: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray, l2: float = 1e-3, steps: int = 100
-) -> tuple[float, float]:
-    """Platt scaling: ``(a, b)`` maximising the likelihood of ``labels`` (0/1) under ``sigmoid(a * x + b)``.
+    x: np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    l2: float = 1e-3,
+    steps: int = 100,
+    offset: np.ndarray | None = None,
+) -> tuple[np.ndarray, float]:
+    """Logistic regression: ``(w, b)`` maximising the likelihood of ``labels`` (0/1) under
+    ``sigmoid(x @ w + b + offset)``; ``offset`` holds terms whose weights are fixed.
 
-    Newton's method on two parameters with a small ridge on ``a`` (the problem is tiny and convex).
+    Newton's method with a small ridge on ``w`` (the problem is small and convex).
     """
-    x, y = np.asarray(logits, dtype=np.float64), np.asarray(labels, dtype=np.float64)
-    if x.shape != y.shape or x.ndim != 1:
-        raise CalibrationError(f"need one label per logit, got {x.shape} and {y.shape}")
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(labels, dtype=np.float64)
+    offset = np.zeros(len(y)) if offset is None else np.asarray(offset, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or y.shape != (len(x),):
+        raise CalibrationError(f"need one label per row of features, got {x.shape} and {y.shape}")
     if not 0 < y.sum() < len(y):
         raise CalibrationError(f"calibration needs relevant and non-relevant examples; got {int(y.sum())} of {len(y)}")
-    X = np.stack([x, np.ones_like(x)], 1)
-    w = np.array([1.0, float(np.log(y.mean() / (1 - y.mean())) - x.mean())])
-    ridge = np.diag([l2 * len(x), 0.0])
+    X = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(X.shape[1])
+    w[-1] = math.log(y.mean() / (1 - y.mean()))
+    ridge = np.diag([l2 * len(x)] * x.shape[1] + [0.0])
     for _ in range(steps):
-        p = 1 / (1 + np.exp(-(X @ w)))
+        p = 1 / (1 + np.exp(-(X @ w + offset)))
         grad = X.T @ (p - y) + ridge @ w
-        hess = X.T @ (X * (p * (1 - p))[:, None]) + ridge + 1e-9 * np.eye(2)
+        hess = X.T @ (X * (p * (1 - p))[:, None]) + ridge + 1e-9 * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-10:
             break
-    return float(w[0]), float(w[1])
+    return w[:-1], float(w[-1])
 
 
 def expected_calibration_error(probs: Sequence[float], labels: Sequence[int], bins: int = 10) -> float:
@@ -176,66 +271,3 @@ def f1_at(scores: Sequence[float], labels: Sequence[int], threshold: float) -> f
     kept = s >= threshold
     tp = int((kept & (y == 1)).sum())
     return 0.0 if tp == 0 else 2 * tp / (int(kept.sum()) + int(y.sum()))
-
-
-def collect(
-    reranker, candidates: list, qrels: dict[str, dict[str, int]], path: str | os.PathLike, depth: int | None = None
-) -> list[dict]:
-    """The readout of every list (its first ``depth`` candidates): ``{qid, ids, grades, log_mass, log_scale}``,
-    grades ``None`` where unjudged. Rows are appended to the JSONL ``path`` one query at a time, so an interrupted
-    run resumes; rows already there are read, not recomputed."""
-    from .data import read_jsonl
-    from .files import append_synced
-
-    path = Path(path)
-    done = {r["qid"]: r for r in read_jsonl(path)} if path.is_file() else {}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        for c in candidates:
-            if c.qid in done:
-                continue
-            docs = c.documents[:depth]
-            readout = reranker.readout(reranker.prompt(c.query, docs))
-            judged = qrels.get(c.qid, {})
-            done[c.qid] = {
-                "qid": c.qid,
-                "ids": [d.id for d in docs],
-                "grades": [judged.get(d.id) for d in docs],
-                "log_mass": readout.mass.double().log().tolist(),
-                "log_scale": readout.log_scale,
-            }
-            append_synced(f, json.dumps(done[c.qid]) + "\n")
-    return [done[c.qid] for c in candidates]
-
-
-def judged_examples(rows: list[dict], rel: int) -> tuple[np.ndarray, np.ndarray]:
-    """Readout logits and 0/1 labels (grade >= ``rel``) of the judged documents."""
-    x, y = [], []
-    for r in rows:
-        for g, m in zip(r["grades"], r["log_mass"]):
-            if g is not None:
-                x.append(m + r["log_scale"])
-                y.append(int(g >= rel))
-    return np.array(x), np.array(y)
-
-
-def calibrate(reranker, sets: list, cache: str | os.PathLike, model: str, source: str) -> Calibration:
-    """Fit a calibration for ``reranker`` on judged dev ``sets`` (:class:`~blockrank.evaluation.EvalSet`, all with
-    one relevance level); readouts are cached per set in ``cache`` (resumable). ``model`` names the model,
-    ``source`` is where its weights are (:func:`weights_fingerprint`)."""
-    rels = {s.rel for s in sets}
-    if len(rels) != 1:
-        raise CalibrationError(f"the dev sets count different grades as relevant ({sorted(rels)}): give --rel")
-    rows = [r for s in sets for r in collect(reranker, s.candidates, s.qrels, Path(cache) / f"{s.name}.jsonl")]
-    x, y = judged_examples(rows, rels.pop())
-    a, b = fit(x, y)
-    return Calibration(
-        a=a,
-        b=b,
-        model=model,
-        weights=weights_fingerprint(source),
-        layer=reranker.layer,
-        fitted_on=[f"{s.name} ({len(s.candidates)} queries)" for s in sets],
-        examples=len(y),
-        positives=int(y.sum()),
-    )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .allocator import SERVICE_ARENAS, cap_malloc_arenas
-from .defaults import BASE_MODEL, DEFAULT_RERANKER, FIRST_STAGE_WEIGHT, FIRST_STAGES, MODES, RERANKERS, Limits
+from .defaults import BASE_MODEL, DEFAULT_RERANKER, FIRST_STAGES, INPUT_ORDERS, MAX_TOKENS_PER_DOC, MODES, RERANKERS, Limits
 from .errors import BlockRankError, InputError
 from .prompt import TruncationWarning, as_documents
 
@@ -79,8 +79,15 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         "--max-tokens-per-doc",
         type=int,
         default=None,
-        help="tokens of a document that count, split into passages of --max-doc-tokens; the rest is "
-        "truncated (default 1024; a service request may ask for up to 4096)",
+        help=f"tokens of a document that count, split into passages of --max-doc-tokens; the rest is "
+        f"truncated (default {MAX_TOKENS_PER_DOC}, Cohere's)",
+    )
+    parser.add_argument(
+        "--input-order",
+        choices=INPUT_ORDERS,
+        default=None,
+        help="what the documents' order means: a retriever's ranking (ranked), nothing (unordered), or auto: "
+        "trusted as far as it agrees with the model (default)",
     )
     parser.add_argument(
         "--no-split",
@@ -127,6 +134,7 @@ def load_reranker(args: argparse.Namespace):
         split=args.split_documents,
         calibrated=False if args.raw_scores else None,
         compile=args.compile,
+        input_order=args.input_order,
     )
 
 
@@ -297,6 +305,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_tokens_per_doc=max(LIMITS.max_tokens_per_doc, reranker.max_tokens_per_doc),
         max_query_tokens=args.max_query_tokens,
         max_prompt_tokens=args.max_prompt_tokens,
+        input_order=args.input_order or LIMITS.input_order,
     )
     app = create_app(reranker, limits)
     uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=int(args.timeout) + 5)
@@ -326,15 +335,18 @@ def cmd_rerank_run(args: argparse.Namespace) -> int:
         max_doc_tokens=args.max_doc_tokens,
         max_tokens_per_doc=args.max_tokens_per_doc,
         split=args.split_documents,
+        input_order=args.input_order,
     )
+    if args.fuse_first_stage is not None:
+        print("--fuse-first-stage is deprecated and changes nothing: the run's scores count by default", file=sys.stderr)
+    first_stage = not args.no_first_stage
     if args.ray:
-        weight = args.fuse_first_stage
-        done = rerank_run.rerank_run_ray(args.model, candidates, args.out, args.tag, args.replicas, kwargs, weight)
+        done = rerank_run.rerank_run_ray(args.model, candidates, args.out, args.tag, args.replicas, kwargs, first_stage)
     else:
         from .reranker import Reranker
 
         reranker = Reranker.from_pretrained(args.model, **kwargs)
-        done = rerank_run.rerank_run(reranker, candidates, args.out, args.tag, args.fuse_first_stage)
+        done = rerank_run.rerank_run(reranker, candidates, args.out, args.tag, first_stage)
     print(f"reranked {done} queries ({len(candidates) - done} already done) -> {args.out}", file=sys.stderr)
     if args.rank_llm_out:
         run = data.read_run(args.out)
@@ -412,7 +424,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibration import calibrate
+    from .calibration import weights_fingerprint
+    from .calibration_lists import collect, fit_calibration, varied_lists
     from .evaluation import load_eval_set
     from .examples import read_qids
     from .model import display_name, load_model
@@ -430,13 +443,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     )
     reranker = Reranker(lm.model, lm.tokenizer, **settings(lm.settings, **opts))
     name = display_name(args.model or "default")
-    cal = calibrate(reranker, sets, Path(args.cache) / name, name, lm.settings["source"])
     if args.out is None and not Path(lm.settings["source"]).is_dir():
         raise InputError(f"model {name!r} is not a local directory: say where to write the calibration with --out")
+    rows = []
+    for s in sets:
+        lists = varied_lists(s.candidates, s.qrels, s.rel, seed=args.seed)
+        rows += collect(reranker, lists, Path(args.cache) / name / f"{s.name}.jsonl")
+    fitted_on = [f"{s.name} ({len(s.candidates)} queries, sizes 1-100, shuffled and junk copies)" for s in sets]
+    cal = fit_calibration(rows, name, weights_fingerprint(lm.settings["source"]), reranker.layer, fitted_on)
     path = cal.save(args.out or lm.settings["source"])
+    coef = ", ".join(f"{k} {v:+.3f}" for k, v in cal.coef.items())
     print(
-        f"{path}: p = sigmoid({cal.a:.4f} * logit + {cal.b:.4f}), fitted on {cal.examples} judged documents "
-        f"({cal.positives} relevant) of {', '.join(cal.fitted_on)}"
+        f"{path}: log-odds = {coef}, bias {cal.bias:+.3f} (input order trusted fully at rho {cal.full_agreement}); "
+        f"fitted on {cal.examples} judged documents ({cal.positives} relevant) in {len(rows)} lists"
     )
     return 0
 
@@ -562,15 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=100, help="rerank the first k candidates of each query")
     p.add_argument("--tag", default="blockrank")
     p.add_argument(
-        "--fuse-first-stage",
-        nargs="?",
-        type=float,
-        const=FIRST_STAGE_WEIGHT,
-        default=None,
-        metavar="WEIGHT",
-        help=f"rank by the fusion with the run's own scores, the first stage weighted WEIGHT (default {FIRST_STAGE_WEIGHT}); "
-        "for strong first stages (docs/results.md, 'Fusion with the first stage')",
+        "--no-first-stage", action="store_true", help="ignore the run's scores (its order still counts, per --input-order)"
     )
+    p.add_argument("--fuse-first-stage", nargs="?", type=float, const=0.0, default=None, help=argparse.SUPPRESS)
     p.add_argument("--ray", action="store_true", help="fan out over a Ray cluster (local if none is running)")
     p.add_argument("--replicas", type=int, default=1, help="model replicas (Ray actors) with --ray")
     add_model_args(p)
@@ -597,10 +610,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("calibrate", help="fit the model's score calibration on judged dev lists (writes calibration.json)")
+    p = sub.add_parser(
+        "calibrate", help="fit the model's final score on judged training lists of every size (writes calibration.json)"
+    )
     p.add_argument("--lists", nargs="+", required=True, help="candidate-list JSONL files or BEIR directories")
     p.add_argument("--qrels", default=None, help="their qrels (candidate lists need them)")
-    p.add_argument("--qids", default=None, help="only these query ids (a dev split; never a report set)")
+    p.add_argument("--qids", default=None, help="only these query ids (training queries; never a report set)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffles and the junk mixed into the lists")
     p.add_argument("--top-k", type=int, default=100, help="candidates per list, as users rerank them")
     p.add_argument("--rel", type=int, default=None, help="lowest relevant grade (default: 2 for graded TREC qrels, else 1)")
     p.add_argument("--cache", default="runs/calibration", help="readouts per list, resumable")

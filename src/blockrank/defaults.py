@@ -15,11 +15,25 @@ MODES: tuple[Mode, ...] = ("sparse", "reference", "causal")
 # minilm is the all-MiniLM-L6-v2 rerank, blockrank-causal the same model read with full causal attention.
 # A teacher name (bm25, mpnet, a fusion) rescores the list instead: bm25 is BM25 over the list's own statistics.
 FIRST_STAGES = ("bm25", "dense")  # what retrieves candidates from a corpus (blockrank.retrieval)
-# blockrank-fused ranks by the fusion with the candidates' first-stage scores (blockrank.fusion).
-RERANKERS = ("given", "minilm", "blockrank", "blockrank-fused", "blockrank-decode", "blockrank-causal", "sliding", "first")
-# The first stage's share when a caller fuses its scores with BlockRank's: chosen on the held-out DL21 SPLADE++ dev
-# lists (docs/results.md, "Fusion with the first stage"); over BM25 lists fusion did not help there.
-FIRST_STAGE_WEIGHT = 0.3
+# blockrank is the default call (the model and the input order); blockrank-model the model alone; blockrank-fused adds
+# the candidates' first-stage scores; blockrank-shuffled is the default call on each list shuffled first.
+RERANKERS = (
+    "given",
+    "minilm",
+    "blockrank",
+    "blockrank-model",
+    "blockrank-fused",
+    "blockrank-shuffled",
+    "blockrank-decode",
+    "blockrank-causal",
+    "sliding",
+    "first",
+)
+# What the order of the caller's documents means: a retriever's ranking ("ranked"), nothing ("unordered"), or
+# "auto": ranked as far as it agrees with the model's own reading of the list (blockrank.calibration).
+InputOrder = Literal["ranked", "unordered", "auto"]
+INPUT_ORDERS: tuple[InputOrder, ...] = ("ranked", "unordered", "auto")
+MAX_TOKENS_PER_DOC = 4096  # tokens of a document that count by default: Cohere's default, so whole documents count
 
 
 @dataclass
@@ -31,6 +45,7 @@ class Limits:
     max_body_bytes: int = 10 * 2**20
     request_timeout_s: float = 120.0
     max_queue: int = 32
-    max_tokens_per_doc: int = 4096  # Cohere's default; past it a document is truncated (or refused)
+    max_tokens_per_doc: int = 4096  # Cohere's default and this server's most; past it a document is truncated (or refused)
     max_query_tokens: int = 256
     max_prompt_tokens: int = 65_536  # bounds one request's model time (~10 s for SmolLM2 on 2 CPU cores)
+    input_order: InputOrder = "auto"  # what a request that does not say means by its documents' order

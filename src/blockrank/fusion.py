@@ -1,8 +1,9 @@
-"""Score fusion: a weighted mean of z-normalised scores, per list.
+"""Score fusion for teachers: a weighted mean of z-normalised scores, per list, and the check of a caller's
+first-stage scores.
 
-Z-normalising within a list makes fusion scale-free, so BM25 scores, SPLADE++ scores, cosines and attention
-logits mix fairly. The teachers fuse their members with it (``given+mpnet``), and :meth:`Reranker.rerank
-<blockrank.reranker.Reranker.rerank>` fuses a caller's first-stage scores with BlockRank's own when given them.
+Z-normalising within a list makes fusion scale-free, so BM25 scores, SPLADE++ scores and cosines mix fairly. The
+teachers fuse their members with it (``given+mpnet``). The reranker's own use of first-stage scores is a fitted
+feature of its calibrated score (:mod:`blockrank.calibration`).
 """
 
 from __future__ import annotations
@@ -26,11 +27,9 @@ def fuse(per_member: Sequence[Sequence[float]], weights: Sequence[float] | None 
     return (torch.tensor(weights, dtype=torch.float64)[:, None] * z).sum(0).tolist()
 
 
-def check_first_stage(first_stage: Sequence[float] | torch.Tensor, n_docs: int, weight: float) -> list[float]:
-    """The caller's first-stage scores (a list, array or tensor) as floats, refused with a clear error if they
-    cannot be fused with ``n_docs`` documents at ``weight``."""
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
-        raise InputError(f"first_stage_weight must be a number in [0, 1], got {weight!r}")
+def check_first_stage(first_stage: Sequence[float] | torch.Tensor, n_docs: int) -> list[float]:
+    """The caller's first-stage scores (a list, array or tensor) as floats, refused with a clear error if they are
+    not one finite number per document."""
     try:
         scores = torch.as_tensor(first_stage, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError):
@@ -40,12 +39,3 @@ def check_first_stage(first_stage: Sequence[float] | torch.Tensor, n_docs: int, 
     if not torch.isfinite(scores).all():
         raise InputError(f"first_stage[{int((~torch.isfinite(scores)).nonzero()[0])}] is not a finite number")
     return scores.tolist()
-
-
-def fuse_first_stage(first_stage: Sequence[float], own: Sequence[float], weight: float, log_mass: bool = True) -> list[float]:
-    """The first stage's scores fused with BlockRank's own, the first stage weighted ``weight``. ``own`` is
-    attention mass, read as log mass (``log_mass``), or decode mode's rank scores, read as they are."""
-    mine = torch.tensor(own, dtype=torch.float64)
-    if log_mass:
-        mine = mine.clamp_min(1e-300).log()
-    return fuse([first_stage, mine.tolist()], [weight, 1 - weight])

@@ -57,16 +57,17 @@ class GroupedPass:
             self.doc_v[i].append(v.transpose(1, 2)[keep].transpose(0, 1))
             k0, v0 = self.prefix_kv[i]
             return document_attention(q, k, v, k0, v0, scaling).transpose(1, 2)  # padding sits after each document
-        # tail: block 0, every document (in group order) and, causally, itself
-        docs_k = torch.cat(self.doc_k[i], dim=1)
+        # tail: block 0, every document (in group order) and, causally, itself. The tail passes each layer once, so a
+        # layer's document keys and values are let go as soon as they are joined: the peak holds one layer's copy.
         if i == self.layer:
             signal = q[0, :, self.signal]
-            self.logits = signal_logits(signal, docs_k, scaling)
+            self.logits = signal_logits(signal, torch.cat(self.doc_k[i], dim=1), scaling)
             self.prefix_logits = signal_logits(signal, self.prefix_k, scaling)
             raise StopForward
         k0, v0 = self.prefix_kv[i]
-        keys = torch.cat([k0, docs_k, k[0]], dim=1)
-        values = torch.cat([v0, torch.cat(self.doc_v[i], dim=1), v[0]], dim=1)
+        keys = torch.cat([k0, *self.doc_k[i], k[0]], dim=1)
+        values = torch.cat([v0, *self.doc_v[i], v[0]], dim=1)
+        self.doc_k[i], self.doc_v[i] = [], []
         return attend(q, keys[None], values[None], scaling).transpose(1, 2)
 
 

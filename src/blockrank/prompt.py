@@ -88,6 +88,7 @@ class PromptBlocks:
     n_signal: int = 2
     answer: list[int] = field(default_factory=list)
     owner: list[int] | None = None  # owner[b]: the document of block b, when documents were split into passages
+    lengths: list[int] = field(default_factory=list)  # lengths[i]: content tokens of document i that count
 
     @property
     def num_tokens(self) -> int:
@@ -154,8 +155,9 @@ class PromptBuilder:
         """Target tokens after the ``[`` opener for 0-based positive documents, e.g. ``3, 7]``."""
         return self._encode(", ".join(str(i + 1) for i in positives) + "]")
 
-    def passages(self, doc: Document) -> tuple[list[list[int]], bool]:
-        """A document's content tokens as passages (one, unless splitting) and whether it was truncated."""
+    def passages(self, doc: Document) -> tuple[list[list[int]], bool, int]:
+        """A document's content tokens as passages (one, unless splitting), whether it was truncated, and how many
+        of its tokens count."""
         body = self._encode(" " + doc.content.strip())
         limit = self.doc_limit
         cut = len(body) > limit
@@ -167,17 +169,18 @@ class PromptBuilder:
         body = body[:limit]
         size, stride = self.max_doc_tokens, self.max_doc_tokens - self.overlap
         starts = range(0, max(len(body) - self.overlap, 1), stride) if self.max_tokens_per_doc else [0]
-        return [body[s : s + size] for s in starts], cut
+        return [body[s : s + size] for s in starts], cut, len(body)
 
     def build(self, query: str, documents: Sequence[str | Mapping[str, Any] | Document]) -> PromptBlocks:
         if not isinstance(query, str) or not query.strip():
             raise InputError("query is empty: give a non-empty query string")
         docs = as_documents(documents)
-        pieces, owner, truncated = [], [], []
+        pieces, owner, truncated, lengths = [], [], [], []
         for i, doc in enumerate(docs):
-            passages, cut = self.passages(doc)
+            passages, cut, length = self.passages(doc)
             pieces += passages
             owner += [i] * len(passages)
+            lengths.append(length)
             if cut:
                 truncated.append(i)
         before, after = self._frame(query.strip(), len(pieces))
@@ -188,4 +191,5 @@ class PromptBuilder:
             tail=self._encode(after),
             truncated=truncated,
             owner=owner if len(pieces) > len(docs) else None,
+            lengths=lengths,
         )

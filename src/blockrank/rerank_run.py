@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from tqdm import tqdm
 
@@ -36,13 +36,11 @@ def finished_queries(path: Path, expected: dict[str, int]) -> set[str]:
     return complete
 
 
-def rank_lines(reranker: Reranker, c: Candidates, tag: str, first_stage_weight: float | None = None) -> str:
-    """One query's reranked run lines; with ``first_stage_weight``, ranked and scored by the fusion with the
-    candidates' own first-stage scores (:mod:`blockrank.fusion`)."""
-    if first_stage_weight is None:
-        return format_run(c.qid, [(r.id, r.score) for r in reranker.rerank(c.query, c.documents)], tag)
-    results = reranker.rerank(c.query, c.documents, first_stage=c.scores, first_stage_weight=first_stage_weight)
-    return format_run(c.qid, [(r.id, cast(float, r.fused)) for r in results], tag)
+def rank_lines(reranker: Reranker, c: Candidates, tag: str, first_stage: bool = True) -> str:
+    """One query's reranked run lines, the run's own order and (with ``first_stage``, when it has them) scores
+    counting as evidence."""
+    results = reranker.rerank(c.query, c.documents, first_stage=c.scores if first_stage and c.scores else None)
+    return format_run(c.qid, [(r.id, r.score) for r in results], tag)
 
 
 def _pending(candidates: list[Candidates], out: Path) -> list[Candidates]:
@@ -58,32 +56,32 @@ def rerank_run(
     candidates: list[Candidates],
     out: str | os.PathLike,
     tag: str = "blockrank",
-    first_stage_weight: float | None = None,
+    first_stage: bool = True,
 ) -> int:
-    """Rerank every query not yet in ``out`` (fused with the first stage's scores if ``first_stage_weight``);
-    returns how many were reranked now."""
+    """Rerank every query not yet in ``out`` (the run's scores count unless ``first_stage`` is False); returns how
+    many were reranked now."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     todo = _pending(candidates, out)
     with out.open("a", encoding="utf-8") as f:
         for c in tqdm(todo, desc="rerank-run", unit="query"):
-            append_synced(f, rank_lines(reranker, c, tag, first_stage_weight))
+            append_synced(f, rank_lines(reranker, c, tag, first_stage))
     return len(todo)
 
 
 class _RerankActor:
     """A Ray Data actor holding one model replica."""
 
-    def __init__(self, model: str | None, tag: str, reranker_kwargs: dict[str, Any], first_stage_weight: float | None):
+    def __init__(self, model: str | None, tag: str, reranker_kwargs: dict[str, Any], first_stage: bool):
         self.reranker = Reranker.from_pretrained(model, **reranker_kwargs)
-        self.tag, self.first_stage_weight = tag, first_stage_weight
+        self.tag, self.first_stage = tag, first_stage
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         lines = []
         for qid, query, docs, scores in zip(batch["qid"], batch["query"], batch["documents"], batch["scores"]):
             documents = [Document(id=str(d["id"]), text=str(d["text"]), title=str(d["title"])) for d in docs]
             c = Candidates(str(qid), str(query), documents, [float(x) for x in scores])
-            lines.append(rank_lines(self.reranker, c, self.tag, self.first_stage_weight))
+            lines.append(rank_lines(self.reranker, c, self.tag, self.first_stage))
         return {"lines": lines}
 
 
@@ -94,7 +92,7 @@ def rerank_run_ray(
     tag: str = "blockrank",
     replicas: int = 1,
     reranker_kwargs: dict[str, Any] | None = None,
-    first_stage_weight: float | None = None,
+    first_stage: bool = True,
 ) -> int:
     """:func:`rerank_run` with ``replicas`` model actors on the Ray cluster in reach (a local one if none)."""
     import ray
@@ -121,7 +119,7 @@ def rerank_run_ray(
             "model": model,
             "tag": tag,
             "reranker_kwargs": reranker_kwargs or {},
-            "first_stage_weight": first_stage_weight,
+            "first_stage": first_stage,
         },
         batch_size=1,
         concurrency=replicas,

@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,11 +16,11 @@ from tqdm import tqdm
 from transformers import PreTrainedModel
 
 from .attention import BATCH_TOKENS
-from .calibration import Calibration, find_calibration
+from .calibration import Calibration, Evidence, check_input_order, find_calibration, sigmoid
 from .compiled import compile_layers, eager_on_failure, is_compiled
-from .defaults import FIRST_STAGE_WEIGHT, MODES, Mode
+from .defaults import MAX_TOKENS_PER_DOC, MODES, InputOrder, Mode
 from .errors import DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
-from .fusion import check_first_stage, fuse_first_stage
+from .fusion import check_first_stage
 from .model import check_layer, default_layer, display_name, load_model
 from .prompt import Document, PromptBlocks, PromptBuilder, TruncationWarning, as_documents
 from .scoring import AttentionReadout, attention_readout, cancellable, decode_answer, parse_ranking, ranking_scores
@@ -33,12 +33,15 @@ logger = logging.getLogger("blockrank")
 
 @dataclass(frozen=True)
 class Result:
-    """One ranked document: its position in the caller's list, its id, its score, the document and its raw score.
+    """One ranked document: its position in the caller's list, its id, its score and the document.
 
-    ``score`` is the calibrated probability of relevance when the reranker has a calibration (comparable across
-    queries and list sizes: threshold it), else ``mass``. ``mass`` is the document's share of the attention at
-    layer l*, normalised over this list (it shrinks as the list grows); the ranking follows it, unless the caller
-    passed first-stage scores: then it follows ``fused`` (:mod:`blockrank.fusion`), and ``score`` stays BlockRank's.
+    ``score`` is the probability that the document is relevant to the query, given everything the call had: the
+    model's reading, the input order (as far as it is trusted, ``input_order``) and the first stage's scores if
+    given (:mod:`blockrank.calibration`). It means the same at every list size: threshold it. Results are sorted by
+    it. ``model_score`` is the same probability from the model's evidence alone. ``mass`` is the document's share
+    of the attention at layer l*, normalised over this list (it shrinks as the list grows).
+
+    A reranker without a calibration ranks by ``mass`` alone, and ``score`` and ``model_score`` are the mass.
     """
 
     index: int
@@ -46,7 +49,13 @@ class Result:
     score: float
     document: Document
     mass: float
-    fused: float | None = None
+    model_score: float
+
+    @property
+    def fused(self) -> float:
+        """Deprecated since 0.6 (removed in 0.7): the fused score is ``score`` now."""
+        _deprecated("Result.fused", "Result.score, which now fuses the first stage and the input order")
+        return self.score
 
 
 @dataclass(frozen=True)
@@ -69,11 +78,14 @@ class Reranker:
 
     Documents are read whole: ``split=True`` (default) cuts a document longer than one block
     (``max_doc_tokens``) into overlapping passages, one block each, and scores the document by its best
-    passage; up to ``max_tokens_per_doc`` tokens of a document count. ``split=False`` reads only the
-    first block. Past the limit a document is truncated and reported, or refused with ``truncate=False``.
+    passage; up to ``max_tokens_per_doc`` tokens of a document count (4,096, Cohere's default). ``split=False``
+    reads only the first block. Past the limit a document is truncated and reported, or refused with
+    ``truncate=False``.
 
     With a ``calibration`` (:meth:`from_pretrained` loads the model's own), scores are probabilities of
-    relevance; without one they are the list-normalised attention mass.
+    relevance and the ranking follows them; they weigh the caller's order as ``input_order`` says (``"auto"``:
+    as far as it agrees with the model; ``"ranked"``; ``"unordered"``: not at all). Without one, scores are the
+    list-normalised attention mass and the ranking is the model's alone.
 
     ``compile=True`` compiles the decoder layers (:mod:`blockrank.compiled`): faster calls after a first
     one that compiles, for services and batch runs. It compiles ``model`` itself, in place: every reranker and
@@ -88,7 +100,7 @@ class Reranker:
         method: Method = "attention",
         attention: Mode = "sparse",
         max_doc_tokens: int = 160,
-        max_tokens_per_doc: int = 1024,
+        max_tokens_per_doc: int = MAX_TOKENS_PER_DOC,
         split: bool = True,
         truncate: bool = True,
         batch_tokens: int = BATCH_TOKENS,
@@ -97,6 +109,7 @@ class Reranker:
         max_prompt_tokens: int = 1_000_000,
         calibration: Calibration | None = None,
         compile: bool = False,
+        input_order: InputOrder = "auto",
     ):
         if method not in ("attention", "decode"):
             raise InputError(f"unknown method {method!r}; choose 'attention' or 'decode'")
@@ -119,6 +132,7 @@ class Reranker:
                 f"reranker scores by {method} at layer {self.layer}"
             )
         self.calibration = calibration
+        self.input_order = check_input_order(input_order)
         if compile and not is_compiled(model):
             compile_layers(model)
 
@@ -178,11 +192,19 @@ class Reranker:
         return self._builder(*wanted)
 
     def score_blocks(self, blocks: PromptBlocks) -> torch.Tensor:
-        """Scores ``[N]`` for an already built prompt, in document order (higher is more relevant)."""
+        """Model-only scores ``[N]`` for an already built prompt, in document order (higher is more relevant)."""
         return self.score_and_mass(blocks)[0]
 
     def score_and_mass(self, blocks: PromptBlocks) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores and list-normalised masses ``[N]`` for a built prompt (a document's best passage counts)."""
+        """Model-only scores and list-normalised masses ``[N]`` for a built prompt (a document's best passage counts)."""
+        _, _, model_score, mass = self.judge(blocks, None, "unordered")
+        return torch.from_numpy(model_score), torch.from_numpy(mass)
+
+    def judge(
+        self, blocks: PromptBlocks, first_stage: Sequence[float] | None, input_order: InputOrder
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(key, score, model_score, mass)`` per document of a built prompt, in document order (see :class:`Result`);
+        ``key`` orders as ``score`` does without saturating (the log-odds)."""
         if self.method == "decode":
             answer = eager_on_failure(
                 self.model,
@@ -196,12 +218,21 @@ class Reranker:
                 ),
             )
             ranked = ranking_scores(parse_ranking(answer, len(blocks.docs)), len(blocks.docs))
-            ranked = pool_passages(ranked, blocks.owner, blocks.num_documents)
-            return ranked, ranked
+            ranked = pool_passages(ranked, blocks.owner, blocks.num_documents).double().numpy()
+            return ranked, ranked, ranked, ranked
         readout = self.readout(blocks)
+        mass = readout.mass.double().numpy()
         if self.calibration is None:
-            return readout.mass, readout.mass
-        return self.calibration(readout.logits()), readout.mass
+            return mass, mass, mass, mass
+        evidence = Evidence(
+            affinity=readout.affinity.double().numpy(),
+            log_mass=np.log(np.maximum(mass, 1e-300)),
+            blocks=len(blocks.docs),
+            lengths=np.array(blocks.lengths, dtype=np.float64),
+            first_stage=None if first_stage is None else np.asarray(first_stage, dtype=np.float64),
+        )
+        key = self.calibration.log_odds(evidence, input_order)
+        return key, sigmoid(key), sigmoid(self.calibration.log_odds(evidence, model_only=True)), mass
 
     def readout(self, blocks: PromptBlocks) -> AttentionReadout:
         """The layer-l* readout of a built prompt, per document (a document's best passage counts)."""
@@ -216,7 +247,11 @@ class Reranker:
                 tail_position=self.tail_position,
             ),
         )
-        return AttentionReadout(pool_passages(readout.mass, blocks.owner, blocks.num_documents), readout.log_scale)
+        return AttentionReadout(
+            pool_passages(readout.mass, blocks.owner, blocks.num_documents),
+            readout.log_scale,
+            pool_passages(readout.affinity, blocks.owner, blocks.num_documents),
+        )
 
     def score(self, query: str, documents: Sequence[DocumentLike]) -> list[float]:
         """One score per document, in the caller's order."""
@@ -242,15 +277,18 @@ class Reranker:
         documents: Sequence[DocumentLike],
         top_k: int | None = None,
         first_stage: Sequence[float] | None = None,
-        first_stage_weight: float = FIRST_STAGE_WEIGHT,
+        input_order: InputOrder | None = None,
+        first_stage_weight: float | None = None,
     ) -> list[Result]:
-        """Documents best first (ties keep the input order); ``top_k`` keeps only the best ``k``.
+        """Documents best first, by ``score`` (ties keep the input order); ``top_k`` keeps only the best ``k``.
 
-        ``first_stage``: the retriever's scores, one per document. The ranking then follows their fusion with
-        BlockRank's (z-normalised within the list, the first stage weighted ``first_stage_weight``); it helped a
-        strong first stage such as SPLADE++ and hurt BM25's (docs/results.md, "Fusion with the first stage").
+        ``first_stage``: the retriever's scores, one per document, as further evidence. ``input_order``: what the
+        documents' order means (default: the reranker's, ``"auto"``). ``first_stage_weight`` is deprecated and
+        ignored: the weights are fitted (:mod:`blockrank.calibration`).
         """
-        report = self.rerank_report(query, documents, top_k, first_stage=first_stage, first_stage_weight=first_stage_weight)
+        report = self.rerank_report(
+            query, documents, top_k, first_stage=first_stage, input_order=input_order, first_stage_weight=first_stage_weight
+        )
         return report.results
 
     def rerank_report(
@@ -264,7 +302,8 @@ class Reranker:
         max_prompt_tokens: int | None = None,
         cancel: threading.Event | None = None,
         first_stage: Sequence[float] | None = None,
-        first_stage_weight: float = FIRST_STAGE_WEIGHT,
+        input_order: InputOrder | None = None,
+        first_stage_weight: float | None = None,
     ) -> RerankReport:
         """:meth:`rerank` plus what the prompt looked like (truncated documents, token count).
 
@@ -275,8 +314,11 @@ class Reranker:
         """
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
             raise InputError(f"top_k must be a positive integer, got {top_k!r}")
+        if first_stage_weight is not None:
+            _deprecated("first_stage_weight", "nothing: the first stage's weight is fitted with the calibration")
+        order_mode = check_input_order(self.input_order if input_order is None else input_order)
         docs = as_documents(documents)
-        given = None if first_stage is None else check_first_stage(first_stage, len(docs), first_stage_weight)
+        given = None if first_stage is None else check_first_stage(first_stage, len(docs))
         query_limit = max_query_tokens or self.max_query_tokens
         n = len(self.tokenizer.encode(query, add_special_tokens=False)) if isinstance(query, str) else 0
         if n > query_limit:
@@ -291,27 +333,36 @@ class Reranker:
         if blocks.truncated:
             self._report_truncation(len(blocks.truncated), len(docs), builder.doc_limit)
         with cancellable(self.model, cancel):
-            scores, mass = self.score_and_mass(blocks)
-        key: list[float] = mass.double().tolist()
-        fused = None
-        if given is not None:
-            key = fused = fuse_first_stage(given, key, first_stage_weight, log_mass=self.method == "attention")
-        order = sorted(range(len(docs)), key=lambda i: -key[i])  # calibration keeps the order of mass
-        results = [
-            Result(i, docs[i].id, float(scores[i]), docs[i], float(mass[i]), None if fused is None else fused[i])
-            for i in order[:top_k]
-        ]
+            key, score, model_score, mass = self.judge(blocks, given, order_mode)
+        order = sorted(range(len(docs)), key=lambda i: -key[i])
+        results = [Result(i, docs[i].id, float(score[i]), docs[i], float(mass[i]), float(model_score[i])) for i in order[:top_k]]
         return RerankReport(
             results=results, truncated=blocks.truncated, num_tokens=blocks.num_tokens, doc_limit=builder.doc_limit
         )
 
-    def predict(self, pairs: Sequence[tuple[str, DocumentLike]]) -> np.ndarray:
-        """One score per ``(query, document)`` pair, like sentence-transformers' ``CrossEncoder.predict``.
+    def predict(
+        self,
+        sentences: Sequence[tuple[str, DocumentLike]] | tuple[str, DocumentLike],
+        batch_size: int | None = None,
+        show_progress_bar: bool | None = None,
+        activation_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        apply_softmax: bool = False,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+    ) -> np.ndarray | torch.Tensor | list[float] | float:
+        """One score per ``(query, document)`` pair, as sentence-transformers' ``CrossEncoder.predict``; one pair
+        alone gives one score.
 
-        Pairs that share a query go into one BlockRank prompt, so they are read together; without a calibration
-        a score is a share of its query's list (they sum to 1).
+        Pairs that share a query go into one BlockRank prompt, read as an unordered list (pairs carry no ranking).
+        Scores are model-only probabilities of relevance; ``activation_fn`` is applied to their log-odds instead
+        (``torch.nn.Identity()`` gives the log-odds), and ``apply_softmax`` normalises over the pairs of each
+        query. Without a calibration a score is a share of its query's list (they sum to 1). ``batch_size`` is
+        accepted and changes nothing: a query's documents always share one prompt.
         """
-        if not len(pairs):
+        single = isinstance(sentences, (tuple, list)) and len(sentences) == 2 and isinstance(sentences[0], str)
+        single = single and not isinstance(sentences[1], (tuple, list))
+        pairs = [sentences] if single else list(sentences)
+        if not pairs:
             raise InputError("pairs is empty: give (query, document) pairs")
         groups: dict[str, list[int]] = {}
         for i, pair in enumerate(pairs):
@@ -323,10 +374,28 @@ class Reranker:
             ):
                 raise DocumentTypeError(f"pair {i} is not a (query, document) pair of strings: {pair!r:.80}")
             groups.setdefault(pair[0], []).append(i)
-        scores: np.ndarray = np.zeros(len(pairs), dtype=np.float32)
-        for query, idx in groups.items():
-            scores[idx] = self.score(query, [pairs[i][1] for i in idx])
-        return scores
+        scores = torch.zeros(len(pairs), dtype=torch.float64)
+        for query, idx in tqdm(groups.items(), desc="predict", unit="query", disable=not show_progress_bar):
+            scores[idx] = self._activated([pairs[i][1] for i in idx], query, activation_fn, apply_softmax)
+        out = scores.float()
+        if single:
+            return float(out[0])
+        if convert_to_tensor:
+            return out
+        return out.numpy() if convert_to_numpy else out.tolist()
+
+    def _activated(self, documents: list, query: str, activation_fn, apply_softmax: bool) -> torch.Tensor:
+        """Model-only scores of one query's documents, through ``activation_fn`` and the softmax if asked."""
+        score = self.score_blocks(self.prompt(query, documents))
+        if activation_fn is not None or apply_softmax:
+            if self.calibration is None or self.method != "attention":
+                logits = score.clamp_min(1e-300).log()
+            else:
+                logits = torch.logit(score.clamp(1e-15, 1 - 1e-15))
+            score = logits if activation_fn is None else activation_fn(logits)
+            if apply_softmax:
+                score = torch.softmax(score, 0)
+        return score
 
     def rank(
         self,
@@ -336,15 +405,20 @@ class Reranker:
         return_documents: bool = False,
         batch_size: int | None = None,
         show_progress_bar: bool | None = None,
+        activation_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        apply_softmax: bool = False,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
     ) -> list[dict[str, Any]]:
-        """sentence-transformers' ``CrossEncoder.rank``: ``[{"corpus_id", "score", "text"?}]`` best first.
-        ``batch_size`` and ``show_progress_bar`` are accepted for drop-in use and change nothing: the documents
-        of one query always go into one prompt."""
+        """sentence-transformers' ``CrossEncoder.rank``: ``[{"corpus_id", "score", "text"?}]`` best first, scored as
+        :meth:`predict` scores (the documents read as an unordered list). The other arguments are ``predict``'s."""
+        scores = self._activated(list(documents), query, activation_fn, apply_softmax)
+        order = sorted(range(len(documents)), key=lambda i: -float(scores[i]))[:top_k]
         out = []
-        for r in self.rerank(query, documents, top_k=top_k):
-            item: dict[str, Any] = {"corpus_id": r.index, "score": r.score}
+        for i in order:
+            item: dict[str, Any] = {"corpus_id": i, "score": float(scores[i])}
             if return_documents:
-                item["text"] = r.document.content
+                item["text"] = as_documents([documents[i]])[0].content
             out.append(item)
         return out
 
@@ -355,7 +429,8 @@ class Reranker:
         top_k: int | None = None,
         progress: bool = False,
         first_stage: Sequence[Sequence[float]] | None = None,
-        first_stage_weight: float = FIRST_STAGE_WEIGHT,
+        input_order: InputOrder | None = None,
+        first_stage_weight: float | None = None,
     ) -> list[list[Result]]:
         """:meth:`rerank` for many queries, each with its own documents (``progress`` shows a bar) and, with
         ``first_stage``, its own list of retriever scores."""
@@ -365,7 +440,10 @@ class Reranker:
             raise InputError(f"got {len(queries)} queries but {len(first_stage)} first_stage score lists")
         given = [None] * len(queries) if first_stage is None else list(first_stage)
         jobs = tqdm(list(zip(queries, documents, given)), desc="rerank", unit="query", disable=not progress)
-        return [self.rerank(q, d, top_k, first_stage=f, first_stage_weight=first_stage_weight) for q, d, f in jobs]
+        return [
+            self.rerank(q, d, top_k, first_stage=f, input_order=input_order, first_stage_weight=first_stage_weight)
+            for q, d, f in jobs
+        ]
 
 
 def settings(trained: dict, **kwargs) -> dict[str, Any]:
@@ -383,3 +461,13 @@ def pool_passages(scores: torch.Tensor, owner: list[int] | None, n_docs: int) ->
     return torch.full((n_docs,), float("-inf"), dtype=scores.dtype, device=scores.device).scatter_reduce(
         0, index, scores, reduce="amax"
     )
+
+
+_warned_deprecated: set[str] = set()
+
+
+def _deprecated(name: str, instead: str) -> None:
+    """Warn once per process that ``name`` is deprecated."""
+    if name not in _warned_deprecated:
+        _warned_deprecated.add(name)
+        warnings.warn(f"{name} is deprecated since 0.6 and goes in 0.7; use {instead}", DeprecationWarning, stacklevel=4)

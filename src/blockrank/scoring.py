@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Iterator
@@ -80,22 +81,35 @@ def forward_blocks(
         return None
 
 
+def document_affinity(
+    logits: torch.Tensor, doc_of_token: torch.Tensor, num_docs: int, prefix_logits: torch.Tensor
+) -> torch.Tensor:
+    """Per-document attention relative to block 0 ``[N]``: log of the mean over heads and signal tokens of
+    ``sum(exp(logits of the document's tokens)) / sum(exp(logits of block 0's tokens))``.
+
+    Within one head the ratio does not depend on the other documents' logits, so unlike ``mass`` it does not
+    shrink as the list grows; calibration (:mod:`blockrank.calibration`) reads it.
+    """
+    logits, prefix = logits.float(), torch.logsumexp(prefix_logits.float(), -1, keepdim=True)  # [H, S, 1]
+    shift = logits.amax(-1, keepdim=True)
+    per_doc = torch.zeros(*logits.shape[:2], num_docs, dtype=logits.dtype, device=logits.device)
+    per_doc.index_add_(2, doc_of_token, torch.exp(logits - shift))  # [H, S, N]
+    relative = per_doc.clamp_min(1e-30).log() + shift - prefix
+    return torch.logsumexp(relative.flatten(0, 1), 0) - math.log(relative.shape[0] * relative.shape[1])
+
+
 @dataclass(frozen=True)
 class AttentionReadout:
     """What the probe at layer l* gives for one prompt.
 
     ``mass [N]``: each block's share of the signal tokens' attention over document tokens (sums to 1).
     ``log_scale``: log of the documents' total attention relative to block 0's (mean over heads and signal
-    tokens). ``log(mass) + log_scale`` measures a block against the fixed instruction rather than against
-    the other documents, so it keeps its meaning as the list grows; calibration maps it to a probability.
+    tokens). ``affinity [N]``: each block's attention relative to block 0's (:func:`document_affinity`).
     """
 
     mass: torch.Tensor
     log_scale: float
-
-    def logits(self) -> torch.Tensor:
-        """``log(mass) + log_scale`` per block: the same order as ``mass``."""
-        return self.mass.double().log() + self.log_scale
+    affinity: torch.Tensor
 
 
 def log_scale(doc_logits: torch.Tensor, prefix_logits: torch.Tensor) -> float:
@@ -129,8 +143,10 @@ def attention_readout(
         logits, doc_of_token, prefix_logits = probe.logits, layout.doc_of_token, probe.prefix_logits
     if logits is None or prefix_logits is None:
         raise RuntimeError(f"layer {layer} never ran: the model has fewer layers")
-    mass = document_mass(logits, doc_of_token.to(logits.device), len(blocks.docs)).cpu()
-    return AttentionReadout(mass, log_scale(logits, prefix_logits))
+    doc_of_token = doc_of_token.to(logits.device)
+    mass = document_mass(logits, doc_of_token, len(blocks.docs)).cpu()
+    affinity = document_affinity(logits, doc_of_token, len(blocks.docs), prefix_logits).cpu()
+    return AttentionReadout(mass, log_scale(logits, prefix_logits), affinity)
 
 
 def attention_scores(

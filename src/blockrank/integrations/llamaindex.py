@@ -3,9 +3,8 @@
 from blockrank.integrations.llamaindex import BlockRankPostprocessor
 postprocessor = BlockRankPostprocessor(reranker=Reranker.from_pretrained(), top_n=5)
 
-After a strong retriever (SPLADE++, a good dense model), ``first_stage_weight=0.3`` orders by a fusion of the
-nodes' retriever scores with BlockRank's (``Reranker.rerank``'s ``first_stage``; docs/results.md, "Fusion with
-the first stage").
+The nodes' order counts as the reranker's ``input_order`` says (``"auto"`` by default), and when every node has its
+retriever's score, those scores count too (``Reranker.rerank``'s ``first_stage``).
 """
 
 from __future__ import annotations
@@ -16,19 +15,18 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from pydantic import Field
 
+from ..defaults import InputOrder
 from ..errors import InputError
 from ..reranker import Reranker
 
 
 class BlockRankPostprocessor(BaseNodePostprocessor):
-    """Reorders nodes by BlockRank relevance, keeps the ``top_n`` best and sets their ``score`` (BlockRank's).
-
-    ``first_stage_weight`` (None: off) fuses the nodes' incoming scores, the retriever's, into the order; every
-    node must then have one.
-    """
+    """Reorders nodes by BlockRank's probability of relevance, keeps the ``top_n`` best and sets it as their
+    ``score``. ``first_stage_weight`` is deprecated and ignored."""
 
     reranker: Any = Field(exclude=True)
     top_n: int | None = 3
+    input_order: InputOrder | None = None
     first_stage_weight: float | None = None
 
     @classmethod
@@ -42,17 +40,13 @@ class BlockRankPostprocessor(BaseNodePostprocessor):
             return []
         reranker: Reranker = self.reranker
         texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
-        if self.first_stage_weight is None:
-            results = reranker.rerank(query_bundle.query_str, texts, top_k=self.top_n)
-        else:
-            unscored = [n.node.node_id for n in nodes if n.score is None]
-            if unscored:
-                raise InputError(
-                    f"first_stage_weight fuses the retriever's node scores, but {len(unscored)} nodes have none "
-                    f"(e.g. {unscored[0]!r})"
-                )
-            first_stage = [float(n.score) for n in nodes]  # type: ignore[arg-type]
-            results = reranker.rerank(
-                query_bundle.query_str, texts, self.top_n, first_stage=first_stage, first_stage_weight=self.first_stage_weight
-            )
+        scored = all(n.score is not None for n in nodes)
+        results = reranker.rerank(
+            query_bundle.query_str,
+            texts,
+            self.top_n,
+            first_stage=[float(n.score) for n in nodes] if scored else None,  # type: ignore[arg-type]
+            input_order=self.input_order,
+            first_stage_weight=self.first_stage_weight,
+        )
         return [NodeWithScore(node=nodes[r.index].node, score=r.score) for r in results]

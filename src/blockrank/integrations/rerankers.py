@@ -21,7 +21,8 @@ from ..reranker import Reranker
 
 
 class BlockRankRanker(BaseRanker):
-    """All documents go into one BlockRank prompt; scores are attention mass (they sum to 1 over the list)."""
+    """All documents go into one BlockRank prompt; scores are probabilities of relevance, given the model and the
+    documents' order (the reranker's ``input_order``), comparable across queries and list sizes."""
 
     def __init__(self, model_name_or_path: str | Reranker | None = None, verbose: int = 0, **reranker_kwargs):
         self.reranker = (
@@ -38,5 +39,5 @@ class BlockRankRanker(BaseRanker):
         return RankedResults(results=results, query=query, has_scores=True)
 
     def score(self, query: str, doc: str) -> float:
-        """One document alone gets all the attention mass (1.0): compare documents within one ``rank`` call."""
+        """The probability that ``doc`` is relevant to ``query``, read alone."""
         return self.reranker.score(query, [doc])[0]
