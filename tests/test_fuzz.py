@@ -40,6 +40,46 @@ def test_api_holds_its_schema(base_url):
         holds()
 
 
+SEEDS = [
+    b'{"query": "capital of France", "documents": ["Paris is in France.", {"text": "Bananas"}], "top_n": 1}',
+    b'{"query": "q", "texts": ["a", "b"], "raw_scores": true}',
+    b'{"query": "q", "documents": ["a"], "max_tokens_per_doc": 4, "return_documents": true}',
+]
+NASTY = [b"\\ud800", b"\\udfff", b"\xff", b"\xc3", b"\x00", b"\\", b'"', b"{", b"]", b"\xed\xa0\x80", b"1e999", b"null"]
+
+
+def _mutations(n: int, seed: int = 0):
+    """Raw bodies near valid ones: truncated, with bytes dropped, or with bad UTF-8, lone surrogates or JSON
+    punctuation spliced in (deterministic)."""
+    import random
+
+    rng = random.Random(seed)
+    for _ in range(n):
+        body = bytearray(rng.choice(SEEDS))
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(body) + 1)
+            kind = rng.random()
+            if kind < 0.25:
+                body = body[:at]
+            elif kind < 0.5 and body:
+                del body[min(at, len(body) - 1)]
+            else:
+                body[at:at] = rng.choice(NASTY)
+        yield bytes(body)
+
+
+@pytest.mark.parametrize("path", ["/rerank", "/v1/rerank", "/v2/rerank"])
+def test_raw_byte_fuzzing_finds_no_5xx(base_url, path):
+    """Malformed bytes, plain and chunked: every answer is a 2xx or a 4xx in our shape, never a 5xx."""
+    with httpx.Client(base_url=base_url, headers={"content-type": "application/json"}) as client:
+        for i, body in enumerate(_mutations(60, seed=len(path))):
+            content = body if i % 2 else iter([body[: len(body) // 2], body[len(body) // 2 :]])  # odd: chunked
+            r = client.post(path, content=content)
+            assert r.status_code < 500, (body, r.status_code, r.text)
+            if r.status_code >= 400:
+                assert set(r.json()) <= {"error", "field"} and r.json()["error"], (body, r.text)
+
+
 def test_still_healthy_after_fuzzing(base_url):
     assert httpx.get(f"{base_url}/health").json() == {"status": "ok"}
     r = httpx.post(f"{base_url}/v2/rerank", json={"query": "q", "documents": ["a", "b"]})

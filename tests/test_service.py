@@ -277,3 +277,89 @@ def test_a_bug_answers_500_with_a_request_id_and_logs_the_details(reranker, capl
     assert "secret" not in r.text  # the client never sees internals
     logged = [rec for rec in caplog.records if request_id in rec.getMessage()]
     assert logged and "secret internal detail" in str(logged[0].exc_info[1])
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v2/rerank", b'{"query": "\\ud800", "documents": ["a"]}', "query"),
+        ("/v1/rerank", b'{"query": "q", "documents": ["ok", "bad \\udfff"]}', "documents[1]"),
+        ("/rerank", b'{"query": "q", "texts": ["\\ud83d"]}', "texts[0]"),
+    ],
+)
+def test_text_utf8_cannot_hold_is_a_400_naming_the_field(url, path, body, field):
+    r = httpx.post(f"{url}{path}", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["field"] == field and "UTF-8" in r.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/rerank", "/v1/rerank", "/v2/rerank"])
+def test_malformed_json_and_bad_utf8_are_400s_in_our_shape(url, path):
+    for body in (b"{not json", b'{"query": "q", "documents": ["a"', b'{"query": "\xff\xfe", "documents": ["a"]}'):
+        r = httpx.post(f"{url}{path}", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 400, (body, r.text)
+        assert r.json()["field"] == "body" and set(r.json()) == {"error", "field"}
+
+
+def test_unknown_paths_and_methods_answer_in_our_shape(url):
+    r = httpx.get(f"{url}/v3/rerank")
+    assert r.status_code == 404 and r.json() == {"error": "no such path: /v3/rerank"}
+    r = httpx.get(f"{url}/v1/rerank")
+    assert r.status_code == 405 and r.json() == {"error": "GET is not allowed on /v1/rerank"}
+
+
+def test_a_chunked_body_is_counted_as_it_arrives(url):
+    sent = []
+
+    def chunks():
+        for _ in range(2000):  # 2 MB offered against a 20 kB limit
+            sent.append(1)
+            yield b'{"query": "q", "documents": [' + b'"x",' * 250
+
+    r = httpx.post(f"{url}/rerank", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["field"] == "body"
+    assert len(sent) < 2000  # refused before the client had sent it all
+    assert httpx.post(f"{url}/rerank", json={"query": "q", "documents": DOCS}).status_code == 200  # and the next one runs
+
+
+def test_a_small_chunked_body_is_served(url, reranker):
+    def chunks():
+        yield b'{"query": "capital of France", '
+        yield b'"documents": ["Paris is the capital of France.", "Bananas are yellow."]}'
+
+    r = httpx.post(f"{url}/v2/rerank", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 200 and len(r.json()["results"]) == 2
+
+
+def test_max_tokens_per_doc_over_the_servers_limit_is_refused(url):
+    r = httpx.post(f"{url}/v2/rerank", json={"query": "q", "documents": ["a"], "max_tokens_per_doc": 10**9})
+    assert r.status_code == 422 and r.json()["field"] == "max_tokens_per_doc" and "4096" in r.json()["error"]
+
+
+def test_v1_rank_fields_are_honoured(url, reranker):
+    docs = [{"title": "Bananas", "body": "yellow fruit", "id": "a"}, {"title": "Paris", "body": "capital of France"}]
+    body = {"query": "capital of France", "documents": docs, "rank_fields": ["body", "title"], "return_documents": True}
+    r = httpx.post(f"{url}/v1/rerank", json=body)
+    assert r.status_code == 200, r.text
+    texts = ["body: yellow fruit\ntitle: Bananas", "body: capital of France\ntitle: Paris"]
+    expected = reranker.rerank("capital of France", texts)
+    assert [x["index"] for x in r.json()["results"]] == [e.index for e in expected]
+    assert r.json()["results"][0]["document"] == {"text": texts[expected[0].index]}
+    r = httpx.post(f"{url}/v1/rerank", json={**body, "rank_fields": ["author"]})
+    assert r.status_code == 422 and r.json()["field"] == "documents[0]"
+
+
+def test_input_order_is_a_request_field(url, reranker):
+    body = {"query": "capital of France", "documents": DOCS}
+    for order in ("ranked", "unordered", "auto"):
+        r = httpx.post(f"{url}/v2/rerank", json={**body, "input_order": order})
+        expected = reranker.rerank("capital of France", DOCS, input_order=order)
+        assert [x["index"] for x in r.json()["results"]] == [e.index for e in expected]
+    r = httpx.post(f"{url}/rerank", json={"query": "q", "texts": DOCS, "input_order": "sorted"})
+    assert r.status_code == 422 and r.json()["field"] == "input_order"
+
+
+def test_jina_fields_in_v1_answers(url):
+    r = httpx.post(f"{url}/v1/rerank", json={"model": "jina-reranker-v2", "query": "q", "documents": DOCS, "top_n": 2})
+    body = r.json()
+    assert body["model"] and body["usage"]["total_tokens"] > 0 and len(body["results"]) == 2
+    assert "model" not in httpx.post(f"{url}/v2/rerank", json={"query": "q", "documents": DOCS}).json()

@@ -23,14 +23,17 @@ class Strict(BaseModel):
 
 
 class CohereRequest(BaseModel):
-    """Cohere API v1 (``cohere.Client.rerank``): documents are strings or objects with ``text``."""
+    """Cohere API v1 (``cohere.Client.rerank``): documents are strings or objects with ``text``, or with the
+    ``rank_fields`` to read, in order. ``input_order`` is our extension (:data:`blockrank.defaults.INPUT_ORDERS`)."""
 
     query: str
     documents: list[str | dict[str, Any]]
     top_n: int | None = Field(default=None, gt=0)
     return_documents: bool = False
     max_tokens_per_doc: int | None = Field(default=None, gt=0)
+    rank_fields: list[str] | None = None
     model: str | None = None
+    input_order: str | None = None
 
 
 class CohereV2Request(BaseModel):
@@ -41,6 +44,7 @@ class CohereV2Request(BaseModel):
     top_n: int | None = Field(default=None, gt=0)
     max_tokens_per_doc: int | None = Field(default=None, gt=0)
     model: str | None = None
+    input_order: str | None = None
 
 
 class CohereDocument(Strict):
@@ -87,6 +91,18 @@ class CohereResponse(Strict):
     meta: ApiMeta | None = None
 
 
+class JinaUsage(Strict):
+    total_tokens: int
+    prompt_tokens: int
+
+
+class CohereV1Response(CohereResponse):
+    """``/v1/rerank`` is also Jina's path, and Jina's clients read ``model`` and ``usage`` (Cohere's ignore them)."""
+
+    model: str | None = None
+    usage: JinaUsage | None = None
+
+
 # --- TEI ---------------------------------------------------------------------------------------------------------
 
 
@@ -96,6 +112,7 @@ class TeiRequest(BaseModel):
     raw_scores: bool = False
     return_text: bool = False
     truncate: bool = True
+    input_order: str | None = None
 
 
 class TeiResult(Strict):

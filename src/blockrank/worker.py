@@ -38,6 +38,7 @@ class Service:
         top_n: int | None,
         max_tokens: int | None,
         truncate: bool = True,
+        input_order: str | None = None,
         client: Disconnect | None = None,
     ) -> RerankReport:
         """Rank on the worker. A timeout (``ServiceTimeout``) or a ``client`` that hangs up (``Cancelled``)
@@ -48,7 +49,7 @@ class Service:
         self.waiting += 1
         cancel = threading.Event()
         future = asyncio.get_running_loop().run_in_executor(
-            self.pool, self._rank, query, documents, top_n, max_tokens, truncate, cancel
+            self.pool, self._rank, query, documents, top_n, max_tokens, truncate, input_order, cancel
         )
         future.add_done_callback(_consume)  # abandoned work ends in Cancelled, which nobody awaits
         watcher = asyncio.create_task(_watch_disconnect(client, cancel)) if client is not None else None
@@ -62,7 +63,7 @@ class Service:
                 watcher.cancel()
             self.waiting -= 1
 
-    def _rank(self, query, documents, top_n, max_tokens, truncate, cancel: threading.Event) -> RerankReport:
+    def _rank(self, query, documents, top_n, max_tokens, truncate, input_order, cancel: threading.Event) -> RerankReport:
         budget = min(max_tokens or self.reranker.max_tokens_per_doc, self.limits.max_tokens_per_doc)
         return self.reranker.rerank_report(
             query,
@@ -70,6 +71,7 @@ class Service:
             top_k=top_n,
             max_tokens_per_doc=budget,
             truncate=truncate,
+            input_order=input_order or self.limits.input_order,
             max_query_tokens=self.limits.max_query_tokens,
             max_prompt_tokens=self.limits.max_prompt_tokens,
             cancel=cancel,
@@ -86,7 +88,7 @@ class Service:
             "attention": r.attention,
             "dtype": str(r.model.dtype).replace("torch.", ""),
             "device": str(r.model.device),
-            "max_tokens_per_doc_default": r.max_tokens_per_doc,
+            "max_tokens_per_doc_default": min(r.max_tokens_per_doc, self.limits.max_tokens_per_doc),
             "passage_tokens": r.max_doc_tokens,
             "split": r.split,
             "limits": asdict(self.limits),
