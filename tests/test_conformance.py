@@ -122,3 +122,20 @@ def test_litellm_client(served, litellm, version):
     assert response.meta["tokens"]["input_tokens"] > 0
     if version == "v1":
         assert [r["document"]["text"] for r in response.results] == [DOCS[e.index] for e in expected]
+
+
+def test_litellm_infinity_provider_without_documents(served, litellm):
+    """LiteLLM's infinity provider reads `document` as a string (Infinity's shape), which the Cohere shape of /rerank
+    cannot give; with return_documents=False its answers parse (README, "Serve it")."""
+    reranker, url = served
+    response = litellm.rerank(
+        model="infinity/blockrank",
+        api_base=url,
+        api_key="unused",
+        query="capital of France",
+        documents=DOCS,
+        top_n=2,
+        return_documents=False,
+    )
+    expected = reranker.rerank("capital of France", DOCS, top_k=2)
+    assert [r["index"] for r in response.results] == [e.index for e in expected]
