@@ -322,3 +322,39 @@ def test_default_scores_mean_the_same_among_5_and_50(reranker):
     assert junk5 < 0.2 and junk50 < 0.2 and abs(junk5 - junk50) < 0.05, scores
     empty = reranker.rerank("What is the capital of France?", [FRANCE, "", *bakery_notes(3)])
     assert next(r.score for r in empty if r.index == 1) < 0.1
+
+
+@pytest.mark.slow
+def test_a_long_documents_answer_counts_through_every_endpoint():
+    """Issue #42's case: a ~1,800-token document whose answer is at its end ranks first on /v2/rerank, /v1/rerank
+    and TEI's /rerank without parameters (every endpoint counts 4,096 tokens of a document by default)."""
+    import httpx
+
+    from blockrank.background import BackgroundServer
+    from blockrank.service import create_app
+
+    filler = (
+        "The history of the town's football club goes back to 1887, when a group of railway workers met in the "
+        "back room of a pub and agreed to rent a field behind the station. The early seasons were played in "
+        "borrowed shirts, and the club moved grounds three times before settling at the riverside stadium in 1921. "
+    )
+    answer = "Water boils at 100 degrees Celsius (212 degrees Fahrenheit) at sea level, where air pressure is one atmosphere."
+    docs = [
+        "Water is a chemical compound of two hydrogen atoms and one oxygen atom.",
+        "Sea levels have been rising because of melting glaciers and warming oceans.",
+        filler * 25 + answer,
+        "Boiling is a phase change from liquid to gas that happens throughout the liquid.",
+        "Celsius and Fahrenheit are two scales for measuring temperature.",
+    ]
+    query = "At what temperature does water boil at sea level?"
+    reranker = Reranker.from_pretrained()
+    assert 1700 < len(reranker.tokenizer.encode(docs[2])) < 1900
+    with BackgroundServer(create_app(reranker)) as url:
+        for path, body in [
+            ("/v2/rerank", {"query": query, "documents": docs}),
+            ("/v1/rerank", {"query": query, "documents": docs}),
+            ("/rerank", {"query": query, "texts": docs}),
+        ]:
+            r = httpx.post(f"{url}{path}", json=body, timeout=60)
+            first = r.json()[0] if path == "/rerank" else r.json()["results"][0]
+            assert first["index"] == 2, (path, r.text)
