@@ -26,7 +26,9 @@ MODELS = {
     "smollm2-synth-175": "BlockRank after `smollm2-synth`, step 175 (not shipped: SciFact fell)",
     "avg-175": "mean of the default and smollm2-synth-175 (not shipped: SciFact fell)",
     "smollm2-synth-375": "smollm2-synth-175 after 200 more steps (not shipped: below it everywhere)",
-    "synth-depth": "smollm2-synth-175 after 80 steps with deep SPLADE++ lists (`smollm2-synth-depth`; not shipped: SciFact fell)",
+    "synth-depth": (
+        "smollm2-synth-175 after 80 steps with deep SPLADE++ lists (`smollm2-synth-depth`; the shipped default since 0.6)"
+    ),
     "synth-depth-log": "the same run with log-mass logits (`mass_logits=log temperature=1`; not shipped: level with it)",
     "synth-new": "synth-depth after 200 steps on unseen synthetic queries (`smollm2-synth-new`; not shipped: level with it)",
     "synth-qwen": "synth-depth after 150 steps on Qwen-written synthetic queries (`smollm2-synth-qwen`; not shipped: below it)",
