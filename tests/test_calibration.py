@@ -51,15 +51,13 @@ def test_readout_is_the_same_on_every_path(mode):
     layer_major = attention_readout(model, blocks, 2, grouped=False)
     torch.testing.assert_close(grouped.mass, layer_major.mass, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(grouped.affinity, layer_major.affinity, atol=1e-4, rtol=1e-5)
-    assert grouped.log_scale == pytest.approx(layer_major.log_scale, abs=1e-5)
     if mode == "reference":  # the reference mask gives the same numbers; causal attention is another model of the prompt
         reference = attention_readout(model, blocks, 2, mode="reference")
         torch.testing.assert_close(grouped.mass, reference.mass, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(grouped.affinity, reference.affinity, atol=1e-3, rtol=1e-4)
-        assert grouped.log_scale == pytest.approx(reference.log_scale, abs=1e-4)
     else:
         causal = attention_readout(model, blocks, 2, mode="causal")
-        assert causal.mass.sum() == pytest.approx(1.0, abs=1e-5) and np.isfinite(causal.log_scale)
+        assert causal.mass.sum() == pytest.approx(1.0, abs=1e-5) and bool(torch.isfinite(causal.affinity).all())
 
 
 def test_fit_recovers_logistic_parameters():

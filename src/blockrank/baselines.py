@@ -175,9 +175,7 @@ def make_scorers(
 ) -> list:
     """One scorer per name in :data:`RERANKERS` or a teacher (``mpnet``, ``bm25+minilm``, ...); the LM-based
     ones share one loaded ``model`` and take ``reranker_opts`` (layer, max_doc_tokens, split, ...)."""
-    from .calibration import find_calibration
-    from .model import default_layer, display_name, load_model, parse_dtype
-    from .reranker import settings
+    from .model import display_name, load_model, parse_dtype
     from .teachers import TEACHERS, is_teacher
 
     unknown = [n for n in names if n not in RERANKERS and not is_teacher(n)]
@@ -197,12 +195,8 @@ def make_scorers(
             continue
         lm = lm or load_model(model, dtype=dtype, device=device)
 
-        def reranker(lm=lm, **kw) -> Reranker:
-            args = settings(lm.settings, **(reranker_opts | kw))
-            layer = args.get("layer", default_layer(lm.model.config))
-            wanted = None if args.get("method", "attention") == "attention" and args.get("attention") != "causal" else False
-            calibration = find_calibration(lm.settings, display_name(model or "default"), layer, wanted)
-            return Reranker(lm.model, lm.tokenizer, calibration=calibration, **args)
+        def reranker(lm=lm, calibrated: bool | None = None, **kw) -> Reranker:
+            return Reranker.from_loaded(lm, display_name(model or "default"), calibrated, **(reranker_opts | kw))
 
         scorers.append(
             {
@@ -211,7 +205,8 @@ def make_scorers(
                 "blockrank-fused": lambda: BlockRankScorer(reranker(), "blockrank-fused", "fused"),
                 "blockrank-shuffled": lambda: BlockRankScorer(reranker(), "blockrank-shuffled", "shuffled"),
                 "blockrank-decode": lambda: BlockRankScorer(reranker(method="decode"), "blockrank-decode"),
-                "blockrank-causal": lambda: BlockRankScorer(reranker(attention="causal"), "blockrank-causal"),
+                # the calibration was fitted on BlockRank's attention, not on full causal attention's
+                "blockrank-causal": lambda: BlockRankScorer(reranker(attention="causal", calibrated=False), "blockrank-causal"),
                 "sliding": lambda: SlidingWindow(reranker(split=False)),  # they name documents by block
                 "first": lambda: FirstToken(reranker(split=False)),
             }[name]()

@@ -25,12 +25,17 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .defaults import INPUT_ORDERS, InputOrder
 from .errors import CalibrationError, InputError
 from .files import write_text_atomic
+
+if TYPE_CHECKING:
+    from .prompt import PromptBlocks
+    from .scoring import AttentionReadout
 
 FILENAME = "calibration.json"
 FORMAT = 2  # 1 was a Platt sigmoid of log mass + log_scale, which moved with the list size
@@ -54,6 +59,18 @@ class Evidence:
     blocks: int
     lengths: np.ndarray
     first_stage: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, readout: AttentionReadout, blocks: PromptBlocks, first_stage: Sequence[float] | None = None) -> Evidence:
+        """The evidence of a built prompt's per-document readout (:meth:`Reranker.readout
+        <blockrank.reranker.Reranker.readout>`)."""
+        return cls(
+            affinity=readout.affinity.double().numpy(),
+            log_mass=readout.mass.double().clamp_min(1e-300).log().numpy(),
+            blocks=len(blocks.docs),
+            lengths=np.array(blocks.lengths, dtype=np.float64),
+            first_stage=None if first_stage is None else np.asarray(first_stage, dtype=np.float64),
+        )
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -233,7 +250,7 @@ def fit(
     w[-1] = math.log(y.mean() / (1 - y.mean()))
     ridge = np.diag([l2 * len(x)] * x.shape[1] + [0.0])
     for _ in range(steps):
-        p = 1 / (1 + np.exp(-(X @ w + offset)))
+        p = sigmoid(X @ w + offset)
         grad = X.T @ (p - y) + ridge @ w
         hess = X.T @ (X * (p * (1 - p))[:, None]) + ridge + 1e-9 * np.eye(len(w))
         step = np.linalg.solve(hess, grad)

@@ -40,14 +40,13 @@ SHORT_JUNK = ("ok", "N/A", "Loading...", "[deleted]", "Click here to read more."
 @dataclass(frozen=True)
 class VariedList:
     """One list to read: documents in the order given, their labels (1, 0, or None unjudged), the retriever's scores
-    in that order, and whether that order is the retriever's (``ordered``) or a shuffle."""
+    in that order."""
 
     name: str
     query: str
     documents: list[Document]
     labels: list[int | None]
     first_stage: list[float]
-    ordered: bool
 
 
 def _junk(
@@ -93,7 +92,7 @@ def varied_lists(
             if k > len(c.documents):
                 continue
             if k in sizes:
-                yield VariedList(f"{c.qid}/top/{k}", c.query, c.documents[:k], labels[:k], scores[:k], True)
+                yield VariedList(f"{c.qid}/top/{k}", c.query, c.documents[:k], labels[:k], scores[:k])
             if k in shuffled_sizes:
                 order = rng.sample(range(k), k)
                 yield VariedList(
@@ -102,7 +101,6 @@ def varied_lists(
                     [c.documents[i] for i in order],
                     [labels[i] for i in order],
                     [scores[i] for i in order],
-                    False,
                 )
             if k in junk_sizes:
                 docs, labs = list(c.documents[:k]), list(labels[:k])
@@ -113,7 +111,7 @@ def varied_lists(
                     labs.insert(at, label)
                 # the retriever ranked the mixed list in this order: its scores, spread over the new length
                 spread = np.interp(np.linspace(0, k - 1, len(docs)), np.arange(k), scores[:k]).tolist()
-                yield VariedList(f"{c.qid}/junk/{k}", c.query, docs, labs, spread, True)
+                yield VariedList(f"{c.qid}/junk/{k}", c.query, docs, labs, spread)
 
 
 def collect(reranker, lists: Iterator[VariedList], path: str | os.PathLike) -> list[dict]:
@@ -127,17 +125,15 @@ def collect(reranker, lists: Iterator[VariedList], path: str | os.PathLike) -> l
         for v in lists:
             if v.name not in done:
                 blocks = reranker.prompt(v.query, v.documents)
-                readout = reranker.readout(blocks)
+                ev = Evidence.of(reranker.readout(blocks), blocks)
                 done[v.name] = {
                     "name": v.name,
                     "ids": [d.id for d in v.documents],
                     "labels": v.labels,
                     "first_stage": v.first_stage,
-                    "ordered": v.ordered,
-                    "log_mass": readout.mass.double().clamp_min(1e-300).log().tolist(),
-                    "log_scale": readout.log_scale,
-                    "affinity": readout.affinity.double().tolist(),
-                    "blocks": len(blocks.docs),
+                    "log_mass": ev.log_mass.tolist(),
+                    "affinity": ev.affinity.tolist(),
+                    "blocks": ev.blocks,
                     "lengths": blocks.lengths,
                 }
                 append_synced(f, json.dumps(done[v.name]) + "\n")
@@ -193,8 +189,9 @@ def fit_calibration(rows: list[dict], model: str, weights: str, layer: int, fitt
     model_features = [i for i, f in enumerate(FEATURES) if f not in CALLER_FEATURES]
     caller = [FEATURES.index(f) for f in CALLER_FEATURES]
     best: tuple[float, Calibration] | None = None
+    fitted = {full: examples(rows, full) for full in {full for full, _, _ in CALLER_GRID}}  # features per scale, once
     for full, order, first_stage in CALLER_GRID:
-        x, y = examples(rows, full)
+        x, y = fitted[full]
         offset = x[:, caller] @ np.array([order, first_stage])
         w, b = fit(x[:, model_features], y, offset=offset)
         coef = dict(zip([FEATURES[i] for i in model_features], map(float, w))) | {"order": order, "first_stage": first_stage}

@@ -21,7 +21,7 @@ from .compiled import compile_layers, eager_on_failure, is_compiled
 from .defaults import MAX_TOKENS_PER_DOC, MODES, InputOrder, Mode
 from .errors import DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
 from .fusion import check_first_stage
-from .model import check_layer, default_layer, display_name, load_model
+from .model import LoadedModel, check_layer, default_layer, display_name, load_model
 from .prompt import Document, PromptBlocks, PromptBuilder, TruncationWarning, as_documents
 from .scoring import AttentionReadout, attention_readout, cancellable, decode_answer, parse_ranking, ranking_scores
 
@@ -152,13 +152,19 @@ class Reranker:
         its ``calibration.json`` if it has one (``blockrank calibrate``). ``calibrated=None`` uses a matching
         calibration and otherwise warns and scores by mass; ``True`` requires one; ``False`` scores by mass.
         """
-        model, tokenizer, trained = load_model(name_or_path, dtype=dtype, device=device)
-        args = settings(trained, **kwargs)
-        layer = args.get("layer", default_layer(model.config))
+        loaded = load_model(name_or_path, dtype=dtype, device=device)
+        return cls.from_loaded(loaded, display_name(name_or_path or "default"), calibrated, **kwargs)
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedModel, name: str, calibrated: bool | None = None, **kwargs) -> Reranker:
+        """Wrap an already loaded model (:func:`~blockrank.model.load_model`, called ``name``) as
+        :meth:`from_pretrained` does: its trained settings under ``kwargs``, its calibration as ``calibrated`` says."""
+        args = settings(loaded.settings, **kwargs)
+        layer = args.get("layer", default_layer(loaded.model.config))
         if args.get("method", "attention") != "attention":
             calibrated = False
-        name = display_name(name_or_path or "default")
-        return cls(model, tokenizer, calibration=find_calibration(trained, name, layer, calibrated), **args)
+        calibration = find_calibration(loaded.settings, name, layer, calibrated)
+        return cls(loaded.model, loaded.tokenizer, calibration=calibration, **args)
 
     def _builder(self, max_tokens_per_doc: int, truncate: bool, split: bool) -> PromptBuilder:
         if max_tokens_per_doc <= 0:
@@ -224,13 +230,7 @@ class Reranker:
         mass = readout.mass.double().numpy()
         if self.calibration is None:
             return mass, mass, mass, mass
-        evidence = Evidence(
-            affinity=readout.affinity.double().numpy(),
-            log_mass=np.log(np.maximum(mass, 1e-300)),
-            blocks=len(blocks.docs),
-            lengths=np.array(blocks.lengths, dtype=np.float64),
-            first_stage=None if first_stage is None else np.asarray(first_stage, dtype=np.float64),
-        )
+        evidence = Evidence.of(readout, blocks, first_stage)
         key = self.calibration.log_odds(evidence, input_order)
         return key, sigmoid(key), sigmoid(self.calibration.log_odds(evidence, model_only=True)), mass
 
@@ -249,7 +249,6 @@ class Reranker:
         )
         return AttentionReadout(
             pool_passages(readout.mass, blocks.owner, blocks.num_documents),
-            readout.log_scale,
             pool_passages(readout.affinity, blocks.owner, blocks.num_documents),
         )
 

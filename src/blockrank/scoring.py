@@ -103,19 +103,11 @@ class AttentionReadout:
     """What the probe at layer l* gives for one prompt.
 
     ``mass [N]``: each block's share of the signal tokens' attention over document tokens (sums to 1).
-    ``log_scale``: log of the documents' total attention relative to block 0's (mean over heads and signal
-    tokens). ``affinity [N]``: each block's attention relative to block 0's (:func:`document_affinity`).
+    ``affinity [N]``: each block's attention relative to block 0's (:func:`document_affinity`).
     """
 
     mass: torch.Tensor
-    log_scale: float
     affinity: torch.Tensor
-
-
-def log_scale(doc_logits: torch.Tensor, prefix_logits: torch.Tensor) -> float:
-    """log mean over heads and signal tokens of exp(LSE(document logits) - LSE(block-0 logits))."""
-    ratio = torch.logsumexp(doc_logits.float(), -1) - torch.logsumexp(prefix_logits.float(), -1)  # [heads, signal]
-    return float(torch.logsumexp(ratio.flatten(), 0) - torch.log(torch.tensor(float(ratio.numel()))))
 
 
 @torch.inference_mode()
@@ -146,7 +138,7 @@ def attention_readout(
     doc_of_token = doc_of_token.to(logits.device)
     mass = document_mass(logits, doc_of_token, len(blocks.docs)).cpu()
     affinity = document_affinity(logits, doc_of_token, len(blocks.docs), prefix_logits).cpu()
-    return AttentionReadout(mass, log_scale(logits, prefix_logits), affinity)
+    return AttentionReadout(mass, affinity)
 
 
 def attention_scores(
