@@ -1,7 +1,7 @@
 """Does the returned score mean one thing at every list size, junk included? (issue #42)
 
 Reads DL19 (a report set: never fitted on) as the default call does, in the varied lists the calibration is fitted
-on (blockrank.calibration_lists: each list's first 5, 50 and 100 candidates, and its first 5 and 20 with junk mixed
+on (blockrank.train.calibration_lists: each list's first 5, 50 and 100 candidates, and its first 5 and 20 with junk mixed
 in), and prints:
   (a) the same judged document among the first 5 and among the first 50 candidates: |score gap|, mean and max,
       for relevant (grade >= 2) and irrelevant documents;
@@ -28,10 +28,10 @@ import numpy as np
 
 from blockrank import Reranker
 from blockrank.calibration import best_f1, expected_calibration_error, f1_at
-from blockrank.calibration_lists import collect, evidence, varied_lists
-from blockrank.data import read_candidates, read_jsonl, read_qrels
+from blockrank.eval.data import read_candidates, read_jsonl, read_qrels
+from blockrank.eval.machine import machine_info
 from blockrank.files import write_text_atomic
-from blockrank.report import machine_info
+from blockrank.train.calibration_lists import collect, evidence, varied_lists
 
 D = Path("../shared/data/trec-dl")
 REL = 2

@@ -9,7 +9,7 @@ export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
 source bench/sets.sh  # D and the report sets, SET[name]
 tag=$1 model=$2
 for s in ${3:-dl19-bm25 dl19-splade scifact}; do
-  python bench/gathered.py --has bench/results/depth $s-$tag || blockrank eval ${SET[$s]} --top-k 100 --max-doc-tokens 64 --no-split --dtype bf16 \
+  python bench/gathered.py --has bench/results/depth $s-$tag || blockrank eval ${SET[$s]} --top-k 100 --block-tokens 64 --no-split --dtype bf16 \
     --rerankers blockrank ${model:+--model $model} --out bench/results/depth/$s-$tag
 done
 python bench/gathered.py bench/results/depth

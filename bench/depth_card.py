@@ -7,8 +7,8 @@ from pathlib import Path
 
 import gathered  # bench/, the script's own directory, is on sys.path
 
-from blockrank.evaluation import CONDENSED
-from blockrank.report import pyplot
+from blockrank.eval.evaluation import CONDENSED
+from blockrank.eval.machine import pyplot
 
 ROOT = Path(__file__).resolve().parents[1]
 R = ROOT / "bench" / "results" / "depth"
@@ -147,7 +147,7 @@ def recipe() -> list[str]:
         "the re-scoring of stored evaluations shared the cores at times). "
         f"Aux-only at l* = {cfg['layer']}, loss = {cfg['aux_weight']}·InfoNCE + {cfg['kd_weight']}·KL to the source's teacher "
         f"(z-scored within each list, teacher temperature {cfg['teacher_temperature']}), lr {cfg['lr']}, "
-        f"{cfg['max_doc_tokens']}-token documents.",
+        f"{cfg['block_tokens']}-token documents.",
         "- **Sources** (examples available; the run draws its examples from the shuffled mixture):",
     ]
     out += [f"  - {n}: `{json.dumps(r['source'])}`" for r, n in ((r, r["examples"]) for r in data)]

@@ -20,7 +20,7 @@ W=src/blockrank/weights/blockrank-smollm2-135m
 what="${1:-all}"
 mkdir -p $R runs
 # one 64-token block per document, as in training and in every number of this report (split passages: bench/split_results.sh)
-opts="--top-k 100 --max-doc-tokens 64 --no-split --dtype bf16 --teacher-dtype bf16"
+opts="--top-k 100 --block-tokens 64 --no-split --dtype bf16 --teacher-dtype bf16"
 ev() {  # ev OUT ARGS...: one evaluation, unless it is complete
   local out=$1; shift
   python bench/gathered.py --has "$(dirname "$out")" "$(basename "$out")" || blockrank eval "$@" --out "$out"

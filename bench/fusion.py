@@ -17,10 +17,10 @@ import argparse
 import json
 from pathlib import Path
 
-from blockrank.baselines import make_scorers
-from blockrank.evaluation import CONDENSED, evaluate, load_eval_set
-from blockrank.examples import read_qids
+from blockrank.eval.baselines import make_scorers
+from blockrank.eval.evaluation import CONDENSED, evaluate, load_eval_set
 from blockrank.files import write_text_atomic
+from blockrank.train.examples import read_qids
 
 ROOT = Path(__file__).resolve().parents[1]
 D = ROOT.parent / "shared" / "data" / "trec-dl"

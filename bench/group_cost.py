@@ -3,9 +3,9 @@
     python bench/group_cost.py [--passages FILE] [--n 100] [--costs 0,64,128,256,1024,1000000] [--repeats 3] [--compile]
 
 Documents of different lengths share a group padded to its longest, and every group runs all layers up to l*.
-:func:`blockrank.attention.length_groups` picks the cut with the fewest padded tokens plus ``GROUP_COST`` per
+:func:`blockrank.kernel.attention.length_groups` picks the cut with the fewest padded tokens plus ``GROUP_COST`` per
 group. This script times the default reranker on the same N real passages (the candidate file's first queries,
-whole, cut only beyond --max-doc-tokens) at each cost, interleaved, and prints groups, padded tokens and median
+whole, cut only beyond --block-tokens) at each cost, interleaved, and prints groups, padded tokens and median
 seconds. Writes bench/results/NAME.json; `python bench/report.py` puts its table in docs/results.md.
 """
 
@@ -36,23 +36,23 @@ def table(report: dict) -> list[str]:
 
 
 def main() -> None:
-    import blockrank.attention as attention
+    import blockrank.kernel.attention as attention
     from blockrank import Reranker
-    from blockrank.benchmark import matmul_gflops
-    from blockrank.data import read_candidates
-    from blockrank.report import machine_info
+    from blockrank.eval.benchmark import matmul_gflops
+    from blockrank.eval.data import read_candidates
+    from blockrank.eval.machine import machine_info
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--passages", default="../shared/data/trec-dl/dl19-bm25-top100.jsonl")
     p.add_argument("--n", type=int, default=100)
-    p.add_argument("--max-doc-tokens", type=int, default=512)
+    p.add_argument("--block-tokens", type=int, default=512)
     p.add_argument("--costs", default="0,64,128,256,1024,1000000")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--name", default="group-cost")
     args = p.parse_args()
 
-    reranker = Reranker.from_pretrained(max_doc_tokens=args.max_doc_tokens, split=False, compile=args.compile)
+    reranker = Reranker.from_pretrained(block_tokens=args.block_tokens, split=False, compile=args.compile)
     lists = read_candidates(args.passages)
     query = lists[0].query
     texts = list(dict.fromkeys(d.content for c in lists for d in c.documents))[: args.n]

@@ -4,7 +4,7 @@ The shipped score averages layer l*'s heads. This dumps what every head of every
 document, from the same document-major pass (no layer above l* runs), so that head selections and weightings
 can be compared without rerunning the model:
 
-    python bench/head_features.py MODEL LISTS.jsonl OUT.pt [--top-k 100] [--max-doc-tokens 64] [--threads 1]
+    python bench/head_features.py MODEL LISTS.jsonl OUT.pt [--top-k 100] [--block-tokens 64] [--threads 1]
 
 LISTS is a candidate-list JSONL (qid, query, documents) or a BEIR directory (BM25 top-k computed here).
 OUT holds {qid: {"docids": [...], "mass": float16 [layers, heads, N]}}; an existing OUT is resumed.
@@ -20,10 +20,11 @@ from pathlib import Path
 
 import torch
 
-from blockrank import Reranker, grouped
-from blockrank.attention import signal_logits
-from blockrank.evaluation import load_eval_set
-from blockrank.scoring import document_mass
+from blockrank import Reranker
+from blockrank.eval.evaluation import load_eval_set
+from blockrank.kernel import grouped
+from blockrank.kernel.attention import signal_logits
+from blockrank.kernel.scoring import document_mass
 
 
 @dataclass
@@ -57,19 +58,19 @@ def main() -> None:
     p.add_argument("out")
     p.add_argument("--qrels")
     p.add_argument("--top-k", type=int, default=100)
-    p.add_argument("--max-doc-tokens", type=int, default=64)
+    p.add_argument("--block-tokens", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     done: dict = torch.load(out) if out.exists() else {}
     rr = Reranker.from_pretrained(
-        None if a.model == "default" else a.model, dtype="bf16", calibrated=False, max_doc_tokens=a.max_doc_tokens, split=False
+        None if a.model == "default" else a.model, dtype="bf16", calibrated=False, block_tokens=a.block_tokens, split=False
     )
     if a.qrels or Path(a.lists).is_dir():
         candidates = load_eval_set(a.lists, a.qrels, top_k=a.top_k).candidates
     else:
-        from blockrank.data import read_candidates
+        from blockrank.eval.data import read_candidates
 
         candidates = read_candidates(a.lists)
     captured: list[HeadPass] = []

@@ -13,8 +13,8 @@ import argparse
 import ir_measures
 import torch
 
-from blockrank.data import read_qrels
-from blockrank.evaluation import CONDENSED
+from blockrank.eval.data import read_qrels
+from blockrank.eval.evaluation import CONDENSED
 
 NDCG = ir_measures.parse_measure("nDCG@10")
 COND = ir_measures.parse_measure(CONDENSED)

@@ -31,12 +31,12 @@ import torch
 from transformers import AutoTokenizer
 
 from blockrank import Reranker
-from blockrank.allocator import SERVICE_ARENAS, cap_malloc_arenas
-from blockrank.background import BackgroundServer
-from blockrank.benchmark import rss_bytes
+from blockrank.eval.benchmark import rss_bytes
 from blockrank.files import write_text_atomic
 from blockrank.model import base_model_path
-from blockrank.service import Limits, create_app
+from blockrank.serve.allocator import SERVICE_ARENAS, cap_malloc_arenas
+from blockrank.serve.background import BackgroundServer
+from blockrank.serve.service import Limits, create_app
 
 WORDS = "rain cloud sun river paris france banana protein cell vitamin heart blood study trial".split()
 MIX = {"valid": 0.6, "oversized": 0.15, "malformed": 0.15, "disconnect": 0.1}
@@ -48,7 +48,7 @@ def tiny_reranker() -> Reranker:
     from factories import tiny_llama
 
     tokenizer = AutoTokenizer.from_pretrained(base_model_path())
-    return Reranker(tiny_llama(vocab_size=len(tokenizer), layers=4), tokenizer, layer=2, max_doc_tokens=64)
+    return Reranker(tiny_llama(vocab_size=len(tokenizer), layers=4), tokenizer, layer=2, block_tokens=64)
 
 
 def memory_stats(samples: list[tuple[float, float]], duration: float) -> dict:

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from blockrank import Reranker
-from blockrank.data import read_corpus
 from blockrank.defaults import Limits
+from blockrank.eval.data import read_corpus
+from blockrank.eval.machine import machine_info
 from blockrank.files import write_text_atomic
-from blockrank.report import machine_info
 
 SCIFACT = Path("../shared/data/scifact/corpus.jsonl")
 

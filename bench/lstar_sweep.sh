@@ -13,7 +13,7 @@ for layer in ${@:-4 6 8 10 12 14 16 20}; do
   for fs in bm25 splade; do
     out=$R/dl21-$fs-l$layer
     [ -f $out/summary.json ] || blockrank eval --data $D/trec-dl/dl21-$fs-top100.jsonl \
-      --qrels $D/trec-dl/qrels.dl21-passage.txt --qids configs/dl21-dev.qids --top-k 100 --max-doc-tokens 64 \
+      --qrels $D/trec-dl/qrels.dl21-passage.txt --qids configs/dl21-dev.qids --top-k 100 --block-tokens 64 \
       --no-split --dtype bf16 --rerankers blockrank --model ${MODEL:-SmolLM2-135M-Instruct} --layer $layer --out $out
   done
 done

@@ -15,8 +15,8 @@ import statistics
 
 import torch
 
-from blockrank.losses import distill_loss, document_logits
-from blockrank.training import examples_of, load_config
+from blockrank.train.losses import distill_loss, document_logits
+from blockrank.train.training import examples_of, load_config
 
 
 def lowest_kl(teacher: list[float], tau: float, teacher_temperature: float, steps: int = 1500) -> float:

@@ -15,9 +15,9 @@ import yaml
 from depth_card import section as depth_section
 from safetensors import safe_open
 
-from blockrank.data import read_beir, read_qrels, read_run
-from blockrank.report import pyplot
-from blockrank.sources import SOURCE_TYPES, source_keys
+from blockrank.eval.data import read_beir, read_qrels, read_run
+from blockrank.eval.machine import pyplot
+from blockrank.train.sources import SOURCE_TYPES, source_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 R = ROOT / "bench" / "results" / "quality"
@@ -240,7 +240,7 @@ def throughput() -> list[str]:
     rows = report["rows"]
     base = rows[0]["examples_per_min"]
     out = [
-        f"Measured by `{report['command']}` ({report['n_docs']} documents × {report['max_doc_tokens']} tokens per "
+        f"Measured by `{report['command']}` ({report['n_docs']} documents × {report['block_tokens']} tokens per "
         f"example, {report['machine']['cpu']}, {report['machine']['threads']} threads, nothing else running; "
         f"dense bf16 matmul {report['bf16_matmul_gflops']:.0f} GFLOP/s):",
         "",
@@ -274,7 +274,7 @@ def main() -> None:
         f"`src/blockrank/weights/blockrank-smollm2-135m/` ({adapter.stat().st_size / 2**20:.1f} MB, "
         f"{n_params / 1e6:.1f}M parameters, {dtype}). It ranks by the attention that the answer-opening signal "
         f"tokens pay each document at layer {shipped['layer']}, with no decoding and no layer above it run, on documents "
-        f"cut to {shipped['max_doc_tokens']} tokens. `SmolLM2-135M-Instruct` as the model gives the untrained base.",
+        f"cut to {shipped['block_tokens']} tokens. `SmolLM2-135M-Instruct` as the model gives the untrained base.",
         "",
         "Since 0.6 the adapter is `smollm2-synth-depth` (`configs/smollm2-synth-depth.yaml`, 80 steps from "
         "`smollm2-synth-175`, which continued the 0.5 default on synthetic queries; `adapters/README.md` has the "
@@ -285,7 +285,7 @@ def main() -> None:
         *depth_section(),
         "## Results on BM25 lists (the earlier report)",
         "",
-        f"nDCG@10, computed by `blockrank eval`. Every BlockRank row uses the same prompt, {shipped['max_doc_tokens']}-token "
+        f"nDCG@10, computed by `blockrank eval`. Every BlockRank row uses the same prompt, {shipped['block_tokens']}-token "
         "documents, bf16 and block-sparse attention in attention mode. The embedding rerankers and fusions score in "
         "bf16; a fusion is the mean of its members' per-list z-scores. W/T/L counts queries whose nDCG@10 is above, "
         "equal to or below BM25's order. Latency is the mean per DL19 query (100 passages) from the same evaluation "
@@ -321,7 +321,7 @@ def main() -> None:
                 if cfg.get("init_adapter")
                 else []
             ),
-            f"- **Examples:** {cfg['n_docs']} documents × {cfg['max_doc_tokens']} tokens (at most {cfg['max_positives']} "
+            f"- **Examples:** {cfg['n_docs']} documents × {cfg['block_tokens']} tokens (at most {cfg['max_positives']} "
             "positives; negatives half the hardest, half random), shuffled together; the run takes the first "
             f"{(cfg['max_steps'] or 0) * cfg['grad_accum']} of {sum(n for _, n in data_counts())}. Examples per source:",
             *[f"  - {n}: `{json.dumps(src)}`" for src, n in data_counts()],

@@ -3,7 +3,7 @@
     python bench/profile_passes.py [--passages FILE] [--n 100] [--dtype bf16] [--repeats 3] [--name NAME] [--model M]
 
 Both passes run under torch.profiler on the same text: N passages of the candidate file's first queries, one
-block each (cut only beyond --max-doc-tokens). (a) is the whole `Reranker.rerank` call, tokenization included;
+block each (cut only beyond --block-tokens). (a) is the whole `Reranker.rerank` call, tokenization included;
 (c) is the stock model (never compiled) over the packed prompt with full causal attention, all layers, next-token logits. Each
 operator's own (self) CPU time goes into a bucket by its name; what no operator accounts for is Python and
 framework overhead. Prints one table and writes bench/results/profile/NAME.json.
@@ -19,10 +19,10 @@ from pathlib import Path
 from torch.profiler import ProfilerActivity, profile
 
 from blockrank import Reranker
-from blockrank.benchmark import full_prefill, matmul_gflops
-from blockrank.data import read_candidates
+from blockrank.eval.benchmark import full_prefill, matmul_gflops
+from blockrank.eval.data import read_candidates
+from blockrank.eval.machine import machine_info
 from blockrank.files import write_text_atomic
-from blockrank.report import machine_info
 
 # operator name -> bucket; names not listed count as "other operators"
 BUCKETS = {
@@ -132,7 +132,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--passages", default="../shared/data/trec-dl/dl19-bm25-top100.jsonl")
     p.add_argument("--n", type=int, default=100)
-    p.add_argument("--max-doc-tokens", type=int, default=512)
+    p.add_argument("--block-tokens", type=int, default=512)
     p.add_argument("--dtype", default="bf16")
     p.add_argument("--model", default=None)
     p.add_argument("--repeats", type=int, default=3)
@@ -143,7 +143,7 @@ def main() -> None:
     args = p.parse_args()
 
     reranker = Reranker.from_pretrained(
-        args.model, dtype=args.dtype, max_doc_tokens=args.max_doc_tokens, split=False, compile=args.compile
+        args.model, dtype=args.dtype, block_tokens=args.block_tokens, split=False, compile=args.compile
     )
     stock = Reranker.from_pretrained(args.model, dtype=args.dtype) if args.compile else reranker
     lists = read_candidates(args.passages)

@@ -17,7 +17,7 @@ if [ "$what" = all ] || [ "$what" = speed ]; then
   # (whole DL19 passages) for BlockRank and the full prefill
   python bench/speed.py --ns 20,100,500 --configs sparse,full --repeats 3 --max-seconds 60 --name speed-vs-prefill
   python bench/speed.py --ns 100,500,1000 --configs sparse --repeats 1 --name speed-memory
-  python bench/speed.py --passages $D/trec-dl/dl19-bm25-top100.jsonl --max-doc-tokens 512 --ns 100 --configs sparse,full \
+  python bench/speed.py --passages $D/trec-dl/dl19-bm25-top100.jsonl --block-tokens 512 --ns 100 --configs sparse,full \
     --repeats 3 --name speed-same-text-dl19
 fi
 

@@ -16,10 +16,10 @@ import json
 import statistics
 from pathlib import Path
 
-from blockrank.baselines import make_scorers
-from blockrank.evaluation import evaluate, load_eval_set
-from blockrank.examples import read_qids
+from blockrank.eval.baselines import make_scorers
+from blockrank.eval.evaluation import evaluate, load_eval_set
 from blockrank.files import write_text_atomic
+from blockrank.train.examples import read_qids
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"

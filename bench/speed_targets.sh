@@ -8,7 +8,7 @@ set -x
 export HF_HUB_OFFLINE=1
 py=.venv/bin/python
 s=${SUFFIX:-xeon}
-P="--passages ../shared/data/trec-dl/dl19-bm25-top100.jsonl --max-doc-tokens 512 --ns 100"
+P="--passages ../shared/data/trec-dl/dl19-bm25-top100.jsonl --block-tokens 512 --ns 100"
 V="--ns 20,100,500 --repeats 3"
 lscpu | grep -E "Model name|^CPU\(s\)|Flags" | cut -c1-120; uptime
 if [ -n "${2:-}" ]; then

@@ -37,7 +37,7 @@ if [ "$what" = all ] || [ "$what" = eval ]; then
     [scifact]="--data $D/scifact --top-k 100"
     [wikiqa]="--data $D/wikiqa/wikiqa-test.jsonl --qrels $D/wikiqa/qrels.wikiqa-test.txt"
   )
-  opts="--max-doc-tokens 64 --dtype bf16"
+  opts="--block-tokens 64 --dtype bf16"
   ev() {  # ev OUT ARGS...: one evaluation, unless it is complete
     local out=$1; shift
     python bench/gathered.py --has $R "$(basename "$out")" || blockrank eval "$@" --out "$out"

@@ -4,7 +4,7 @@
     python bench/train_speed.py --configs fp32-lm,bf16-aux --steps 4
 
 Every configuration trains the same examples (SciFact train, BM25 negatives) of ``--n-docs`` documents x
-``--max-doc-tokens`` tokens, after one warm-up step. Model FLOPs per token are counted as 2 x params for
+``--block-tokens`` tokens, after one warm-up step. Model FLOPs per token are counted as 2 x params for
 the forward plus 2 x params for the input gradients (the frozen base needs no weight gradients), over
 the layers that run (up to l* for aux-only, all plus the LM head otherwise). Writes
 ``bench/results/train-speed.json``. Nothing else should run on the machine meanwhile.
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from blockrank.attention import pack
-from blockrank.benchmark import matmul_gflops, training_gflop_per_token
-from blockrank.report import machine_info
-from blockrank.sources import BeirSource
-from blockrank.training import LoraSettings, TrainConfig, Trainer
+from blockrank.eval.benchmark import matmul_gflops, training_gflop_per_token
+from blockrank.eval.machine import machine_info
+from blockrank.kernel.attention import pack
+from blockrank.train.sources import BeirSource
+from blockrank.train.training import LoraSettings, TrainConfig, Trainer
 
 NO_DROPOUT = LoraSettings(dropout=0.0)  # LoRA dropout is an element-wise pass per adapted projection
 # name -> overrides of the base config below
@@ -46,7 +46,7 @@ def measure(name: str, overrides: dict, args) -> dict:
         model="SmolLM2-135M-Instruct",
         out_dir="/tmp/blockrank-train-speed",
         n_docs=args.n_docs,
-        max_doc_tokens=args.max_doc_tokens,
+        block_tokens=args.block_tokens,
         grad_accum=args.grad_accum,
         lr=1e-3,
         aux_weight=1.0,
@@ -87,7 +87,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=3, help="timed optimizer steps per configuration")
     p.add_argument("--grad-accum", type=int, default=2)
     p.add_argument("--n-docs", type=int, default=12)
-    p.add_argument("--max-doc-tokens", type=int, default=64)
+    p.add_argument("--block-tokens", type=int, default=64)
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--out", default="bench/results/train-speed.json")
     args = p.parse_args()
@@ -119,7 +119,7 @@ def main() -> int:
         "machine": machine_info(torch.device("cpu")),
         "bf16_matmul_gflops": ceiling,
         "n_docs": args.n_docs,
-        "max_doc_tokens": args.max_doc_tokens,
+        "block_tokens": args.block_tokens,
         "grad_accum": args.grad_accum,
         "command": "python bench/train_speed.py " + " ".join(sys.argv[1:]),
         "rows": rows,

@@ -9,9 +9,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from blockrank.examples import ICRExample, Pool, sample_example
 from blockrank.model import use_block_attention
 from blockrank.prompt import Document, PromptBlocks
+from blockrank.train.examples import ICRExample, Pool, sample_example
 
 
 def tiny_llama(vocab_size: int = 128, layers: int = 4, seed: int = 0, **overrides) -> LlamaForCausalLM:

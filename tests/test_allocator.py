@@ -5,13 +5,13 @@ import textwrap
 
 import pytest
 
-from blockrank.allocator import cap_malloc_arenas
+from blockrank.serve.allocator import cap_malloc_arenas
 
 # Eight threads alive at once each make their first malloc; glibc's malloc_info then lists one <heap> per arena.
 COUNT_ARENAS = textwrap.dedent(
     """
     import ctypes, ctypes.util, sys, tempfile, threading
-    from blockrank.allocator import cap_malloc_arenas
+    from blockrank.serve.allocator import cap_malloc_arenas
     print(cap_malloc_arenas(int(sys.argv[1])))
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     libc.malloc.restype = ctypes.c_void_p
@@ -69,8 +69,8 @@ def test_zero_leaves_the_default():
 
 
 def test_serve_caps_by_default():
-    from blockrank.allocator import SERVICE_ARENAS
     from blockrank.cli import build_parser
+    from blockrank.serve.allocator import SERVICE_ARENAS
 
     args = build_parser().parse_args(["serve"])
     assert args.malloc_arenas == SERVICE_ARENAS == 2

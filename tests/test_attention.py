@@ -7,9 +7,9 @@ import torch
 from factories import random_blocks, tiny_llama
 from transformers import MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
-from blockrank.attention import LayerProbe, dense_mask, length_groups, pack
+from blockrank.kernel.attention import LayerProbe, dense_mask, length_groups, pack
+from blockrank.kernel.scoring import attention_scores, document_mass, forward_blocks
 from blockrank.model import use_block_attention
-from blockrank.scoring import attention_scores, document_mass, forward_blocks
 
 LENGTHS = [5, 31, 1, 12, 3, 17]  # very different lengths, one single-token document
 

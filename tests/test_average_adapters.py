@@ -1,4 +1,4 @@
-"""blockrank.averaging: the weight-by-weight mean that made the shipped adapter."""
+"""blockrank.train.averaging: the weight-by-weight mean that made the shipped adapter."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from blockrank.averaging import average_adapters
 from blockrank.cli import main
 from blockrank.errors import ConfigError
+from blockrank.train.averaging import average_adapters
 
 
 def adapter(path: Path, value: float, r: int = 4, targets=("q_proj", "v_proj")) -> Path:
@@ -27,7 +27,7 @@ def adapter(path: Path, value: float, r: int = 4, targets=("q_proj", "v_proj")) 
             }
         )
     )
-    (path / "blockrank.json").write_text(json.dumps({"layer": 1, "max_doc_tokens": 16}))
+    (path / "blockrank.json").write_text(json.dumps({"layer": 1, "block_tokens": 16}))
     save_file(
         {
             "a.lora_A.weight": torch.full((r, 8), value, dtype=torch.bfloat16),

@@ -8,9 +8,9 @@ import pytest
 
 from blockrank import Reranker
 from blockrank.cli import main
-from blockrank.data import Candidates, read_run
+from blockrank.eval.data import Candidates, read_run
+from blockrank.eval.rerank_run import rerank_run, rerank_run_ray
 from blockrank.prompt import Document
-from blockrank.rerank_run import rerank_run, rerank_run_ray
 
 
 def candidates():
@@ -102,7 +102,7 @@ RANK_LLM = [  # rank_llm's retrieve-results JSON, as its retrieve step writes it
 
 
 def test_rank_llm_json_in_and_out(tmp_path, tiny_model_dir, reranker):
-    from blockrank.data import read_candidates
+    from blockrank.eval.data import read_candidates
 
     src = tmp_path / "retrieve_results.json"
     src.write_text(json.dumps(RANK_LLM))
@@ -142,7 +142,7 @@ def test_rank_llm_json_in_and_out(tmp_path, tiny_model_dir, reranker):
 
 def test_the_runs_scores_count_unless_told_not_to(tmp_path, tiny_model_dir, reranker):
     """rerank-run passes each query's first-stage scores as evidence; --no-first-stage leaves them out."""
-    from blockrank.data import read_candidates
+    from blockrank.eval.data import read_candidates
 
     src = tmp_path / "retrieve_results.json"
     src.write_text(json.dumps(RANK_LLM))
@@ -160,7 +160,7 @@ def test_the_runs_scores_count_unless_told_not_to(tmp_path, tiny_model_dir, rera
 
 
 def test_malformed_rank_llm_json_is_named(tmp_path):
-    from blockrank.data import DataFormatError, read_candidates
+    from blockrank.eval.data import DataFormatError, read_candidates
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"query": "q", "hits": [{"docid": "a"}]}]))

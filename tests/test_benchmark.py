@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from blockrank.benchmark import PeakMemory
+from blockrank.eval.benchmark import PeakMemory
 
 
 def test_peak_memory_counts_memory_that_malloc_kept_from_an_earlier_call():

@@ -25,9 +25,9 @@ from blockrank.calibration import (
     weights_fingerprint,
 )
 from blockrank.errors import CalibrationError
+from blockrank.kernel.scoring import attention_readout
 from blockrank.prompt import PromptBlocks
 from blockrank.reranker import Reranker
-from blockrank.scoring import attention_readout
 
 
 def test_affinity_does_not_depend_on_the_other_documents():

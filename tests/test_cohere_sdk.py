@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from blockrank import Reranker
-from blockrank.background import BackgroundServer
-from blockrank.service import Limits, create_app
+from blockrank.serve.background import BackgroundServer
+from blockrank.serve.service import Limits, create_app
 
 cohere = pytest.importorskip("cohere")
 
@@ -15,7 +15,7 @@ DOCS = ["Paris is the capital of France.", "Bananas are yellow.", "The Eiffel to
 
 @pytest.fixture(scope="module")
 def served(tiny_model_dir):
-    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1, max_doc_tokens=16)
+    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1, block_tokens=16)
     with BackgroundServer(create_app(reranker, Limits(max_documents=5))) as url:
         yield reranker, url
 

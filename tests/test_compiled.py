@@ -9,8 +9,8 @@ import torch
 import torch._dynamo
 from factories import random_blocks, tiny_llama
 
-from blockrank.compiled import CompileWarning, compile_layers, eager_on_failure, is_compiled
-from blockrank.scoring import attention_scores
+from blockrank.kernel.compiled import CompileWarning, compile_layers, eager_on_failure, is_compiled
+from blockrank.kernel.scoring import attention_scores
 
 
 @pytest.mark.slow

@@ -9,9 +9,9 @@ import pytest
 from pydantic import BaseModel, TypeAdapter
 
 from blockrank import Reranker
-from blockrank.api_schemas import HEADERS, CohereResponse, CohereV1Response, TeiResult
-from blockrank.background import BackgroundServer
-from blockrank.service import Limits, create_app
+from blockrank.serve.background import BackgroundServer
+from blockrank.serve.schemas import HEADERS, CohereResponse, CohereV1Response, TeiResult
+from blockrank.serve.service import Limits, create_app
 
 DOCS = ["Paris is the capital of France.", "Bananas are yellow.", "The Eiffel tower is in Paris.", "long " * 100]
 COHERE_BODIES = [
@@ -24,7 +24,7 @@ COHERE_BODIES = [
 
 @pytest.fixture(scope="module")
 def served(tiny_model_dir):
-    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1, max_doc_tokens=16, max_tokens_per_doc=64)
+    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1, block_tokens=16, max_tokens_per_doc=64)
     with BackgroundServer(create_app(reranker, Limits(max_documents=8))) as url:
         yield reranker, url
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from blockrank.data import (
+from blockrank.eval.data import (
     DataFormatError,
     candidates_from_run,
     format_run,

@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from blockrank.baselines import RERANKERS, FirstStage, TeacherScorer, make_scorers
 from blockrank.cli import main
-from blockrank.data import Candidates, DataFormatError
-from blockrank.evaluation import EvalSet, evaluate, load_eval_set
+from blockrank.eval.baselines import RERANKERS, FirstStage, TeacherScorer, make_scorers
+from blockrank.eval.data import Candidates, DataFormatError
+from blockrank.eval.evaluation import EvalSet, evaluate, load_eval_set
 from blockrank.prompt import Document
 
 
@@ -57,11 +57,11 @@ def test_resume_skips_finished_queries(tmp_path):
 
 
 def test_finished_teacher_evaluation_loads_no_model(tmp_path, monkeypatch):
-    import blockrank.teachers
+    import blockrank.eval.encoders
 
     loads = []
-    real = blockrank.teachers.load_teacher
-    monkeypatch.setattr(blockrank.teachers, "load_teacher", lambda *a, **k: loads.append(a) or real(*a, **k))
+    real = blockrank.eval.encoders.load_teacher
+    monkeypatch.setattr(blockrank.eval.encoders, "load_teacher", lambda *a, **k: loads.append(a) or real(*a, **k))
     first = evaluate([TeacherScorer("bm25")], toy_set(), tmp_path)
     again = evaluate([TeacherScorer("bm25")], toy_set(), tmp_path)
     assert loads == [("bm25",)]  # the second run found every query done

@@ -11,18 +11,19 @@ import torch
 from factories import tiny_calibration
 
 from blockrank import Reranker
-from blockrank.baselines import BlockRankScorer
 from blockrank.calibration import agreement
 from blockrank.errors import InputError
+from blockrank.eval.baselines import BlockRankScorer
 from blockrank.fusion import check_first_stage, fuse
 from blockrank.model import load_model
+from blockrank.settings import ModelSettings
 
 DOCS = ["alpha beta", "gamma", "delta epsilon zeta", "eta", "theta iota", "kappa lambda mu", "nu", "xi omicron"]
 
 
 def reranker_with(tiny_model_dir, **coef) -> Reranker:
     lm = load_model(tiny_model_dir, dtype="fp32")
-    return Reranker(lm.model, lm.tokenizer, layer=1, calibration=tiny_calibration(tiny_model_dir, **coef))
+    return Reranker(lm.model, lm.tokenizer, ModelSettings(layer=1, calibration=tiny_calibration(tiny_model_dir, **coef)))
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_bad_arguments_are_refused(reranker, kwargs, message):
 def test_bad_reranker_default_is_refused(tiny_model_dir):
     lm = load_model(tiny_model_dir, dtype="fp32")
     with pytest.raises(InputError, match="input_order must be one of"):
-        Reranker(lm.model, lm.tokenizer, layer=1, input_order="sorted")  # type: ignore[arg-type]
+        Reranker(lm.model, lm.tokenizer, ModelSettings(layer=1), input_order="sorted")  # type: ignore[arg-type]
 
 
 def test_first_stage_weight_is_deprecated_and_ignored(reranker):

@@ -10,13 +10,13 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
 from blockrank import Reranker  # noqa: E402
-from blockrank.background import BackgroundServer  # noqa: E402
-from blockrank.service import Limits, create_app  # noqa: E402
+from blockrank.serve.background import BackgroundServer  # noqa: E402
+from blockrank.serve.service import Limits, create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def base_url(tiny_model_dir):
-    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1, max_doc_tokens=16)
+    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1, block_tokens=16)
     limits = Limits(max_documents=20, max_document_chars=500, max_body_bytes=50_000, request_timeout_s=10)
     with BackgroundServer(create_app(reranker, limits)) as url:
         yield url

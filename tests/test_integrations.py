@@ -7,6 +7,7 @@ from factories import tiny_calibration
 
 from blockrank import Reranker
 from blockrank.model import load_model
+from blockrank.settings import ModelSettings
 
 DOCS = ["Paris is the capital of France.", "Bananas are yellow.", "The Eiffel tower is in Paris."]
 RETRIEVER = [0.2, 0.9, 0.5]  # the retriever's scores, in DOCS order
@@ -48,7 +49,7 @@ def test_llamaindex_postprocessor(reranker):
 def led_by_scores(tiny_model_dir):
     """A reranker whose calibration lets the retriever's scores decide, so passing them is visible in the order."""
     lm = load_model(tiny_model_dir, dtype="fp32")
-    return Reranker(lm.model, lm.tokenizer, layer=1, calibration=tiny_calibration(tiny_model_dir, first_stage=1e4))
+    return Reranker(lm.model, lm.tokenizer, ModelSettings(layer=1, calibration=tiny_calibration(tiny_model_dir, first_stage=1e4)))
 
 
 def test_langchain_compressor_passes_the_retrievers_scores(led_by_scores):

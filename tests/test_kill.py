@@ -20,7 +20,8 @@ from safetensors.torch import load_file
 # a fast machine cannot finish the run before the test gets to kill it. The work itself is unchanged.
 THROTTLED = """
 import sys, time
-from blockrank import rerank_run, training
+from blockrank.eval import rerank_run
+from blockrank.train import training
 def slow(f, s):
     return lambda *a, **k: (time.sleep(s), f(*a, **k))[1]
 rerank_run.rank_lines = slow(rerank_run.rank_lines, 0.03)
@@ -82,7 +83,7 @@ def test_rerank_run_survives_sigkill(tmp_path, tiny_model_dir):
 
 @pytest.fixture
 def recipe(tmp_path, tiny_model_dir):
-    from blockrank.examples import write_icr_jsonl
+    from blockrank.train.examples import write_icr_jsonl
 
     data = tmp_path / "train.jsonl"
     write_icr_jsonl(data, icr_examples(12))
@@ -94,7 +95,7 @@ def recipe(tmp_path, tiny_model_dir):
         "grad_accum=1",
         "lora.r=4",
         "lora.dropout=0",
-        "max_doc_tokens=16",
+        "block_tokens=16",
         "save_every=1",
         "log_every=1",
         "threads=1",

@@ -8,9 +8,9 @@ import pytest
 import torch
 from factories import random_blocks, tiny_llama
 
-from blockrank.attention import LayerProbe, pack
-from blockrank.losses import LossWeights, aux_loss, blockrank_loss, distill_loss, document_logits, lm_loss
-from blockrank.scoring import document_mass, forward_blocks
+from blockrank.kernel.attention import LayerProbe, pack
+from blockrank.kernel.scoring import document_mass, forward_blocks
+from blockrank.train.losses import LossWeights, aux_loss, blockrank_loss, distill_loss, document_logits, lm_loss
 
 
 def test_document_mass_on_hand_built_logits():

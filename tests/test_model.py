@@ -19,12 +19,13 @@ from blockrank.model import (
     default_reranker_path,
     load_model,
 )
-from blockrank.training import LoraSettings
+from blockrank.settings import ModelSettings
+from blockrank.train.training import LoraSettings
 
 
 def test_local_directory_loads_with_block_attention(tiny_model_dir):
     model, tokenizer, settings = load_model(tiny_model_dir, device="cpu")
-    assert settings == {"source": str(tiny_model_dir)}  # a plain LM brings no scoring settings, only where it came from
+    assert settings == ModelSettings() and settings.source == str(tiny_model_dir)  # a plain LM: defaults, and its place
     assert model.config._attn_implementation == "blockrank"
     assert not model.training
     assert tokenizer.chat_template
@@ -80,8 +81,8 @@ def test_shipped_reranker_is_a_small_bf16_adapter():
 def test_default_is_the_base_with_the_adapter_merged(default_path):
     base = load_model(BASE_MODEL, device="cpu")
     default = load_model(None, device="cpu")
-    assert base.settings == {"source": base.settings["source"]}
-    assert default.settings["base_model"] == BASE_MODEL and default.settings["layer"] == 20
+    assert base.settings == ModelSettings() and base.settings.source
+    assert default.settings.base_model == BASE_MODEL and default.settings.layer == 20 and default.settings.block_tokens == 64
     base, shipped = base.model.state_dict(), default.model.state_dict()
     assert base.keys() == shipped.keys()
     changed = {k for k in base if not torch.equal(base[k], shipped[k])}
@@ -116,13 +117,13 @@ def tiny_adapter(base_dir, target) -> dict:
         if "lora_B" in name:
             torch.nn.init.normal_(param)
     model.save_pretrained(target)
-    settings = {"layer": 1, "max_doc_tokens": 24, "base_model": str(base_dir)}
+    settings = {"layer": 1, "max_doc_tokens": 24, "base_model": str(base_dir)}  # 0.6's spelling still loads
     (target / "blockrank.json").write_text(json.dumps(settings))
     return settings
 
 
 def test_adapter_and_its_settings_load_from_a_hub_id(tmp_path, tiny_model_dir, monkeypatch):
-    """A trained model on the hub keeps its layer and max_doc_tokens (stubbed hub cache, no network)."""
+    """A trained model on the hub keeps its layer and block_tokens (stubbed hub cache, no network)."""
     import huggingface_hub.constants as hub
 
     from blockrank import Reranker
@@ -136,13 +137,14 @@ def test_adapter_and_its_settings_load_from_a_hub_id(tmp_path, tiny_model_dir, m
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
 
     loaded = load_model("someone/tiny-blockrank", device="cpu")
-    assert loaded.settings == settings | {"source": "someone/tiny-blockrank"}
+    assert loaded.settings == ModelSettings(layer=1, block_tokens=24, base_model=settings["base_model"])
+    assert loaded.settings.source == "someone/tiny-blockrank"
     base = load_model(tiny_model_dir, device="cpu").model.state_dict()
     merged = loaded.model.state_dict()
     assert not torch.equal(base["model.layers.0.self_attn.q_proj.weight"], merged["model.layers.0.self_attn.q_proj.weight"])
     assert torch.equal(base["model.layers.0.mlp.up_proj.weight"], merged["model.layers.0.mlp.up_proj.weight"])
     reranker = Reranker.from_pretrained("someone/tiny-blockrank", device="cpu")
-    assert (reranker.layer, reranker.builder.max_doc_tokens) == (1, 24)
+    assert (reranker.layer, reranker.builder.block_tokens) == (1, 24)
     assert Reranker.from_pretrained("someone/tiny-blockrank", device="cpu", layer=2).layer == 2  # arguments win
 
 

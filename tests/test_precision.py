@@ -11,8 +11,8 @@ import torch
 from factories import needs_data
 
 from blockrank import Reranker
-from blockrank.attention import pack
-from blockrank.scoring import attention_scores
+from blockrank.kernel.attention import pack
+from blockrank.kernel.scoring import attention_scores
 
 DL19 = Path(__file__).resolve().parents[2] / "shared" / "data" / "trec-dl" / "dl19-bm25-top100.jsonl"
 
@@ -26,7 +26,7 @@ def top10_overlap(a: torch.Tensor, b: torch.Tensor) -> int:
 def test_bf16_rankings_agree_with_fp32(capsys):
     row = json.loads(DL19.read_text().splitlines()[0])
     docs = [c["text"] for c in row["candidates"][:30]]
-    fp32 = Reranker.from_pretrained(dtype="fp32", device="cpu", max_doc_tokens=96)
+    fp32 = Reranker.from_pretrained(dtype="fp32", device="cpu", block_tokens=96)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         blocks = fp32.prompt(row["query"], docs)

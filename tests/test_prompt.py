@@ -25,12 +25,12 @@ def test_blocks_follow_the_layout(tokenizer):
 
 def test_truncation_is_reported(tokenizer):
     long_doc = "word " * 400
-    blocks = PromptBuilder(tokenizer, max_doc_tokens=32).build("q", ["short", long_doc])
+    blocks = PromptBuilder(tokenizer, block_tokens=32).build("q", ["short", long_doc])
     assert blocks.truncated == [1]
     label, newline = len(tokenizer.encode("[2]")), 1
     assert len(blocks.docs[1]) == label + 32 + newline
     with pytest.raises(DocumentTooLongError, match="over the budget of 32"):
-        PromptBuilder(tokenizer, max_doc_tokens=32, truncate=False).build("q", ["short", long_doc])
+        PromptBuilder(tokenizer, block_tokens=32, truncate=False).build("q", ["short", long_doc])
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def test_document_ids():
 
 
 def test_long_documents_split_into_overlapping_passages(tokenizer):
-    builder = PromptBuilder(tokenizer, max_doc_tokens=32, overlap=4, max_tokens_per_doc=100)
+    builder = PromptBuilder(tokenizer, block_tokens=32, overlap=4, max_tokens_per_doc=100)
     words = " ".join(f"w{i}" for i in range(200))
     body = tokenizer.encode(" " + words, add_special_tokens=False)
     blocks = builder.build("q", ["short one", words, "another"])
@@ -67,9 +67,9 @@ def test_long_documents_split_into_overlapping_passages(tokenizer):
     assert f"Below are {len(blocks.docs)} candidate documents" in tokenizer.decode(blocks.prefix)
     short = builder.build("q", ["short one", "another"])
     assert short.owner is None and len(short.docs) == 2  # nothing to split: the prompt of the unsplit builder
-    assert short.docs == PromptBuilder(tokenizer, max_doc_tokens=32).build("q", ["short one", "another"]).docs
+    assert short.docs == PromptBuilder(tokenizer, block_tokens=32).build("q", ["short one", "another"]).docs
     with pytest.raises(DocumentTooLongError, match="over the budget of 100 .*max_tokens_per_doc"):
-        PromptBuilder(tokenizer, max_doc_tokens=32, max_tokens_per_doc=100, truncate=False).build("q", [words])
+        PromptBuilder(tokenizer, block_tokens=32, max_tokens_per_doc=100, truncate=False).build("q", [words])
 
 
 @pytest.mark.parametrize(
@@ -77,4 +77,4 @@ def test_long_documents_split_into_overlapping_passages(tokenizer):
 )
 def test_bad_split_settings(tokenizer, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        PromptBuilder(tokenizer, max_doc_tokens=32, **kwargs)
+        PromptBuilder(tokenizer, block_tokens=32, **kwargs)

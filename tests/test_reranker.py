@@ -9,8 +9,9 @@ import torch
 from factories import needs_data
 
 from blockrank import Reranker, Result
-from blockrank.cli import demo_example
-from blockrank.scoring import parse_ranking, ranking_scores
+from blockrank.cli.rerank import demo_example
+from blockrank.kernel.scoring import parse_ranking, ranking_scores
+from blockrank.settings import ModelSettings
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_shipped_default_beats_bm25_on_real_queries(reranker):
     BM25's order on the same candidates by 0.05 (measured: 0.597 vs 0.506; the untrained base is far below)."""
     import ir_measures
 
-    from blockrank.data import read_candidates, read_qrels
+    from blockrank.eval.data import read_candidates, read_qrels
 
     queries = read_candidates(DL19 / "dl19-bm25-top100.jsonl")
     ours, bm25 = {}, {}
@@ -92,7 +93,7 @@ def test_efficient_path_matches_reference_on_default_model(reranker, demo):
 def test_decode_mode_ranks_by_the_generated_answer(tiny_model_dir):
     """A tiny model scripted at its LM head to answer "3, 1]": decode mode runs the real prefill and cache,
     stops at the bracket, and ranks 3 then 1, the unnamed document last."""
-    reranker = Reranker.from_pretrained(tiny_model_dir, device="cpu", layer=1, method="decode")
+    reranker = Reranker.from_pretrained(tiny_model_dir, device="cpu", layer=1, score_by="decode")
     script = reranker.tokenizer.encode("3, 1]", add_special_tokens=False)
     steps = []
 
@@ -129,8 +130,8 @@ def test_bad_top_k(tiny_model_dir, top_k):
 def test_bad_layer_and_modes(tiny_model_dir):
     with pytest.raises(ValueError, match="outside the model's 3 layers"):
         Reranker.from_pretrained(tiny_model_dir, layer=3)
-    with pytest.raises(ValueError, match="unknown method"):
-        Reranker.from_pretrained(tiny_model_dir, method="guess")
+    with pytest.raises(ValueError, match="unknown score_by"):
+        Reranker.from_pretrained(tiny_model_dir, score_by="guess")
     with pytest.raises(ValueError, match="unknown attention"):
         Reranker.from_pretrained(tiny_model_dir, attention="flash")
 
@@ -176,7 +177,7 @@ def test_cross_encoder_style_predict_and_rank(tiny_model_dir):
     from blockrank.model import load_model
 
     lm = load_model(tiny_model_dir, dtype="fp32")
-    reranker = Reranker(lm.model, lm.tokenizer, layer=1, calibration=tiny_calibration(tiny_model_dir, order=2.0))
+    reranker = Reranker(lm.model, lm.tokenizer, ModelSettings(layer=1, calibration=tiny_calibration(tiny_model_dir, order=2.0)))
     docs = ["Paris is in France.", "Bananas are yellow.", "Rain is wet."]
     pairs = [("q1", docs[0]), ("q2", docs[2]), ("q1", docs[1]), ("q2", docs[0])]
     scores = reranker.predict(pairs)
@@ -330,8 +331,8 @@ def test_a_long_documents_answer_counts_through_every_endpoint():
     and TEI's /rerank without parameters (every endpoint counts 4,096 tokens of a document by default)."""
     import httpx
 
-    from blockrank.background import BackgroundServer
-    from blockrank.service import create_app
+    from blockrank.serve.background import BackgroundServer
+    from blockrank.serve.service import create_app
 
     filler = (
         "The history of the town's football club goes back to 1887, when a group of railway workers met in the "

@@ -7,15 +7,15 @@ import pytest
 pytest.importorskip("rerankers")
 
 from blockrank import Reranker  # noqa: E402
-from blockrank.background import BackgroundServer
-from blockrank.service import create_app  # noqa: E402
+from blockrank.serve.background import BackgroundServer
+from blockrank.serve.service import create_app  # noqa: E402
 
 DOCS = ["Paris is the capital of France.", "Bananas are yellow.", "The Eiffel tower is in Paris."]
 
 
 @pytest.fixture(scope="module")
 def reranker(tiny_model_dir):
-    return Reranker.from_pretrained(tiny_model_dir, layer=1, max_doc_tokens=16)
+    return Reranker.from_pretrained(tiny_model_dir, layer=1, block_tokens=16)
 
 
 def test_blockrank_as_a_rerankers_ranker(reranker):

@@ -9,13 +9,13 @@ import httpx
 import pytest
 
 from blockrank import Reranker
-from blockrank.background import BackgroundServer as LiveServer
-from blockrank.service import Limits, create_app
+from blockrank.serve.background import BackgroundServer as LiveServer
+from blockrank.serve.service import Limits, create_app
 
 
 @pytest.fixture(scope="module")
 def reranker(tiny_model_dir):
-    return Reranker.from_pretrained(tiny_model_dir, layer=1, max_doc_tokens=16, max_tokens_per_doc=64)
+    return Reranker.from_pretrained(tiny_model_dir, layer=1, block_tokens=16, max_tokens_per_doc=64)
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +230,7 @@ class SlowLayers:
 
 def test_timed_out_work_is_cancelled(tiny_model_dir):
     """A slow request that times out stops at the next layer: the request behind it is not held up."""
-    reranker = Reranker.from_pretrained(tiny_model_dir, layer=2, max_doc_tokens=16)  # 3 layers run
+    reranker = Reranker.from_pretrained(tiny_model_dir, layer=2, block_tokens=16)  # 3 layers run
     slow = SlowLayers(reranker, seconds=0.6, over=200)
     try:
         with LiveServer(create_app(reranker, Limits(request_timeout_s=0.5))) as base:
@@ -244,7 +244,7 @@ def test_timed_out_work_is_cancelled(tiny_model_dir):
 
 
 def test_a_client_that_hangs_up_cancels_its_work(tiny_model_dir):
-    reranker = Reranker.from_pretrained(tiny_model_dir, layer=2, max_doc_tokens=16)
+    reranker = Reranker.from_pretrained(tiny_model_dir, layer=2, block_tokens=16)
     slow = SlowLayers(reranker, seconds=0.5, over=200)
     try:
         with LiveServer(create_app(reranker)) as base:

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from blockrank import synth
-from blockrank.data import DataFormatError
 from blockrank.errors import ConfigError, InputError
+from blockrank.eval.data import DataFormatError
 from blockrank.prompt import Document
+from blockrank.train import synth
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def test_candidates_consistency_filter_and_stored_lists(tmp_path):
     lists = synth.build_candidates(queries, CORPUS, k=3)
     assert [c.documents[0].id for c in lists] == ["p0", "p2"] and all(len(c.documents) == 3 for c in lists)
     stats = synth.SynthStats()
-    kept = synth.label(lists, "bm25", tmp_path / "scores", "mine", keep_rank=1, stats=stats)
+    kept = synth.score_and_filter(lists, "bm25", tmp_path / "scores", "mine", keep_rank=1, stats=stats)
     assert [c.qid for c in kept] == ["synth:p0"] and stats.inconsistent == 1
     stored = [json.loads(x) for x in (tmp_path / "scores" / "mine.bm25.jsonl").read_text().splitlines()]
     assert [r["qid"] for r in stored] == ["synth:p0", "synth:p2"]  # every list is scored, kept or not
@@ -113,13 +113,13 @@ def test_a_larger_sample_extends_the_smaller_one():
 
 
 def test_a_synth_source_trains_with_its_source_passage_positive(tmp_path):
-    from blockrank.sources import SynthSource, build_examples
+    from blockrank.train.sources import SynthSource, build_examples
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"_id": d.id, "text": d.text}) + "\n" for d in CORPUS.values()))
     out = tmp_path / "mine"
     lists = synth.build_candidates({"p0": "glacier caves meltwater", "p3": "volcano magma"}, CORPUS, k=3)
-    synth.write_lists(synth.label(lists, "bm25", tmp_path / "scores", out.name, keep_rank=1), out / "lists.jsonl")
+    synth.write_lists(synth.score_and_filter(lists, "bm25", tmp_path / "scores", out.name, keep_rank=1), out / "lists.jsonl")
     src = SynthSource(str(out), passages=(str(corpus),), teacher="bm25")
     examples = build_examples([src], 3, seed=0, scores_dir=tmp_path / "scores")
     assert sorted(ex.query_id for ex in examples) == ["synth:p0", "synth:p3"]

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from blockrank import teacher_scores
-from blockrank.data import Candidates, DataFormatError
 from blockrank.errors import ConfigError
-from blockrank.evaluation import EvalSet, dev_metrics
-from blockrank.examples import Pool, sample_examples
+from blockrank.eval.data import Candidates, DataFormatError
+from blockrank.eval.evaluation import EvalSet, dev_metrics
 from blockrank.fusion import fuse
 from blockrank.prompt import Document
-from blockrank.sources import build_examples
+from blockrank.train import teacher_scores
+from blockrank.train.examples import Pool, sample_examples
+from blockrank.train.sources import build_examples
 
 
 def docs(qid: str, n: int) -> list[Document]:
@@ -110,7 +110,7 @@ def candidate_file(tmp_path, n_queries=4, size=6):
 
 
 def test_sources_leave_out_holdout_queries_and_read_stored_labels(tmp_path):
-    from blockrank.sources import CandidatesSource, label_sources
+    from blockrank.train.sources import CandidatesSource, label_sources
 
     source = CandidatesSource(str(candidate_file(tmp_path)), teacher="given+bm25")
     holdout = {"q1"}
@@ -132,7 +132,7 @@ def test_sources_leave_out_holdout_queries_and_read_stored_labels(tmp_path):
 def test_labels_do_not_depend_on_which_recipe_labelled_first(tmp_path):
     """A recipe taking a slice of a source and one taking all of it share the score file; BM25's statistics are the
     whole source's either way, so the stored values are the same whoever labelled first."""
-    from blockrank.sources import CandidatesSource, label_sources
+    from blockrank.train.sources import CandidatesSource, label_sources
 
     path = tmp_path / "lists.jsonl"
     texts = [["the query here", "some query there", "other things", "more things"], ["the query", "things", "query"]] * 3

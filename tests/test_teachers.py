@@ -7,7 +7,7 @@ import importlib.metadata
 
 import pytest
 
-from blockrank import teachers
+from blockrank.eval import encoders as teachers
 from blockrank.prompt import Document
 
 

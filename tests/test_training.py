@@ -10,8 +10,9 @@ import pytest
 import torch
 from factories import icr_examples, pool
 
-from blockrank.data import Candidates, DataFormatError
-from blockrank.examples import (
+from blockrank.eval.data import Candidates, DataFormatError
+from blockrank.prompt import Document
+from blockrank.train.examples import (
     ICRExample,
     pools_from_candidates,
     read_icr_jsonl,
@@ -19,8 +20,7 @@ from blockrank.examples import (
     sample_examples,
     write_icr_jsonl,
 )
-from blockrank.prompt import Document
-from blockrank.sources import BeirSource, CandidatesSource, ICRSource, SynthSource, parse_source
+from blockrank.train.sources import BeirSource, CandidatesSource, ICRSource, SynthSource, parse_source
 
 
 def test_sampling_has_positives_hard_negatives_and_shuffles():
@@ -69,8 +69,8 @@ def test_icr_jsonl_round_trip_and_errors(tmp_path):
 
 
 def test_sources_slice_queries_to_hold_out_a_dev_set(tmp_path):
-    from blockrank.sources import build_examples
-    from blockrank.training import load_config
+    from blockrank.train.sources import build_examples
+    from blockrank.train.training import load_config
 
     cands = [Candidates(str(i), f"q{i}", [Document(f"{i}a", "x"), Document(f"{i}b", "y")]) for i in range(5)]
     path = tmp_path / "cands.jsonl"
@@ -121,7 +121,7 @@ def icr_file(tmp_path):
 def test_two_step_lora_run_checkpoints_and_resumes(tmp_path, tiny_model_dir, icr_file):
     from blockrank.errors import ConfigError
     from blockrank.reranker import Reranker
-    from blockrank.training import Trainer, load_config
+    from blockrank.train.training import Trainer, load_config
 
     overrides = [
         f"model={tiny_model_dir}",
@@ -130,7 +130,7 @@ def test_two_step_lora_run_checkpoints_and_resumes(tmp_path, tiny_model_dir, icr
         "max_steps=2",
         "grad_accum=2",
         "lora.r=4",
-        "max_doc_tokens=16",
+        "block_tokens=16",
         "save_every=1",
         "log_every=1",
         "eval_every=1",
@@ -152,9 +152,9 @@ def test_two_step_lora_run_checkpoints_and_resumes(tmp_path, tiny_model_dir, icr
     assert (final / "adapter_model.safetensors").is_file()
 
     r = Reranker.from_pretrained(final)  # base + adapter, merged; layer comes from the recipe
-    assert r.layer == 1 and r.builder.max_doc_tokens == 16
+    assert r.layer == 1 and r.builder.block_tokens == 16
     assert len(r.rerank("q", ["a", "b"])) == 2
-    from blockrank.export import export_checkpoint  # a checkpoint exported loads with the same settings as final
+    from blockrank.train.export import export_checkpoint  # a checkpoint exported loads with the same settings as final
 
     exported = export_checkpoint(tmp_path / "run" / "checkpoint-1", tmp_path / "exported")
     settings = json.loads((final / "blockrank.json").read_text())
@@ -169,7 +169,7 @@ def test_two_step_lora_run_checkpoints_and_resumes(tmp_path, tiny_model_dir, icr
 
 def test_numbers_in_exponent_form_are_numbers():
     from blockrank.errors import ConfigError
-    from blockrank.training import load_config
+    from blockrank.train.training import load_config
 
     assert load_config(None, ["lr=1e-3", "temperature=5e-2"]).lr == 0.001
     with pytest.raises(ConfigError, match="lr: expected a number"):
@@ -178,7 +178,7 @@ def test_numbers_in_exponent_form_are_numbers():
 
 def test_mass_logits_setting_reaches_the_loss(tmp_path, tiny_model_dir, icr_file):
     from blockrank.errors import ConfigError
-    from blockrank.training import Trainer, load_config
+    from blockrank.train.training import Trainer, load_config
 
     cfg = load_config(None, [f"model={tiny_model_dir}", "layer=1", "mass_logits=log", "temperature=1", f"out_dir={tmp_path}"])
     cfg.data = [ICRSource(str(icr_file))]
@@ -192,7 +192,7 @@ def test_mass_logits_setting_reaches_the_loss(tmp_path, tiny_model_dir, icr_file
 @pytest.mark.parametrize("weights", ["lora.r=4", "lora=null"])  # the adapter and the full fine-tune
 def test_resume_continues_exactly_where_the_run_stopped(tmp_path, tiny_model_dir, icr_file, weights):
     """Interrupted after 2 of 4 steps and resumed: weights and optimizer state equal an uninterrupted run's."""
-    from blockrank.training import Trainer, load_config
+    from blockrank.train.training import Trainer, load_config
 
     def trainer(out: str, resume: bool = False) -> Trainer:
         cfg = load_config(
@@ -204,7 +204,7 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path, tiny_model_dir
                 "max_steps=4",
                 "grad_accum=1",
                 weights,
-                "max_doc_tokens=16",
+                "block_tokens=16",
                 "save_every=2",
                 "lr=1e-2",
             ],
@@ -245,7 +245,7 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path, tiny_model_dir
 def test_resume_before_the_first_checkpoint_drops_the_logged_rows(tmp_path, tiny_model_dir, icr_file):
     """Killed after step 1 was logged but before any checkpoint was pointed to: the rerun logs step 1 again,
     so the old row must go (SIGKILL test: the log read 1, 1, 2, ...)."""
-    from blockrank.training import Trainer, load_config
+    from blockrank.train.training import Trainer, load_config
 
     run = tmp_path / "run"
     run.mkdir()
@@ -259,7 +259,7 @@ def test_resume_before_the_first_checkpoint_drops_the_logged_rows(tmp_path, tiny
             "max_steps=2",
             "grad_accum=1",
             "lora.r=4",
-            "max_doc_tokens=16",
+            "block_tokens=16",
             "log_every=1",
         ],
     )
@@ -271,7 +271,7 @@ def test_resume_before_the_first_checkpoint_drops_the_logged_rows(tmp_path, tiny
 
 
 def test_ctrl_c_saves_a_checkpoint(tmp_path, tiny_model_dir, icr_file, monkeypatch):
-    from blockrank.training import Trainer, load_config
+    from blockrank.train.training import Trainer, load_config
 
     cfg = load_config(
         None,
@@ -282,7 +282,7 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path, tiny_model_dir, icr_file, monkeypat
             "max_steps=5",
             "grad_accum=1",
             "lora=null",
-            "max_doc_tokens=16",
+            "block_tokens=16",
             "save_every=100",
         ],
     )
@@ -304,7 +304,7 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path, tiny_model_dir, icr_file, monkeypat
 
 
 def test_config_errors():
-    from blockrank.training import LoraSettings, load_config
+    from blockrank.train.training import LoraSettings, load_config
 
     with pytest.raises(ValueError, match="unknown config keys: bogus"):
         load_config(None, ["bogus=1"])
@@ -324,7 +324,7 @@ def test_config_errors():
 @pytest.mark.parametrize("recipe", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_committed_recipe_loads_and_its_start_is_committed(recipe):
     """A recipe runs as committed on a fresh clone: its keys are known and the adapter it continues is in adapters/."""
-    from blockrank.training import load_config
+    from blockrank.train.training import load_config
 
     cfg = load_config(recipe)
     assert cfg.init_adapter is None or (recipe.parents[1] / cfg.init_adapter / "adapter_config.json").is_file()
@@ -347,7 +347,7 @@ def test_every_committed_recipe_loads_and_its_start_is_committed(recipe):
     ],
 )
 def test_recipe_sources_with_keys_their_type_ignores_or_values_of_the_wrong_kind_are_refused(source, message):
-    from blockrank.training import load_config
+    from blockrank.train.training import load_config
 
     with pytest.raises(ValueError, match=message):
         load_config(None, [f"data=[{source}]"])
@@ -355,7 +355,7 @@ def test_recipe_sources_with_keys_their_type_ignores_or_values_of_the_wrong_kind
 
 
 def test_recipe_sources_are_typed_and_read_back_from_a_run_config():
-    from blockrank.training import load_config
+    from blockrank.train.training import load_config
 
     (beir, synth) = load_config(
         None,
@@ -395,7 +395,7 @@ def unlabelled_source(tmp_path):
 def test_aux_only_bf16_distillation_run_with_an_unlabelled_source(tmp_path, tiny_model_dir, icr_file):
     from safetensors.torch import load_file
 
-    from blockrank.training import Trainer, load_config
+    from blockrank.train.training import Trainer, load_config
 
     unlabelled = unlabelled_source(tmp_path)
     overrides = [
@@ -406,7 +406,7 @@ def test_aux_only_bf16_distillation_run_with_an_unlabelled_source(tmp_path, tiny
         "grad_accum=2",
         "lora.r=4",
         "lora.dropout=0",
-        "max_doc_tokens=16",
+        "block_tokens=16",
         "n_docs=4",
         "lm_weight=0",
         "aux_weight=1",
@@ -438,7 +438,7 @@ def test_aux_only_bf16_distillation_run_with_an_unlabelled_source(tmp_path, tiny
 def test_aux_only_full_fine_tune_trains_layers_up_to_lstar_only(tmp_path, tiny_model_dir, icr_file):
     """Full fine-tuning read at l*: the layers above it never run and the embeddings (tied to the LM head)
     stay as they are, so only layers 0..l* may change."""
-    from blockrank.training import Trainer, load_config
+    from blockrank.train.training import Trainer, load_config
 
     cfg = load_config(
         None,
@@ -451,7 +451,7 @@ def test_aux_only_full_fine_tune_trains_layers_up_to_lstar_only(tmp_path, tiny_m
             "lora=null",
             "lm_weight=0",
             "aux_weight=1",
-            "max_doc_tokens=16",
+            "block_tokens=16",
             "lr=1e-2",
         ],
     )
@@ -466,7 +466,7 @@ def test_aux_only_full_fine_tune_trains_layers_up_to_lstar_only(tmp_path, tiny_m
 
 
 def test_a_source_brings_its_own_teacher(tmp_path, tiny_model_dir, icr_file):
-    from blockrank.training import Trainer, load_config
+    from blockrank.train.training import Trainer, load_config
 
     unlabelled = unlabelled_source(tmp_path)
     cfg = load_config(
@@ -476,7 +476,7 @@ def test_a_source_brings_its_own_teacher(tmp_path, tiny_model_dir, icr_file):
             f"out_dir={tmp_path / 'run'}",
             "layer=1",
             "n_docs=4",
-            "max_doc_tokens=16",
+            "block_tokens=16",
             "lm_weight=0",
             "aux_weight=1",
             "kd_weight=1",
@@ -497,7 +497,7 @@ def test_init_adapter_continues_a_saved_adapter(tmp_path, tiny_model_dir, icr_fi
     from safetensors.torch import load_file
 
     from blockrank.errors import ConfigError
-    from blockrank.training import Trainer, load_config
+    from blockrank.train.training import Trainer, load_config
 
     base = [
         f"model={tiny_model_dir}",
@@ -506,7 +506,7 @@ def test_init_adapter_continues_a_saved_adapter(tmp_path, tiny_model_dir, icr_fi
         "grad_accum=1",
         "lora.r=4",
         "lora.dropout=0",
-        "max_doc_tokens=16",
+        "block_tokens=16",
         "lm_weight=0",
         "aux_weight=1",
         "lr=1e-2",
@@ -532,7 +532,7 @@ def test_init_adapter_continues_a_saved_adapter(tmp_path, tiny_model_dir, icr_fi
 
 
 def test_unlabelled_source_needs_a_teacher(tmp_path, tiny_model_dir):
-    from blockrank.training import Trainer, load_config
+    from blockrank.train.training import Trainer, load_config
 
     path = tmp_path / "u.jsonl"
     path.write_text(json.dumps({"qid": "u", "query": "q", "candidates": [{"docid": "a", "text": "x"}]}) + "\n")
@@ -548,8 +548,8 @@ def test_unlabelled_source_needs_a_teacher(tmp_path, tiny_model_dir):
 
 def test_graded_sources_use_their_own_relevance_threshold(tmp_path):
     """ANTIQUE-style grades 1-4 (relevant >= 3) and WikiQA-style lists with no answer (skipped, counted)."""
-    from blockrank.sources import build_examples
-    from blockrank.training import load_config
+    from blockrank.train.sources import build_examples
+    from blockrank.train.training import load_config
 
     path = tmp_path / "graded.jsonl"
     path.write_text(
@@ -582,7 +582,7 @@ def test_dry_run_counts_examples_per_source(tmp_path, icr_file, capsys):
 
 
 def test_title_queries_never_use_held_out_judged_documents():
-    from blockrank.examples import pools_from_titles
+    from blockrank.train.examples import pools_from_titles
 
     corpus = {f"d{i}": Document(f"d{i}", f"text {i} about things", f"Title {i} words") for i in range(6)}
     pools = pools_from_titles(corpus, n=6, exclude={"d1", "d4"}, top_k=3)

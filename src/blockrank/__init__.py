@@ -4,13 +4,14 @@ The model-facing names load on first use, so that ``import blockrank`` (and ``bl
 pay for importing torch and transformers.
 """
 
-__version__ = "0.6.0"  # the one version source (pyproject reads it)
+__version__ = "0.7.0"  # the one version source (pyproject reads it)
 
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from .defaults import BASE_MODEL, DEFAULT_RERANKER
-from .errors import (
+from blockrank import _moved  # noqa: F401  (old module names, deprecated)
+from blockrank.defaults import BASE_MODEL, DEFAULT_RERANKER
+from blockrank.errors import (
     BlockRankError,
     DocumentTooLongError,
     InputError,
@@ -19,18 +20,23 @@ from .errors import (
     QueryTooLongError,
     UnsupportedModelError,
 )
-from .prompt import Document, TruncationWarning
+from blockrank.prompt import Document, TruncationWarning
 
-_LAZY = {"Reranker": ".reranker", "Result": ".reranker", "LoadedModel": ".model", "load_model": ".model"}
+_LAZY = {
+    "Reranker": "blockrank.reranker",
+    "Result": "blockrank.reranker",
+    "LoadedModel": "blockrank.model",
+    "load_model": "blockrank.model",
+}
 
 if TYPE_CHECKING:
-    from .model import LoadedModel, load_model
-    from .reranker import Reranker, Result
+    from blockrank.model import LoadedModel, load_model
+    from blockrank.reranker import Reranker, Result
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name], __name__), name)
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'blockrank' has no attribute {name!r}")
 
 

@@ -1,10 +1,10 @@
 """The returned score: the probability that a document is relevant to the query, given all the evidence the call has.
 
 The evidence per document is the model's readout at layer l* (its attention relative to block 0,
-:func:`~blockrank.scoring.document_affinity`, which does not shrink as the list grows), how many blocks the list
+:func:`~blockrank.kernel.scoring.document_affinity`, which does not shrink as the list grows), how many blocks the list
 has, how long the document is, where the caller put it (the input order) and, when the caller gives them, the first
 stage's scores. A logistic model over those features, fitted on judged training lists of every size with junk mixed
-in (:mod:`blockrank.calibration_lists`), turns them into one probability. The ranking follows it, so scores and
+in (:mod:`blockrank.train.calibration_lists`), turns them into one probability. The ranking follows it, so scores and
 order agree, and the same model with the order and first-stage features left out gives the model-only score.
 
 The input order counts as far as it is trusted: fully when the caller says the list is ``"ranked"``, not at all
@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .defaults import INPUT_ORDERS, InputOrder
-from .errors import CalibrationError, InputError
-from .files import write_text_atomic
+from blockrank.defaults import INPUT_ORDERS, InputOrder
+from blockrank.errors import CalibrationError, InputError
+from blockrank.files import model_file, write_text_atomic
 
 if TYPE_CHECKING:
-    from .prompt import PromptBlocks
-    from .scoring import AttentionReadout
+    from blockrank.kernel.scoring import AttentionReadout
+    from blockrank.prompt import PromptBlocks
 
 FILENAME = "calibration.json"
 FORMAT = 2  # 1 was a Platt sigmoid of log mass + log_scale, which moved with the list size
@@ -190,17 +190,14 @@ def weights_fingerprint(source: str | os.PathLike) -> str:
     return str(source)
 
 
-def find_calibration(settings: dict, model: str, layer: int, calibrated: bool | None) -> Calibration | None:
-    """The calibration of a loaded model (``settings`` from :func:`~blockrank.model.load_model`), if one is wanted.
+def find_calibration(source: str | None, model: str, layer: int, calibrated: bool | None) -> Calibration | None:
+    """The calibration of the model loaded from ``source`` (a directory or hub id), if one is wanted.
 
     ``calibrated=None`` uses it when the model has a matching one and otherwise warns and falls back to the raw
     scores; ``True`` requires it (:class:`CalibrationError` naming the model); ``False`` never loads it.
     """
     if calibrated is False:
         return None
-    from .model import model_file
-
-    source = settings.get("source")
     path = model_file(source, FILENAME) if source else None
     try:
         if source is None or path is None:

@@ -14,7 +14,7 @@ MODES: tuple[Mode, ...] = ("sparse", "reference", "causal")
 # `blockrank eval --rerankers`: given keeps the candidates' own (first-stage) order, whatever retrieved them;
 # minilm is the all-MiniLM-L6-v2 rerank, blockrank-causal the same model read with full causal attention.
 # A teacher name (bm25, mpnet, a fusion) rescores the list instead: bm25 is BM25 over the list's own statistics.
-FIRST_STAGES = ("bm25", "dense")  # what retrieves candidates from a corpus (blockrank.retrieval)
+FIRST_STAGES = ("bm25", "dense")  # what retrieves candidates from a corpus (blockrank.eval.retrieval)
 # blockrank is the default call (the model and the input order); blockrank-model the model alone; blockrank-fused adds
 # the candidates' first-stage scores; blockrank-shuffled is the default call on each list shuffled first.
 RERANKERS = (
@@ -33,6 +33,7 @@ RERANKERS = (
 # "auto": ranked as far as it agrees with the model's own reading of the list (blockrank.calibration).
 InputOrder = Literal["ranked", "unordered", "auto"]
 INPUT_ORDERS: tuple[InputOrder, ...] = ("ranked", "unordered", "auto")
+BLOCK_TOKENS = 160  # a block's length for a model that brings none of its own (an untrained base, a new recipe)
 MAX_TOKENS_PER_DOC = 4096  # tokens of a document that count by default: Cohere's default, so whole documents count
 
 

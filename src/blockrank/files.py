@@ -111,3 +111,17 @@ def append_synced(f, text: str) -> None:
     f.write(text)
     f.flush()
     os.fsync(f.fileno())
+
+
+def model_file(source: str, filename: str) -> Path | None:
+    """``filename`` of a local model directory or of a hub repo (the hub cache, downloading if online); None if absent."""
+    if Path(source).is_dir():
+        path = Path(source) / filename
+        return path if path.is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+
+    try:
+        return Path(hf_hub_download(source, filename))
+    except (EntryNotFoundError, HfHubHTTPError):  # no such file, or the repo itself is unreachable: AutoConfig says which
+        return None

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .errors import InputError
+from blockrank.errors import InputError
 
 
 def fuse(per_member: Sequence[Sequence[float]], weights: Sequence[float] | None = None) -> list[float]:

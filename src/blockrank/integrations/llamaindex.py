@@ -15,9 +15,9 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from pydantic import Field
 
-from ..defaults import InputOrder
-from ..errors import InputError
-from ..reranker import Reranker
+from blockrank.defaults import InputOrder
+from blockrank.errors import InputError
+from blockrank.reranker import Reranker
 
 
 class BlockRankPostprocessor(BaseNodePostprocessor):

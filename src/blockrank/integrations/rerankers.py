@@ -17,7 +17,7 @@ from rerankers.models.ranker import BaseRanker
 from rerankers.results import RankedResults, Result
 from rerankers.utils import prep_docs
 
-from ..reranker import Reranker
+from blockrank.reranker import Reranker
 
 
 class BlockRankRanker(BaseRanker):

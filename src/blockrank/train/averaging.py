@@ -9,15 +9,17 @@ adapter and configs/smollm2-scifact.yaml's, which continued it:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from .errors import ConfigError
-from .files import atomic_directory
-from .training import ADAPTER_SHAPE, adapter_shape_difference
+from blockrank.errors import ConfigError
+from blockrank.files import atomic_directory
+from blockrank.settings import FILENAME, ModelSettings
+from blockrank.train.training import ADAPTER_SHAPE, adapter_shape_difference
 
 
 def average_adapters(first: Path, second: Path, out: Path, weight: float = 0.5) -> None:
@@ -34,8 +36,9 @@ def average_adapters(first: Path, second: Path, out: Path, weight: float = 0.5) 
     mean = {k: ((1 - weight) * a[k].float() + weight * b[k].float()).to(a[k].dtype) for k in a}
     with atomic_directory(out) as tmp:
         for f in second.iterdir():
-            if f.is_file() and f.name not in ("adapter_model.safetensors", "blockrank.json"):
+            if f.is_file() and f.name not in ("adapter_model.safetensors", FILENAME):
                 shutil.copy2(f, tmp / f.name)
         save_file(mean, tmp / "adapter_model.safetensors", metadata={"format": "pt"})
-        recipe = json.loads((second / "blockrank.json").read_text())
-        (tmp / "blockrank.json").write_text(json.dumps(recipe | {"average_of": [str(first), str(second)], "weight": weight}))
+        recipe = ModelSettings.load(second)
+        averaged = {"average_of": [str(first), str(second)], "weight": weight}
+        dataclasses.replace(recipe, provenance=recipe.provenance | averaged).save(tmp)

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 
-from .data import DataFormatError, read_jsonl
-from .errors import ConfigError
-from .files import append_synced
-from .fusion import fuse
-from .prompt import Document
-from .teachers import TEACHERS as MEMBERS
+from blockrank.errors import ConfigError
+from blockrank.eval.data import DataFormatError, read_jsonl
+from blockrank.eval.encoders import TEACHERS as MEMBERS
+from blockrank.files import append_synced
+from blockrank.fusion import fuse
+from blockrank.prompt import Document
 
 Scores = dict[str, dict[str, float]]  # qid -> docid -> score
 Pools = Sequence[tuple[str, str, list[Document], list[float] | None]]  # (qid, query, documents, first-stage scores)
@@ -97,7 +97,7 @@ def compute(
     path.parent.mkdir(parents=True, exist_ok=True)
     if member == "given" and any(p[3] is None for p in todo):
         raise ConfigError(f"{path}: the 'given' teacher needs first-stage scores, which this source does not have")
-    from .teachers import load_teacher
+    from blockrank.eval.encoders import load_teacher
 
     scorer = load_teacher(member, dtype=dtype, max_tokens=max_tokens)
     step = len(todo) if member == "bm25" else chunk

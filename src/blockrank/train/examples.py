@@ -17,16 +17,16 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import (
+from blockrank.errors import ConfigError
+from blockrank.eval.data import (
     Candidates,
     DataFormatError,
     Qrels,
     read_jsonl,
     read_qrels,
 )
-from .errors import ConfigError
-from .files import write_text_atomic
-from .prompt import Document
+from blockrank.files import write_text_atomic
+from blockrank.prompt import Document
 
 
 @dataclass
@@ -91,7 +91,7 @@ def pools_from_beir(
 ) -> list[Pool]:
     """BM25-mined hard negatives for every judged query; positives come from the qrels even when BM25 missed them.
     Documents in ``exclude`` (an evaluation split's judged ones) are neither positives nor negatives."""
-    from .retrieval import bm25_candidates
+    from blockrank.eval.retrieval import bm25_candidates
 
     corpus = {d: doc for d, doc in corpus.items() if d not in exclude}
     judged = {q: t for q, t in queries.items() if q in qrels}
@@ -123,7 +123,7 @@ def pools_from_titles(
     """Weak supervision without labels: a document's title is the query, its own abstract (title removed)
     the positive, BM25's other hits for the title the negatives. Documents in ``exclude`` (an evaluation
     split's judged ones) are used neither as queries nor as negatives."""
-    from .retrieval import bm25_candidates
+    from blockrank.eval.retrieval import bm25_candidates
 
     rng = random.Random(seed)
     ids = [d for d in corpus if corpus[d].title.strip() and corpus[d].text.strip() and d not in exclude]
@@ -147,7 +147,7 @@ def pools_from_titles(
 def pools_from_synth(directory: str | os.PathLike, passages: Sequence[str] | None) -> list[Pool]:
     """The lists ``blockrank synth`` kept (``DIRECTORY/lists.jsonl``, ids only), their text read from the
     ``passages`` files they were generated from; each query's source passage is its positive."""
-    from .synth import read_lists, read_passages
+    from blockrank.train.synth import read_lists, read_passages
 
     if not passages:
         raise ConfigError(f"synth source {directory}: name the files its passages come from (passages: [...])")

@@ -7,7 +7,7 @@ Three stages, each resumable:
    skips what is done. Empty, overlong and copied queries are dropped and counted.
 2. **candidates**: each kept query's BM25 neighbours in the same corpus (its source passage included);
 3. **label**: a teacher scores every candidate list into stored teacher-score files
-   (:mod:`blockrank.teacher_scores`); a query is kept only if the teacher ranks its source passage within
+   (:mod:`blockrank.train.teacher_scores`); a query is kept only if the teacher ranks its source passage within
    ``keep_rank`` (consistency filtering).
 
 The output holds ids, never passage text: ``lists.jsonl`` (``{qid, query, docids}``, the source passage
@@ -29,11 +29,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import teacher_scores
-from .data import Candidates, DataFormatError, read_jsonl
-from .errors import InputError
-from .files import append_synced, write_text_atomic
-from .prompt import Document
+from blockrank.errors import InputError
+from blockrank.eval.data import Candidates, DataFormatError, read_jsonl
+from blockrank.files import append_synced, write_text_atomic
+from blockrank.prompt import Document
+from blockrank.train import teacher_scores
 
 # Few-shot completion (InPars style), not an instruction: SmolLM2-135M-Instruct answers an instruction with
 # "The passage is:" or a copy of the passage, but continues this pattern with a query. With one fixed set of shots
@@ -276,7 +276,7 @@ def build_candidates(
 ) -> list[Candidates]:
     """Stage 2: the top ``k`` from the corpus for each query, by BM25 (words in common) or all-MiniLM-L6-v2
     (``dense``: neighbours in meaning, the look-alikes a strong retriever returns), the source passage first."""
-    from .retrieval import retrieve
+    from blockrank.eval.retrieval import retrieve
 
     lists = []
     for c in retrieve(first_stage, corpus, {f"synth:{pid}": q for pid, q in queries.items()}, k, dtype, max_tokens):
@@ -286,7 +286,7 @@ def build_candidates(
     return lists
 
 
-def label(
+def score_and_filter(
     lists: list[Candidates],
     teacher: str,
     scores_dir: str | os.PathLike,
@@ -373,7 +373,7 @@ def sample(passages: dict[str, Document], n: int | None, seed: int) -> dict[str,
 def excluded_passages(paths: Iterable[str | os.PathLike]) -> tuple[set[str], set[str]]:
     """Ids and normalised texts to keep out of generation: every candidate of a candidate-list JSONL, or
     every document of a qrels file (evaluation sets such as DL19, SciFact test)."""
-    from .data import read_qrels
+    from blockrank.eval.data import read_qrels
 
     ids, texts = set(), set()
     for path in map(Path, paths):
@@ -415,7 +415,7 @@ def synthesize(
     queries = generate_queries(generator, sample(corpus, n, seed), out_dir / "queries.jsonl", stats)
     lists = build_candidates(queries, corpus, k, first_stage, teacher_dtype, teacher_max_tokens) if queries else []
     kept = (
-        label(
+        score_and_filter(
             lists,
             teacher,
             scores_dir or out_dir / "teacher-scores",

@@ -1,7 +1,7 @@
 """The service's runtime: one worker thread owns the model, so concurrent requests never interleave inside it.
 
 Requests wait in a bounded queue; a full queue, a timeout and a client that hangs up each end in their own
-exception, which the HTTP layer (:mod:`blockrank.service`) turns into a status code. Timed-out and abandoned work
+exception, which the HTTP layer (:mod:`blockrank.serve.service`) turns into a status code. Timed-out and abandoned work
 is cancelled at the model's next layer, so the requests behind it are not held up.
 """
 
@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from .defaults import Limits
-from .errors import ServiceBusy, ServiceTimeout
-from .model import display_name
-from .reranker import Reranker, RerankReport
+from blockrank.defaults import Limits
+from blockrank.errors import ServiceBusy, ServiceTimeout
+from blockrank.model import display_name
+from blockrank.reranker import Reranker, RerankReport
 
 
 class Disconnect(Protocol):
@@ -84,12 +84,12 @@ class Service:
             "model_type": r.model.config.model_type,
             "layer": r.layer,
             "num_layers": r.model.config.num_hidden_layers,
-            "method": r.method,
+            "score_by": r.score_by,
             "attention": r.attention,
             "dtype": str(r.model.dtype).replace("torch.", ""),
             "device": str(r.model.device),
             "max_tokens_per_doc_default": min(r.max_tokens_per_doc, self.limits.max_tokens_per_doc),
-            "passage_tokens": r.max_doc_tokens,
+            "passage_tokens": r.block_tokens,
             "split": r.split,
             "limits": asdict(self.limits),
         }

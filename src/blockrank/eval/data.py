@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DataFormatError
-from .files import write_text_atomic
-from .prompt import Document
+from blockrank.errors import DataFormatError
+from blockrank.files import write_text_atomic
+from blockrank.prompt import Document
 
 Qrels = dict[str, dict[str, int]]  # qid -> docid -> grade
 Run = dict[str, list[tuple[str, float]]]  # qid -> [(docid, score)] best first

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .data import Candidates
-from .defaults import FIRST_STAGES
-from .errors import InputError
-from .prompt import Document
+from blockrank.defaults import FIRST_STAGES
+from blockrank.errors import InputError
+from blockrank.eval.data import Candidates
+from blockrank.prompt import Document
 
 if TYPE_CHECKING:
     import torch
@@ -40,7 +40,7 @@ def dense_candidates(
     ``dtype`` and ``max_tokens`` (default fp32, 256 tokens), so a teacher labelling the lists reuses its embeddings."""
     import torch
 
-    from .teachers import dense_encoder
+    from blockrank.eval.encoders import dense_encoder
 
     encoder = dense_encoder("minilm", "cpu", dtype, max_tokens)
     ids = list(corpus)

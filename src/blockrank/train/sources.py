@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import teacher_scores
-from .data import read_beir, read_candidates, read_qrels
-from .errors import ConfigError
-from .examples import (
+from blockrank.errors import ConfigError
+from blockrank.eval.data import read_beir, read_candidates, read_qrels
+from blockrank.train import teacher_scores
+from blockrank.train.examples import (
     ICRExample,
     NDocs,
     Pool,
@@ -278,7 +278,7 @@ def build_examples(
 ) -> list[ICRExample]:
     """Examples from every source of a training recipe, shuffled; ``n_docs`` for the sources that set none.
     Each source's teacher (or the recipe's ``teacher``) labels its examples from the stored scores in
-    ``scores_dir`` (see :mod:`blockrank.teacher_scores`; :func:`label_sources` writes them), never computed here.
+    ``scores_dir`` (see :mod:`blockrank.train.teacher_scores`; :func:`label_sources` writes them), never computed here.
     Queries in ``holdout`` are left out of every source; ``counts`` receives the examples each source gave."""
     examples: list[ICRExample] = []
     for i, src in enumerate(sources):

@@ -1,7 +1,7 @@
 """Fine-tuning with ``L = w_lm * L_lm + lambda * L_aux + w_kd * L_kd`` through the block-sparse path.
 
 ``lm_weight: 0`` is aux-only training: the forward stops at layer l*, the LM head never runs, and LoRA
-adapts only layers 0..l*. ``teacher`` names a scorer from :mod:`blockrank.teachers` whose listwise
+adapts only layers 0..l*. ``teacher`` names a scorer from :mod:`blockrank.eval.encoders` whose listwise
 ranking is distilled (``kd_weight``); it also lets unlabelled candidate lists train.
 
 Built on accelerate, so ``accelerate launch -m blockrank.cli train CONFIG`` runs the same code with
@@ -29,17 +29,17 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from .attention import LayerProbe, pack
-from .defaults import MODES, Mode
-from .errors import ConfigError
-from .examples import ICRExample, read_qids
-from .export import scoring_settings
-from .files import atomic_directory, write_text_atomic
-from .losses import MASS_LOGITS, LossWeights, MassLogits, blockrank_loss
-from .model import BASE_MODEL, cpu_has_native_bf16, default_layer, default_reranker_path, load_model
-from .prompt import PromptBuilder
-from .scoring import attention_scores, forward_blocks
-from .sources import Source, build_examples, label_sources, parse_sources
+from blockrank.defaults import BLOCK_TOKENS, MODES, Mode
+from blockrank.errors import ConfigError
+from blockrank.files import atomic_directory, write_text_atomic
+from blockrank.kernel.attention import LayerProbe, pack
+from blockrank.kernel.scoring import attention_scores, forward_blocks
+from blockrank.model import BASE_MODEL, cpu_has_native_bf16, default_layer, default_reranker_path, load_model
+from blockrank.prompt import PromptBuilder
+from blockrank.train.examples import ICRExample, read_qids
+from blockrank.train.export import trained_settings
+from blockrank.train.losses import MASS_LOGITS, LossWeights, MassLogits, blockrank_loss
+from blockrank.train.sources import Source, build_examples, label_sources, parse_sources
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,12 @@ class TrainConfig:
 
     model: str = BASE_MODEL  # the base to fine-tune
     out_dir: str = "runs/blockrank"
-    data: list[Source] = field(default_factory=list)  # see blockrank.sources
+    data: list[Source] = field(default_factory=list)  # see blockrank.train.sources
     holdout: str | None = None  # a file of query ids left out of every source: the dev queries
     dev: dict[str, Any] | None = None  # {lists: [candidate JSONL, ...], qrels, top_k}: ranked every eval_every steps
     teacher_scores: str | None = None  # the stored teacher scores' directory (default: OUT_DIR/teacher-scores)
     n_docs: int | list[int] = 20  # documents per example, or a [low, high] range drawn per example
-    max_doc_tokens: int = 96
+    block_tokens: int = BLOCK_TOKENS
     max_positives: int = 3
     epochs: int = 1
     max_steps: int | None = None  # optimizer steps; default: all examples once per epoch
@@ -75,7 +75,7 @@ class TrainConfig:
     aux_weight: float = 0.1
     temperature: float = 0.05
     mass_logits: MassLogits = "linear"  # the student's document logits: mass / temperature, or log(mass) / temperature
-    teacher: str | None = None  # e.g. "bm25+minilm" (see blockrank.teachers)
+    teacher: str | None = None  # e.g. "bm25+minilm" (see blockrank.eval.encoders)
     kd_weight: float = 0.0
     teacher_temperature: float = 1.0
     teacher_max_tokens: int | None = 128  # embedding teachers read this much of each document (bf16 if bf16)
@@ -123,6 +123,9 @@ def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -
                 target[p] = {}
             target = target[p]
         target[leaf] = yaml.safe_load(value)
+    if "max_doc_tokens" in raw:  # the 0.6 spelling
+        warnings.warn(f"{path or 'overrides'}: max_doc_tokens is now block_tokens (the old key goes in 0.8)", DeprecationWarning)
+        raw.setdefault("block_tokens", raw.pop("max_doc_tokens"))
     _refuse_unknown(raw, TrainConfig, "config key")
     _refuse_unlisted(raw, "attention", MODES)
     _refuse_unlisted(raw, "mass_logits", MASS_LOGITS)
@@ -238,8 +241,8 @@ class Trainer:
             cfg.lm_weight, cfg.aux_weight, cfg.kd_weight, cfg.temperature, cfg.teacher_temperature, cfg.mass_logits
         )
         model, self.tokenizer, self.layer = trainable_model(cfg, self.accelerator.device)
-        self.builder = PromptBuilder(self.tokenizer, max_doc_tokens=cfg.max_doc_tokens)
-        label(cfg)
+        self.builder = PromptBuilder(self.tokenizer, block_tokens=cfg.block_tokens)
+        store_teacher_scores(cfg)
         self.examples = examples_of(cfg)
         self.dev = dev_sets(cfg)
         self.total_steps = cfg.max_steps or math.ceil(len(self.examples) / cfg.grad_accum) * cfg.epochs
@@ -349,7 +352,7 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         """Attention-mode ranking of the whole dev lists: plain and condensed nDCG@10 per list file, and
         their mean, ``dev_score``."""
-        from .evaluation import dev_metrics
+        from blockrank.eval.evaluation import dev_metrics
 
         self.model.eval()
         model = self.accelerator.unwrap_model(self.model)
@@ -425,7 +428,7 @@ class Trainer:
                 tmp, state_dict={k: v.to(torch.bfloat16) for k, v in model.state_dict().items()}, **self._save_kwargs()
             )
             self.tokenizer.save_pretrained(tmp)
-            (tmp / "blockrank.json").write_text(json.dumps(scoring_settings(self._run_config(), self.step)))
+            trained_settings(self._run_config(), self.step).save(tmp)
         return target
 
     def _run_config(self) -> dict[str, Any]:
@@ -433,7 +436,7 @@ class Trainer:
         return dataclasses.asdict(self.cfg) | {"data": [src.as_dict() for src in self.cfg.data], "layer": self.layer}
 
 
-def label(cfg: TrainConfig) -> dict[str, int]:
+def store_teacher_scores(cfg: TrainConfig) -> dict[str, int]:
     """Compute the recipe's missing stored teacher scores (resumable); the queries newly scored per file."""
     return label_sources(
         cfg.data,
@@ -468,7 +471,7 @@ def dev_sets(cfg: TrainConfig) -> list:
     """The dev lists (each candidate file, restricted to the holdout queries) that :meth:`Trainer.evaluate` ranks."""
     if not cfg.dev:
         return []
-    from .evaluation import load_eval_set
+    from blockrank.eval.evaluation import load_eval_set
 
     try:
         lists, qrels = cfg.dev["lists"], cfg.dev["qrels"]

@@ -1,6 +1,6 @@
 """HTTP reranking service: Cohere's ``POST /v1/rerank`` and ``/v2/rerank``, and ``/rerank`` (Cohere's body, or TEI's).
 
-The routes are module-level functions that find the runtime (:class:`blockrank.worker.Service`: the model's one
+The routes are module-level functions that find the runtime (:class:`blockrank.serve.worker.Service`: the model's one
 worker thread and its queue) on ``app.state``. A full queue answers 503 with ``Retry-After`` instead of growing,
 and every invalid request gets a 4xx JSON error that names the field.
 """
@@ -20,8 +20,20 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from . import __version__
-from .api_schemas import (
+from blockrank import __version__
+from blockrank.defaults import INPUT_ORDERS, Limits
+from blockrank.errors import (
+    DocumentTooLongError,
+    InputError,
+    PromptTooLongError,
+    QueryTooLongError,
+    ServiceBusy,
+    ServiceTimeout,
+)
+from blockrank.kernel.scoring import Cancelled
+from blockrank.prompt import Document, as_documents
+from blockrank.reranker import Reranker, RerankReport
+from blockrank.serve.schemas import (
     HEADERS,
     CohereRequest,
     CohereResponse,
@@ -31,21 +43,9 @@ from .api_schemas import (
     TeiRequest,
     TeiResult,
 )
-from .defaults import INPUT_ORDERS, Limits
-from .errors import (
-    DocumentTooLongError,
-    InputError,
-    PromptTooLongError,
-    QueryTooLongError,
-    ServiceBusy,
-    ServiceTimeout,
-)
-from .prompt import Document, as_documents
-from .reranker import Reranker, RerankReport
-from .scoring import Cancelled
-from .worker import Service
+from blockrank.serve.worker import Service
 
-logger = logging.getLogger("blockrank.service")
+logger = logging.getLogger("blockrank.serve.service")
 
 
 class ApiError(Exception):

@@ -3,7 +3,7 @@
 ``L_lm`` is next-token cross-entropy on the answer tokens only (``3, 7]`` after the ``[`` opener).
 ``L_aux`` is a multi-positive InfoNCE over documents, ``-log(sum_pos exp(s_j) / sum_all exp(s_j))``, whose
 logits ``s`` come from the signal tokens' layer-l* attention mass per document (see
-:func:`blockrank.scoring.document_mass`): ``mass / tau`` ("linear") or ``log(mass) / tau`` ("log").
+:func:`blockrank.kernel.scoring.document_mass`): ``mass / tau`` ("linear") or ``log(mass) / tau`` ("log").
 ``L_kd`` distils a teacher's ranking listwise: ``KL(softmax(t / T_t) || softmax(s))`` over the same documents.
 With ``w_lm = 0`` the forward stops at l* (aux-only training): no logits are needed.
 
@@ -22,7 +22,7 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 
-from .scoring import document_mass
+from blockrank.kernel.scoring import document_mass
 
 
 def lm_loss(logits: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:

@@ -17,21 +17,19 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from .errors import ConfigError
-from .files import atomic_directory
+from blockrank.errors import ConfigError
+from blockrank.files import atomic_directory
+from blockrank.settings import ModelSettings
 
 WEIGHTS = ("adapter_model.safetensors", "model.safetensors")
 CONFIGS = ("adapter_config.json", "config.json")
 
 
-def scoring_settings(run_config: dict[str, Any], steps: int) -> dict[str, Any]:
-    """``blockrank.json`` for weights trained under ``run_config`` (a run's ``config.json``) for ``steps`` steps."""
-    return {
-        "layer": run_config["layer"],
-        "max_doc_tokens": run_config["max_doc_tokens"],
-        "base_model": run_config["model"],
-        "steps": steps,
-    }
+def trained_settings(run_config: dict[str, Any], steps: int, note: str | None = None) -> ModelSettings:
+    """The settings of weights trained under ``run_config`` (a run's ``config.json``) for ``steps`` steps."""
+    block = run_config["block_tokens"] if "block_tokens" in run_config else run_config["max_doc_tokens"]  # 0.6 runs
+    provenance: dict[str, Any] = {"steps": steps} | ({"note": note} if note else {})
+    return ModelSettings(layer=run_config["layer"], block_tokens=block, base_model=run_config["model"], provenance=provenance)
 
 
 def export_checkpoint(checkpoint: Path, out: Path, note: str | None = None) -> Path:
@@ -53,9 +51,7 @@ def export_checkpoint(checkpoint: Path, out: Path, note: str | None = None) -> P
             f"{run_config} does not record the layer l* its run trained (the recipe left it to the "
             'model, and the run predates recording it): add "layer" to that file, then export again'
         )
-    settings = scoring_settings(recipe, steps)
-    if note:
-        settings["note"] = note
+    settings = trained_settings(recipe, steps, note)
     tensors = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in load_file(weights).items()}
     with atomic_directory(out) as tmp:
         for name in CONFIGS:
@@ -65,8 +61,8 @@ def export_checkpoint(checkpoint: Path, out: Path, note: str | None = None) -> P
         if weights.name == "model.safetensors":  # a full model loads its tokenizer from its own directory
             from transformers import AutoTokenizer
 
-            from .model import resolve
+            from blockrank.model import resolve
 
-            AutoTokenizer.from_pretrained(resolve(settings["base_model"])[0]).save_pretrained(tmp)
-        (tmp / "blockrank.json").write_text(json.dumps(settings))
+            AutoTokenizer.from_pretrained(resolve(recipe["model"])[0]).save_pretrained(tmp)
+        settings.save(tmp)
     return out

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 
-from .attention import pack
-from .defaults import Mode
-from .files import write_text_atomic
-from .prompt import PromptBlocks
-from .report import machine_info
-from .reranker import Reranker
-from .scoring import attention_scores, forward_blocks
+from blockrank.defaults import Mode
+from blockrank.eval.machine import machine_info
+from blockrank.files import write_text_atomic
+from blockrank.kernel.attention import pack
+from blockrank.kernel.scoring import attention_scores, forward_blocks
+from blockrank.prompt import PromptBlocks
+from blockrank.reranker import Reranker
 
 CONFIGS = {
     "sparse": "(a) BlockRank sparse, to l*",
@@ -164,7 +164,7 @@ def fixed_length_blocks(reranker: Reranker, query: str, texts: list[str], n_docs
     """N documents cut to exactly the reranker's token budget (texts are cycled; all must be long enough)."""
     blocks = text_blocks(reranker, query, texts, n_docs)
     if len(blocks.truncated) != n_docs:
-        raise ValueError("benchmark texts must all exceed max_doc_tokens so every document has the same length")
+        raise ValueError("benchmark texts must all exceed block_tokens so every document has the same length")
     return blocks
 
 
@@ -276,7 +276,7 @@ def run(
         "model": model.config.name_or_path,
         "dtype": str(model.dtype).replace("torch.", ""),
         "layer": reranker.layer,
-        "doc_tokens": reranker.builder.max_doc_tokens,
+        "doc_tokens": reranker.builder.block_tokens,
         "fixed_length": fixed_length,
         "repeats": repeats,
         "matmul_gflops": ceiling,
@@ -321,7 +321,7 @@ def write_report(report: dict, out_dir: Path, stem: str) -> tuple[Path, Path]:
     path = out_dir / f"{stem}.json"
     write_text_atomic(path, json.dumps(report, indent=1))
 
-    from .report import pyplot
+    from blockrank.eval.machine import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))

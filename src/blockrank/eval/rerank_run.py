@@ -15,11 +15,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .data import Candidates, format_run
-from .errors import InputError
-from .files import append_synced, write_text_atomic
-from .prompt import Document
-from .reranker import Reranker
+from blockrank.errors import InputError
+from blockrank.eval.data import Candidates, format_run
+from blockrank.files import append_synced, write_text_atomic
+from blockrank.prompt import Document
+from blockrank.reranker import Reranker
 
 
 def finished_queries(path: Path, expected: dict[str, int]) -> set[str]:

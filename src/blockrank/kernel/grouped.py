@@ -18,8 +18,16 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .attention import BATCH_TOKENS, StopForward, attend, document_attention, first_tail_position, length_groups, signal_logits
-from .prompt import PromptBlocks
+from blockrank.kernel.attention import (
+    BATCH_TOKENS,
+    StopForward,
+    attend,
+    document_attention,
+    first_tail_position,
+    length_groups,
+    signal_logits,
+)
+from blockrank.prompt import PromptBlocks
 
 
 @dataclass

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibration import CALLER_FEATURES, FEATURES, Calibration, Evidence, features, fit
-from .data import Candidates, Qrels, read_jsonl
-from .files import append_synced
-from .prompt import Document
+from blockrank.calibration import CALLER_FEATURES, FEATURES, Calibration, Evidence, features, fit
+from blockrank.eval.data import Candidates, Qrels, read_jsonl
+from blockrank.files import append_synced
+from blockrank.prompt import Document
 
 SIZES = (1, 2, 3, 5, 10, 20, 50, 100)
 SHUFFLED_SIZES = (5, 20, 50)

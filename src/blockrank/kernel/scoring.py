@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
-from .attention import BATCH_TOKENS, BlockLayout, LayerProbe, Mode, StopForward, dense_mask, pack
-from .grouped import grouped_scores
-from .model import check_layer
-from .prompt import PromptBlocks
+from blockrank.errors import InputError
+from blockrank.kernel.attention import BATCH_TOKENS, BlockLayout, LayerProbe, Mode, StopForward, dense_mask, pack
+from blockrank.kernel.grouped import grouped_scores
+from blockrank.prompt import PromptBlocks
 
 
 class Cancelled(Exception):
@@ -122,7 +122,7 @@ def attention_readout(
 ) -> AttentionReadout:
     """Layer ``layer``'s attention readout for a prompt; layers above it never run.
 
-    Sparse mode runs document-major (:mod:`blockrank.grouped`, groups of ``batch_tokens``); ``grouped=False``
+    Sparse mode runs document-major (:mod:`blockrank.kernel.grouped`, groups of ``batch_tokens``); ``grouped=False``
     runs the same attention layer-major, as training does.
     """
     check_layer(model.config, layer)
@@ -206,3 +206,9 @@ def ranking_scores(ranking: list[int], num_docs: int) -> torch.Tensor:
     for rank, i in enumerate(ranking):
         scores[i] = 1.0 / (1 + rank)
     return scores
+
+
+def check_layer(config, layer: int) -> None:
+    """Raise :class:`InputError` unless ``layer`` is one of the model's layers."""
+    if not 0 <= layer < config.num_hidden_layers:
+        raise InputError(f"layer {layer} is outside the model's {config.num_hidden_layers} layers")

@@ -22,11 +22,11 @@ from functools import cached_property
 import torch
 from transformers import DynamicCache
 
-from .attention import pack
-from .defaults import RERANKERS
-from .errors import InputError
-from .reranker import Reranker
-from .scoring import decode_answer, forward_blocks, parse_ranking
+from blockrank.defaults import RERANKERS
+from blockrank.errors import InputError
+from blockrank.kernel.attention import pack
+from blockrank.kernel.scoring import decode_answer, forward_blocks, parse_ranking
+from blockrank.reranker import Reranker
 
 
 class FirstStage:
@@ -43,7 +43,7 @@ class FirstStage:
 
 
 class TeacherScorer:
-    """A teacher from :mod:`blockrank.teachers` (MiniLM, mpnet, BM25 or a fusion) used as a reranker."""
+    """A teacher from :mod:`blockrank.eval.encoders` (MiniLM, mpnet, BM25 or a fusion) used as a reranker."""
 
     tokens = 0
 
@@ -53,7 +53,7 @@ class TeacherScorer:
     @cached_property
     def teacher(self):
         """Loaded at the first query, so that resuming a finished evaluation loads no model."""
-        from .teachers import load_teacher
+        from blockrank.eval.encoders import load_teacher
 
         return load_teacher(self.name, dtype=self.dtype)
 
@@ -174,9 +174,9 @@ def make_scorers(
     **reranker_opts,
 ) -> list:
     """One scorer per name in :data:`RERANKERS` or a teacher (``mpnet``, ``bm25+minilm``, ...); the LM-based
-    ones share one loaded ``model`` and take ``reranker_opts`` (layer, max_doc_tokens, split, ...)."""
-    from .model import display_name, load_model, parse_dtype
-    from .teachers import TEACHERS, is_teacher
+    ones share one loaded ``model`` and take ``reranker_opts`` (layer, block_tokens, split, ...)."""
+    from blockrank.eval.encoders import TEACHERS, is_teacher
+    from blockrank.model import display_name, load_model, parse_dtype
 
     unknown = [n for n in names if n not in RERANKERS and not is_teacher(n)]
     if unknown:
@@ -204,7 +204,7 @@ def make_scorers(
                 "blockrank-model": lambda: BlockRankScorer(reranker(), "blockrank-model", "model"),
                 "blockrank-fused": lambda: BlockRankScorer(reranker(), "blockrank-fused", "fused"),
                 "blockrank-shuffled": lambda: BlockRankScorer(reranker(), "blockrank-shuffled", "shuffled"),
-                "blockrank-decode": lambda: BlockRankScorer(reranker(method="decode"), "blockrank-decode"),
+                "blockrank-decode": lambda: BlockRankScorer(reranker(score_by="decode"), "blockrank-decode"),
                 # the calibration was fitted on BlockRank's attention, not on full causal attention's
                 "blockrank-causal": lambda: BlockRankScorer(reranker(attention="causal", calibrated=False), "blockrank-causal"),
                 "sliding": lambda: SlidingWindow(reranker(split=False)),  # they name documents by block

@@ -1,0 +1,1 @@
+"""The HTTP service: Cohere/TEI/Jina-compatible rerank endpoints over one :class:`blockrank.Reranker`."""

@@ -1,0 +1,91 @@
+"""The settings contract (blockrank.json), the renamed arguments and the old module names."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+
+from blockrank.errors import ConfigError
+from blockrank.settings import FILENAME, ModelSettings
+
+
+def test_settings_round_trip_and_keep_their_provenance(tmp_path):
+    settings = ModelSettings(layer=3, block_tokens=48, base_model="base", provenance={"steps": 80, "note": "why"})
+    settings.save(tmp_path)
+    saved = json.loads((tmp_path / FILENAME).read_text())
+    assert saved == {"layer": 3, "block_tokens": 48, "base_model": "base", "prompt_version": 1, "steps": 80, "note": "why"}
+    loaded = ModelSettings.load(tmp_path)
+    assert loaded == settings and loaded.provenance == settings.provenance and loaded.source == str(tmp_path)
+
+
+def test_a_model_without_settings_gets_the_defaults(tmp_path):
+    assert ModelSettings.load(tmp_path) == ModelSettings()
+
+
+def test_the_0_6_spelling_still_loads(tmp_path):
+    (tmp_path / FILENAME).write_text('{"layer": 2, "max_doc_tokens": 64, "base_model": "b", "steps": 5}')
+    assert ModelSettings.load(tmp_path).block_tokens == 64
+
+
+@pytest.mark.parametrize(
+    "content, field",
+    [
+        ('{"layer": -1}', "'layer'"),
+        ('{"layer": "20"}', "'layer'"),
+        ('{"block_tokens": 0}', "'block_tokens'"),
+        ('{"block_tokens": true}', "'block_tokens'"),
+        ('{"base_model": 7}', "'base_model'"),
+        ('{"prompt_version": 99}', "'prompt_version'"),
+        ("[1, 2]", "JSON object"),
+        ("{layer: 1}", "not valid JSON"),
+    ],
+)
+def test_bad_settings_name_the_file_and_the_field(tmp_path, content, field):
+    (tmp_path / FILENAME).write_text(content)
+    with pytest.raises(ConfigError, match=field) as err:
+        ModelSettings.load(tmp_path)
+    assert str(tmp_path / FILENAME) in str(err.value)
+
+
+def test_replace_ignores_none_and_drops_a_calibration_of_another_layer(tiny_model_dir):
+    from factories import tiny_calibration
+
+    cal = tiny_calibration(tiny_model_dir)
+    settings = ModelSettings(layer=cal.layer, calibration=cal)
+    assert settings.replace(layer=None, block_tokens=None) is not settings
+    assert settings.replace(layer=None).calibration is cal
+    assert settings.replace(layer=cal.layer + 1).calibration is None
+
+
+def test_the_0_6_reranker_keywords_warn_once_and_still_work(tiny_model_dir):
+    from blockrank import Reranker, load_model
+
+    lm = load_model(tiny_model_dir, device="cpu")
+    with pytest.warns(DeprecationWarning, match="settings.block_tokens"):
+        old = Reranker(lm.model, lm.tokenizer, layer=1, max_doc_tokens=24, method="attention")
+    new = Reranker(lm.model, lm.tokenizer, ModelSettings(layer=1, block_tokens=24))
+    assert (old.layer, old.block_tokens, old.score_by) == (new.layer, new.block_tokens, new.score_by) == (1, 24, "attention")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Reranker(lm.model, lm.tokenizer, layer=1, max_doc_tokens=24)  # once per process: quiet now
+    with pytest.raises(TypeError, match="layers"):
+        Reranker(lm.model, lm.tokenizer, layers=1)
+
+
+def test_old_module_names_are_the_new_modules(recwarn, monkeypatch):
+    import sys
+
+    import blockrank.kernel.scoring
+
+    monkeypatch.delitem(sys.modules, "blockrank.scoring", raising=False)  # an earlier test may have imported it
+    import blockrank.scoring  # noqa: F401  (the 0.6 name)
+
+    assert blockrank.scoring is blockrank.kernel.scoring
+    from blockrank.teachers import load_teacher  # 0.6 name of blockrank.eval.encoders
+
+    from blockrank.eval.encoders import load_teacher as new
+
+    assert load_teacher is new
+    assert any("moved to blockrank.kernel.scoring" in str(w.message) for w in recwarn)
