@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
@@ -141,17 +142,9 @@ def attention_readout(
     return AttentionReadout(mass, affinity)
 
 
-def attention_scores(
-    model: PreTrainedModel,
-    blocks: PromptBlocks,
-    layer: int,
-    mode: Mode = "sparse",
-    grouped: bool = True,
-    batch_tokens: int = BATCH_TOKENS,
-    tail_position: int | None = None,
-) -> torch.Tensor:
-    """Document scores ``[N]``: the list-normalised attention mass of :func:`attention_readout`."""
-    return attention_readout(model, blocks, layer, mode, grouped, batch_tokens, tail_position).mass
+def attention_scores(model: PreTrainedModel, blocks: PromptBlocks, layer: int, **options: Any) -> torch.Tensor:
+    """Document scores ``[N]``: the list-normalised attention mass of :func:`attention_readout` (same ``options``)."""
+    return attention_readout(model, blocks, layer, **options).mass
 
 
 @torch.inference_mode()
