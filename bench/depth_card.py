@@ -22,7 +22,7 @@ SETS = {
 MODELS = {
     "before": "BlockRank, the default (cd01e7a)",
     "after": f"BlockRank after `{RUN}` (not shipped: SciFact fell)",
-    # later candidates, evaluated by `bash bench/compare_models.sh TAG MODEL` (docs/results.md)
+    # later candidates, evaluated by `bash bench/compare_models.sh TAG MODEL` (docs/lab-notes.md)
     "smollm2-synth-175": "BlockRank after `smollm2-synth`, step 175 (not shipped: SciFact fell)",
     "avg-175": "mean of the default and smollm2-synth-175 (not shipped: SciFact fell)",
     "smollm2-synth-375": "smollm2-synth-175 after 200 more steps (not shipped: below it everywhere)",
@@ -190,7 +190,7 @@ INTRO = (
     "overstates the harm on lists from a retriever newer than the judgement pools, so each set also gets condensed "
     "nDCG@10 (unjudged passages dropped before ranking) and Judged@10. W/T/L counts queries above, equal to or "
     "below the given order; condensed nDCG@10 reads n/a where the qrels list only relevant documents (SciFact). "
-    "Speed is reported in docs/results.md, on a quiet machine."
+    "Speed is reported in docs/lab-notes.md, on a quiet machine."
 )
 
 

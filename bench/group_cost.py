@@ -6,7 +6,7 @@ Documents of different lengths share a group padded to its longest, and every gr
 :func:`blockrank.kernel.attention.length_groups` picks the cut with the fewest padded tokens plus ``GROUP_COST`` per
 group. This script times the default reranker on the same N real passages (the candidate file's first queries,
 whole, cut only beyond --block-tokens) at each cost, interleaved, and prints groups, padded tokens and median
-seconds. Writes bench/results/NAME.json; `python bench/report.py` puts its table in docs/results.md.
+seconds. Writes bench/results/NAME.json; `python bench/report.py` puts its table in docs/lab-notes.md.
 """
 
 from __future__ import annotations

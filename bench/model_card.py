@@ -279,7 +279,7 @@ def main() -> None:
         "Since 0.6 the adapter is `smollm2-synth-depth` (`configs/smollm2-synth-depth.yaml`, 80 steps from "
         "`smollm2-synth-175`, which continued the 0.5 default on synthetic queries; `adapters/README.md` has the "
         "lineage), and the returned score is a calibrated probability that also weighs the input order "
-        '(`calibration.json`; README, docs/results.md "Scores a RAG pipeline can trust"). The depth tables read one '
+        '(`calibration.json`; README, docs/lab-notes.md "Scores a RAG pipeline can trust"). The depth tables read one '
         "64-token block per document; the sections after them describe the 0.5 default's run, where the lineage starts.",
         "",
         *depth_section(),

@@ -1,7 +1,7 @@
-"""docs/results.md's measured sections from the JSON files under bench/results (no number is typed by hand).
+"""docs/lab-notes.md's measured sections from the JSON files under bench/results (no number is typed by hand).
 
 python bench/report.py                            # print them
-python bench/report.py --update docs/results.md   # replace them there, keeping the sections written by hand
+python bench/report.py --update docs/lab-notes.md   # replace them there, keeping the sections written by hand
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces every number in docs/results.md and bench/results/ (on a 2-core CPU: about an hour).
+# Reproduces every number in docs/lab-notes.md and bench/results/ (on a 2-core CPU: about an hour).
 # Run from the repository root after `./setup.sh dev`; data from ../shared/data (see its README).
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
@@ -40,4 +40,4 @@ if [ "$what" = all ] || [ "$what" = eval ]; then
   blockrank eval --data $D/scifact --model SmolLM2-135M-Instruct --rerankers given,sliding,blockrank-decode,first --top-k 50 --limit 10 --dtype bf16 --out $R/eval/scifact-first10
   python bench/gathered.py $R/eval
 fi
-python bench/report.py --update docs/results.md  # the measured sections; the ones written by hand stay
+python bench/report.py --update docs/lab-notes.md  # the measured sections; the ones written by hand stay

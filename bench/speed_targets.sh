@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue #22's speed targets on this machine, one run each (docs/results.md, "Speed on a Xeon with AMX"). Run it on a
+# Issue #22's speed targets on this machine, one run each (docs/lab-notes.md, "Speed on a Xeon with AMX"). Run it on a
 # quiet machine: nothing else may share the cores.
 #   bash bench/speed_targets.sh [L8_MODEL] [BEFORE_CHECKOUT]
 # L8_MODEL (e.g. adapters/smollm2-l8) adds the l* = 8 rows; BEFORE_CHECKOUT, a checkout of an older commit, adds
