@@ -28,10 +28,9 @@ import numpy as np
 
 from blockrank import Reranker
 from blockrank.calibration import best_f1, expected_calibration_error, f1_at
-from blockrank.eval.data import read_candidates, read_jsonl, read_qrels
-from blockrank.eval.machine import machine_info
+from blockrank.eval import machine_info, read_candidates, read_jsonl, read_qrels
 from blockrank.files import write_text_atomic
-from blockrank.train.calibration_lists import collect, evidence, varied_lists
+from blockrank.train import collect, evidence, varied_lists
 
 D = Path("../shared/data/trec-dl")
 REL = 2

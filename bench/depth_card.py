@@ -7,8 +7,7 @@ from pathlib import Path
 
 import gathered  # bench/, the script's own directory, is on sys.path
 
-from blockrank.eval.evaluation import CONDENSED
-from blockrank.eval.machine import pyplot
+from blockrank.eval import CONDENSED, pyplot
 
 ROOT = Path(__file__).resolve().parents[1]
 R = ROOT / "bench" / "results" / "depth"

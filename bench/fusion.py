@@ -17,10 +17,9 @@ import argparse
 import json
 from pathlib import Path
 
-from blockrank.eval.baselines import make_scorers
-from blockrank.eval.evaluation import CONDENSED, evaluate, load_eval_set
+from blockrank.eval import CONDENSED, evaluate, load_eval_set, make_scorers
 from blockrank.files import write_text_atomic
-from blockrank.train.examples import read_qids
+from blockrank.train import read_qids
 
 ROOT = Path(__file__).resolve().parents[1]
 D = ROOT.parent / "shared" / "data" / "trec-dl"

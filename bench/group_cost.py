@@ -38,9 +38,7 @@ def table(report: dict) -> list[str]:
 def main() -> None:
     import blockrank.kernel.attention as attention
     from blockrank import Reranker
-    from blockrank.eval.benchmark import matmul_gflops
-    from blockrank.eval.data import read_candidates
-    from blockrank.eval.machine import machine_info
+    from blockrank.eval import machine_info, matmul_gflops, read_candidates
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--passages", default="../shared/data/trec-dl/dl19-bm25-top100.jsonl")

@@ -21,10 +21,8 @@ from pathlib import Path
 import torch
 
 from blockrank import Reranker
-from blockrank.eval.evaluation import load_eval_set
-from blockrank.kernel import grouped
-from blockrank.kernel.attention import signal_logits
-from blockrank.kernel.scoring import document_mass
+from blockrank.eval import load_eval_set
+from blockrank.kernel import document_mass, grouped, signal_logits
 
 
 @dataclass
@@ -70,7 +68,7 @@ def main() -> None:
     if a.qrels or Path(a.lists).is_dir():
         candidates = load_eval_set(a.lists, a.qrels, top_k=a.top_k).candidates
     else:
-        from blockrank.eval.data import read_candidates
+        from blockrank.eval import read_candidates
 
         candidates = read_candidates(a.lists)
     captured: list[HeadPass] = []

@@ -13,8 +13,7 @@ import argparse
 import ir_measures
 import torch
 
-from blockrank.eval.data import read_qrels
-from blockrank.eval.evaluation import CONDENSED
+from blockrank.eval import CONDENSED, read_qrels
 
 NDCG = ir_measures.parse_measure("nDCG@10")
 COND = ir_measures.parse_measure(CONDENSED)

@@ -31,12 +31,11 @@ import torch
 from transformers import AutoTokenizer
 
 from blockrank import Reranker
-from blockrank.eval.benchmark import rss_bytes
+from blockrank.defaults import Limits
+from blockrank.eval import rss_bytes
 from blockrank.files import write_text_atomic
 from blockrank.model import base_model_path
-from blockrank.serve.allocator import SERVICE_ARENAS, cap_malloc_arenas
-from blockrank.serve.background import BackgroundServer
-from blockrank.serve.service import Limits, create_app
+from blockrank.serve import SERVICE_ARENAS, BackgroundServer, cap_malloc_arenas, create_app
 
 WORDS = "rain cloud sun river paris france banana protein cell vitamin heart blood study trial".split()
 MIX = {"valid": 0.6, "oversized": 0.15, "malformed": 0.15, "disconnect": 0.1}

@@ -21,8 +21,7 @@ import torch
 
 from blockrank import Reranker
 from blockrank.defaults import Limits
-from blockrank.eval.data import read_corpus
-from blockrank.eval.machine import machine_info
+from blockrank.eval import machine_info, read_corpus
 from blockrank.files import write_text_atomic
 
 SCIFACT = Path("../shared/data/scifact/corpus.jsonl")

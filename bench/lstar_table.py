@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from blockrank.eval.evaluation import CONDENSED
+from blockrank.eval import CONDENSED
 
 
 def main(root: str) -> None:

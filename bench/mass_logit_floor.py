@@ -15,8 +15,7 @@ import statistics
 
 import torch
 
-from blockrank.train.losses import distill_loss, document_logits
-from blockrank.train.training import examples_of, load_config
+from blockrank.train import distill_loss, document_logits, examples_of, load_config
 
 
 def lowest_kl(teacher: list[float], tau: float, teacher_temperature: float, steps: int = 1500) -> float:

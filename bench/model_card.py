@@ -15,9 +15,8 @@ import yaml
 from depth_card import section as depth_section
 from safetensors import safe_open
 
-from blockrank.eval.data import read_beir, read_qrels, read_run
-from blockrank.eval.machine import pyplot
-from blockrank.train.sources import SOURCE_TYPES, source_keys
+from blockrank.eval import pyplot, read_beir, read_qrels, read_run
+from blockrank.train import SOURCE_TYPES, source_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 R = ROOT / "bench" / "results" / "quality"

@@ -14,7 +14,7 @@ import torch
 
 from blockrank import BASE_MODEL, Reranker
 from blockrank.files import write_text_atomic
-from blockrank.kernel.scoring import attention_scores
+from blockrank.kernel import attention_scores
 
 DL19 = Path("../shared/data/trec-dl/dl19-bm25-top100.jsonl")
 

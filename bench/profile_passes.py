@@ -19,9 +19,7 @@ from pathlib import Path
 from torch.profiler import ProfilerActivity, profile
 
 from blockrank import Reranker
-from blockrank.eval.benchmark import full_prefill, matmul_gflops
-from blockrank.eval.data import read_candidates
-from blockrank.eval.machine import machine_info
+from blockrank.eval import full_prefill, machine_info, matmul_gflops, read_candidates
 from blockrank.files import write_text_atomic
 
 # operator name -> bucket; names not listed count as "other operators"

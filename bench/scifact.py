@@ -16,10 +16,9 @@ import json
 import statistics
 from pathlib import Path
 
-from blockrank.eval.baselines import make_scorers
-from blockrank.eval.evaluation import evaluate, load_eval_set
+from blockrank.eval import evaluate, load_eval_set, make_scorers
 from blockrank.files import write_text_atomic
-from blockrank.train.examples import read_qids
+from blockrank.train import read_qids
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import gathered  # bench/, the script's own directory, is on sys.path
 
-from blockrank.eval.data import read_beir
+from blockrank.eval import read_beir
 from blockrank.files import write_text_atomic
-from blockrank.train.examples import pools_from_beir
+from blockrank.train import pools_from_beir
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"

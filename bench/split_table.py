@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from blockrank.eval.evaluation import CONDENSED
+from blockrank.eval import CONDENSED
 
 MEASURES = {"nDCG@10": "nDCG@10", CONDENSED: "condensed", "Judged@10": "Judged@10"}
 

@@ -20,11 +20,9 @@ from pathlib import Path
 
 import torch
 
-from blockrank.eval.benchmark import matmul_gflops, training_gflop_per_token
-from blockrank.eval.machine import machine_info
-from blockrank.kernel.attention import pack
-from blockrank.train.sources import BeirSource
-from blockrank.train.training import LoraSettings, TrainConfig, Trainer
+from blockrank.eval import machine_info, matmul_gflops, training_gflop_per_token
+from blockrank.kernel import pack
+from blockrank.train import BeirSource, LoraSettings, TrainConfig, Trainer
 
 NO_DROPOUT = LoraSettings(dropout=0.0)  # LoRA dropout is an element-wise pass per adapted projection
 # name -> overrides of the base config below

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from blockrank.eval.data import read_candidates, read_qrels, read_run
+from blockrank.eval import read_candidates, read_qrels, read_run
 
 
 def main(candidates: str, qrels_path: str, qids_path: str, runs: str, rerankers: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""The settings contract (blockrank.json), the renamed arguments and the old module names."""
+"""The settings contract (blockrank.json) and the renamed arguments."""
 
 from __future__ import annotations
 
@@ -72,20 +72,3 @@ def test_the_0_6_reranker_keywords_warn_once_and_still_work(tiny_model_dir):
         Reranker(lm.model, lm.tokenizer, layer=1, max_doc_tokens=24)  # once per process: quiet now
     with pytest.raises(TypeError, match="layers"):
         Reranker(lm.model, lm.tokenizer, layers=1)
-
-
-def test_old_module_names_are_the_new_modules(recwarn, monkeypatch):
-    import sys
-
-    import blockrank.kernel.scoring
-
-    monkeypatch.delitem(sys.modules, "blockrank.scoring", raising=False)  # an earlier test may have imported it
-    import blockrank.scoring  # noqa: F401  (the 0.6 name)
-
-    assert blockrank.scoring is blockrank.kernel.scoring
-    from blockrank.teachers import load_teacher  # 0.6 name of blockrank.eval.encoders
-
-    from blockrank.eval.encoders import load_teacher as new
-
-    assert load_teacher is new
-    assert any("moved to blockrank.kernel.scoring" in str(w.message) for w in recwarn)

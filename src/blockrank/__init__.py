@@ -6,10 +6,9 @@ pay for importing torch and transformers.
 
 __version__ = "0.7.0"  # the one version source (pyproject reads it)
 
-from importlib import import_module
 from typing import TYPE_CHECKING
 
-from blockrank import _moved  # noqa: F401  (old module names, deprecated)
+from blockrank._names import surface
 from blockrank.defaults import BASE_MODEL, DEFAULT_RERANKER
 from blockrank.errors import (
     BlockRankError,
@@ -22,23 +21,11 @@ from blockrank.errors import (
 )
 from blockrank.prompt import Document, TruncationWarning
 
-_LAZY = {
-    "Reranker": "blockrank.reranker",
-    "Result": "blockrank.reranker",
-    "LoadedModel": "blockrank.model",
-    "load_model": "blockrank.model",
-}
-
 if TYPE_CHECKING:
     from blockrank.model import LoadedModel, load_model
     from blockrank.reranker import Reranker, Result
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'blockrank' has no attribute {name!r}")
-
+__getattr__, _lazy = surface(__name__, {"reranker": ("Reranker", "Result"), "model": ("LoadedModel", "load_model")})
 
 __all__ = [
     "BASE_MODEL",

@@ -222,16 +222,9 @@ class Reranker:
             return PromptBuilder(self.tokenizer, self.block_tokens, truncate, max_tokens_per_doc=max_tokens_per_doc)
         return PromptBuilder(self.tokenizer, min(self.block_tokens, max_tokens_per_doc), truncate)
 
-    def prompt(
-        self,
-        query: str,
-        documents: Sequence[DocumentLike],
-        max_tokens_per_doc: int | None = None,
-        truncate: bool | None = None,
-        split: bool | None = None,
-    ) -> PromptBlocks:
-        """Build the prompt; the arguments override the reranker's settings for this call."""
-        return self.builder_for(max_tokens_per_doc, truncate, split).build(query, documents)
+    def prompt(self, query: str, documents: Sequence[DocumentLike], **overrides: Any) -> PromptBlocks:
+        """Build the prompt; ``overrides`` (:meth:`builder_for`'s) change the reranker's settings for this call."""
+        return self.builder_for(**overrides).build(query, documents)
 
     def builder_for(
         self, max_tokens_per_doc: int | None = None, truncate: bool | None = None, split: bool | None = None
@@ -451,15 +444,16 @@ class Reranker:
         documents: Sequence[DocumentLike],
         top_k: int | None = None,
         return_documents: bool = False,
-        batch_size: int | None = None,
-        show_progress_bar: bool | None = None,
         activation_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
         apply_softmax: bool = False,
-        convert_to_numpy: bool = True,
-        convert_to_tensor: bool = False,
+        **unused: Any,
     ) -> list[dict[str, Any]]:
         """sentence-transformers' ``CrossEncoder.rank``: ``[{"corpus_id", "score", "text"?}]`` best first, scored as
-        :meth:`predict` scores (the documents read as an unordered list). The other arguments are ``predict``'s."""
+        :meth:`predict` scores (the documents read as an unordered list). ``activation_fn`` and ``apply_softmax``
+        are ``predict``'s; its ``batch_size``, ``show_progress_bar`` and ``convert_to_*`` are accepted and change
+        nothing in a ranking."""
+        if unknown := sorted(set(unused) - {"batch_size", "show_progress_bar", "convert_to_numpy", "convert_to_tensor"}):
+            raise TypeError(f"rank() got unexpected keyword arguments {unknown}")
         scores = self._activated(list(documents), query, activation_fn, apply_softmax)
         order = sorted(range(len(documents)), key=lambda i: -float(scores[i]))[:top_k]
         out = []

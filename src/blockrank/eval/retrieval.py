@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from blockrank.defaults import FIRST_STAGES
 from blockrank.errors import InputError
@@ -55,17 +55,12 @@ def dense_candidates(
 
 
 def retrieve(
-    first_stage: str,
-    corpus: dict[str, Document],
-    queries: dict[str, str],
-    top_k: int,
-    dtype: torch.dtype | None = None,
-    max_tokens: int | None = None,
+    first_stage: str, corpus: dict[str, Document], queries: dict[str, str], top_k: int, **dense: Any
 ) -> list[Candidates]:
     """The top ``top_k`` of ``corpus`` for each query by a first stage named in :data:`FIRST_STAGES`
-    (``dtype`` and ``max_tokens`` apply to the dense encoder)."""
+    (``dense`` holds :func:`dense_candidates`' ``dtype`` and ``max_tokens``)."""
     if first_stage == "bm25":
         return bm25_candidates(corpus, queries, top_k)
     if first_stage == "dense":
-        return dense_candidates(corpus, queries, top_k, dtype, max_tokens)
+        return dense_candidates(corpus, queries, top_k, **dense)
     raise InputError(f"unknown first stage {first_stage!r}; choose {' or '.join(FIRST_STAGES)}")

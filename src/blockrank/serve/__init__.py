@@ -1,1 +1,18 @@
-"""The HTTP service: Cohere/TEI/Jina-compatible rerank endpoints over one :class:`blockrank.Reranker`."""
+"""The HTTP service: Cohere/TEI-compatible rerank endpoints over one :class:`blockrank.Reranker`.
+
+Its surface for scripts (bench/, notebooks) is ``__all__``; the rest may change without notice.
+"""
+
+from blockrank._names import surface
+
+__getattr__, __all__ = surface(
+    __name__,
+    {
+        "service": ("create_app",),
+        "background": ("BackgroundServer",),
+        "allocator": (
+            "SERVICE_ARENAS",
+            "cap_malloc_arenas",
+        ),
+    },
+)

@@ -11,6 +11,7 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -143,12 +144,15 @@ async def info(service: Service = Depends(service_of)) -> dict:
     return service.info()
 
 
-@router.post(
+def rerank_route(path: str, summary: str, answer: Any, **extra: Any) -> Callable:
+    """A POST rerank route: its answer's model (None fields left out) and the error shapes every route shares."""
+    return router.post(path, summary=summary, response_model=answer, response_model_exclude_none=True, responses=ERRORS, **extra)
+
+
+@rerank_route(
     "/rerank",
-    summary="Rerank documents (Cohere body, or TEI body when 'texts' is given)",
-    response_model=CohereV1Response | list[TeiResult],
-    response_model_exclude_none=True,
-    responses=ERRORS,
+    "Rerank documents (Cohere body, or TEI body when 'texts' is given)",
+    CohereV1Response | list[TeiResult],
     openapi_extra={"requestBody": RERANK_BODY},
 )
 async def rerank(request: Request, response: Response, service: Service = Depends(service_of)):
@@ -163,24 +167,12 @@ async def rerank(request: Request, response: Response, service: Service = Depend
     return await cohere(service, _parse(CohereRequest, payload), request, response, "1")
 
 
-@router.post(
-    "/v1/rerank",
-    summary="Cohere API v1 rerank (what cohere.Client calls; Jina's clients call it too)",
-    response_model=CohereV1Response,
-    response_model_exclude_none=True,
-    responses=ERRORS,
-)
+@rerank_route("/v1/rerank", "Cohere API v1 rerank (what cohere.Client calls; Jina's clients call it too)", CohereV1Response)
 async def rerank_v1(body: CohereRequest, request: Request, response: Response, service: Service = Depends(service_of)) -> dict:
     return await cohere(service, body, request, response, "1")
 
 
-@router.post(
-    "/v2/rerank",
-    summary="Cohere API v2 rerank (what cohere.ClientV2 calls)",
-    response_model=CohereResponse,
-    response_model_exclude_none=True,
-    responses=ERRORS,
-)
+@rerank_route("/v2/rerank", "Cohere API v2 rerank (what cohere.ClientV2 calls)", CohereResponse)
 async def rerank_v2(body: CohereV2Request, request: Request, response: Response, service: Service = Depends(service_of)) -> dict:
     return await cohere(service, CohereRequest(**body.model_dump()), request, response, "2")
 

@@ -279,7 +279,8 @@ def build_candidates(
     from blockrank.eval.retrieval import retrieve
 
     lists = []
-    for c in retrieve(first_stage, corpus, {f"synth:{pid}": q for pid, q in queries.items()}, k, dtype, max_tokens):
+    synthetic = {f"synth:{pid}": q for pid, q in queries.items()}
+    for c in retrieve(first_stage, corpus, synthetic, k, dtype=dtype, max_tokens=max_tokens):
         pid = c.qid.removeprefix("synth:")
         docs = [d for d in c.documents if d.id != pid][: k - 1]
         lists.append(Candidates(c.qid, c.query, [corpus[pid], *docs], [0.0] * (len(docs) + 1)))

@@ -1,7 +1,8 @@
-"""Old module names, kept importable for one minor version after 0.7 moved them into wings.
+"""Where names live: each wing's surface for scripts, loaded on first use, and the module names of 0.6.
 
-``import blockrank.scoring`` still works and gives ``blockrank.kernel.scoring`` itself, with one
-``DeprecationWarning`` naming the new place. Removed in 0.8.
+A wing's surface (:func:`surface`) is the short list of its names that bench/ scripts and notebooks may use; the
+rest of a wing may change without notice. ``import blockrank.scoring`` and the other 0.6 module names still work
+and give the moved module itself, with one ``DeprecationWarning`` naming the new place (removed in 0.8).
 """
 
 from __future__ import annotations
@@ -12,7 +13,23 @@ import importlib.machinery
 import importlib.util
 import sys
 import warnings
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
+from typing import Any
+
+
+def surface(package: str, names: Mapping[str, Iterable[str]]) -> tuple[Callable[[str], Any], list[str]]:
+    """A package's ``__getattr__`` and ``__all__`` for ``names`` (submodule -> the names it gives), each imported
+    when first used, so importing the package stays cheap."""
+    home = {name: module for module, given in names.items() for name in given}
+
+    def __getattr__(name: str) -> Any:
+        if name not in home:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{home[name]}"), name)
+
+    return __getattr__, sorted(home)
+
 
 MOVED = {
     "blockrank.attention": "blockrank.kernel.attention",
