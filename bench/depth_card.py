@@ -189,7 +189,7 @@ INTRO = (
     "overstates the harm on lists from a retriever newer than the judgement pools, so each set also gets condensed "
     "nDCG@10 (unjudged passages dropped before ranking) and Judged@10. W/T/L counts queries above, equal to or "
     "below the given order; condensed nDCG@10 reads n/a where the qrels list only relevant documents (SciFact). "
-    "Speed is reported in docs/lab-notes.md, on a quiet machine."
+    "Speed is reported in docs/results.md, on a quiet machine."
 )
 
 
