@@ -17,11 +17,91 @@ from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
+# Each wing's surface for scripts: submodule -> the names it gives. Everything else may change without notice.
+SURFACES: dict[str, dict[str, tuple[str, ...]]] = {
+    "blockrank.eval": {
+        "evaluation": (
+            "load_eval_set",
+            "evaluate",
+            "CONDENSED",
+        ),
+        "data": (
+            "read_candidates",
+            "read_qrels",
+            "read_run",
+            "read_beir",
+            "read_corpus",
+            "read_jsonl",
+            "Candidates",
+        ),
+        "baselines": ("make_scorers",),
+        "machine": (
+            "machine_info",
+            "pyplot",
+        ),
+        "benchmark": (
+            "matmul_gflops",
+            "full_prefill",
+            "rss_bytes",
+            "training_gflop_per_token",
+        ),
+        "retrieval": ("retrieve",),
+        "encoders": ("load_teacher",),
+    },
+    "blockrank.train": {
+        "examples": (
+            "read_qids",
+            "pools_from_beir",
+        ),
+        "training": (
+            "load_config",
+            "examples_of",
+            "Trainer",
+            "TrainConfig",
+            "LoraSettings",
+        ),
+        "sources": (
+            "SOURCE_TYPES",
+            "source_keys",
+            "BeirSource",
+        ),
+        "losses": (
+            "distill_loss",
+            "document_logits",
+        ),
+        "calibration_lists": (
+            "collect",
+            "evidence",
+            "varied_lists",
+        ),
+    },
+    "blockrank.kernel": {
+        "attention": (
+            "pack",
+            "signal_logits",
+        ),
+        "scoring": (
+            "attention_readout",
+            "attention_scores",
+            "document_mass",
+            "forward_blocks",
+        ),
+    },
+    "blockrank.serve": {
+        "service": ("create_app",),
+        "background": ("BackgroundServer",),
+        "allocator": (
+            "SERVICE_ARENAS",
+            "cap_malloc_arenas",
+        ),
+    },
+}
 
-def surface(package: str, names: Mapping[str, Iterable[str]]) -> tuple[Callable[[str], Any], list[str]]:
-    """A package's ``__getattr__`` and ``__all__`` for ``names`` (submodule -> the names it gives), each imported
-    when first used, so importing the package stays cheap."""
-    home = {name: module for module, given in names.items() for name in given}
+
+def surface(package: str, names: Mapping[str, Iterable[str]] | None = None) -> tuple[Callable[[str], Any], list[str]]:
+    """A package's ``__getattr__`` and ``__all__`` for ``names`` (submodule -> the names it gives; default its entry
+    in :data:`SURFACES`), each imported when first used, so importing the package stays cheap."""
+    home = {name: module for module, given in (names or SURFACES[package]).items() for name in given}
 
     def __getattr__(name: str) -> Any:
         if name not in home:

@@ -5,18 +5,4 @@ Its surface for scripts (bench/, notebooks) is ``__all__``; the rest may change 
 
 from blockrank._names import surface
 
-__getattr__, __all__ = surface(
-    __name__,
-    {
-        "attention": (
-            "pack",
-            "signal_logits",
-        ),
-        "scoring": (
-            "attention_readout",
-            "attention_scores",
-            "document_mass",
-            "forward_blocks",
-        ),
-    },
-)
+__getattr__, __all__ = surface(__name__)

@@ -5,14 +5,4 @@ Its surface for scripts (bench/, notebooks) is ``__all__``; the rest may change 
 
 from blockrank._names import surface
 
-__getattr__, __all__ = surface(
-    __name__,
-    {
-        "service": ("create_app",),
-        "background": ("BackgroundServer",),
-        "allocator": (
-            "SERVICE_ARENAS",
-            "cap_malloc_arenas",
-        ),
-    },
-)
+__getattr__, __all__ = surface(__name__)

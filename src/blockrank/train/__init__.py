@@ -5,33 +5,4 @@ Its surface for scripts (bench/, notebooks) is ``__all__``; the rest may change 
 
 from blockrank._names import surface
 
-__getattr__, __all__ = surface(
-    __name__,
-    {
-        "examples": (
-            "read_qids",
-            "pools_from_beir",
-        ),
-        "training": (
-            "load_config",
-            "examples_of",
-            "Trainer",
-            "TrainConfig",
-            "LoraSettings",
-        ),
-        "sources": (
-            "SOURCE_TYPES",
-            "source_keys",
-            "BeirSource",
-        ),
-        "losses": (
-            "distill_loss",
-            "document_logits",
-        ),
-        "calibration_lists": (
-            "collect",
-            "evidence",
-            "varied_lists",
-        ),
-    },
-)
+__getattr__, __all__ = surface(__name__)
