@@ -72,3 +72,15 @@ def test_the_0_6_reranker_keywords_warn_once_and_still_work(tiny_model_dir):
         Reranker(lm.model, lm.tokenizer, layer=1, max_doc_tokens=24)  # once per process: quiet now
     with pytest.raises(TypeError, match="layers"):
         Reranker(lm.model, lm.tokenizer, layers=1)
+
+
+def test_the_0_6_spellings_of_the_cli_and_recipes_still_work(tmp_path):
+    from blockrank.cli import build_parser
+    from blockrank.train.training import load_config
+
+    args = build_parser().parse_args(["rerank", "--demo", "--max-doc-tokens", "32", "--method", "decode"])
+    assert (args.block_tokens, args.score_by) == (32, "decode")
+    recipe = tmp_path / "old.yaml"
+    recipe.write_text("max_doc_tokens: 48\n")
+    with pytest.warns(DeprecationWarning, match="block_tokens"):
+        assert load_config(recipe).block_tokens == 48

@@ -207,7 +207,10 @@ class Reranker:
     ) -> Reranker:
         """Wrap an already loaded model (:func:`~blockrank.model.load_model`, called ``name``) as
         :meth:`from_pretrained` does: its trained settings overridden as given, its calibration as ``calibrated`` says."""
-        block_tokens = kwargs.pop("max_doc_tokens", None) if block_tokens is None else block_tokens  # 0.6 spelling
+        if "max_doc_tokens" in kwargs:  # 0.6 spelling
+            _deprecated("max_doc_tokens=...", "block_tokens=...", since="0.7")
+            old = kwargs.pop("max_doc_tokens")
+            block_tokens = old if block_tokens is None else block_tokens
         settings = loaded.settings.replace(layer=layer, block_tokens=block_tokens)
         layer = default_layer(loaded.model.config) if settings.layer is None else settings.layer
         if kwargs.get("score_by", kwargs.get("method", "attention")) != "attention":
