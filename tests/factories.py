@@ -68,7 +68,7 @@ def tiny_calibration(model_dir, layer: int = 1, **coef: float):
     return Calibration(
         coef={"affinity": 1.0} | coef,
         bias=0.0,
-        full_agreement=0.3,
+        full_agreement=1.0,
         model="tiny",
         weights=weights_fingerprint(model_dir),
         layer=layer,

@@ -158,3 +158,21 @@ def test_reranker_scores_are_calibrated_probabilities(tiny_model_dir, tmp_path):
     (model_dir / FILENAME).write_text(json.dumps({**json.loads((model_dir / FILENAME).read_text()), "weights": "other"}))
     with pytest.raises(CalibrationError, match="other weights"):
         Reranker.from_pretrained(model_dir, layer=1, calibrated=True)
+
+
+def test_auto_trusts_an_order_by_its_distance_from_chance():
+    from blockrank.calibration import order_trust
+
+    def trust(ranks: list[int], full: float = 1.0) -> float:
+        log_mass = -np.asarray(ranks, dtype=float)  # the model's own order: rank 0 is its best
+        n = len(ranks)
+        return order_trust(Evidence(np.zeros(n), log_mass, n + 1, np.full(n, 50)), "auto", full)
+
+    assert trust([1, 3, 0, 2, 4]) == 0.0  # rho 0.5 over 5 documents (the rho-only rule trusted it fully): z 1
+    assert trust([0, 2, 1, 4, 3]) == pytest.approx(0.6)  # rho 0.8: z 1.6, partly
+    assert trust(list(range(5))) == pytest.approx(1.0)  # rho 1: z 2, a full standard deviation past it
+    rng = np.random.default_rng(0)
+    agreeing = np.argsort(np.arange(100) + rng.normal(0, 60, 100)).argsort()  # rho about 0.4 over 100
+    assert trust(list(agreeing)) == 1.0
+    assert trust(list(rng.permutation(100))) < 0.5  # a shuffled list of 100
+    assert order_trust(Evidence(np.zeros(1), np.zeros(1), 2, np.ones(1)), "auto", 1.0) == 0.0  # one document

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from blockrank.prompt import PromptBlocks
 
 FILENAME = "calibration.json"
-FORMAT = 2  # 1 was a Platt sigmoid of log mass + log_scale, which moved with the list size
+FORMAT = 3  # 1: a Platt sigmoid of log mass + log_scale; 2: the input order trusted by rho alone, noise on short lists
 # The features, in order. Model evidence first; "order" and "first_stage" are the caller's evidence.
 FEATURES = ("affinity", "affinity_x_log_blocks", "log_blocks", "short", "order", "first_stage")
 CALLER_FEATURES = ("order", "first_stage")
@@ -94,12 +94,19 @@ def check_input_order(input_order: str) -> InputOrder:
 
 
 def order_trust(evidence: Evidence, input_order: InputOrder, full_agreement: float) -> float:
-    """How much the input order counts, in [0, 1]."""
+    """How much the input order counts, in [0, 1].
+
+    Under ``"auto"`` it is the agreement's distance from chance: a random order's rho over ``n`` documents has
+    standard deviation about ``1 / sqrt(n - 1)``, so rho 0.6 over 5 documents is as likely luck as 0.2 over 100
+    is not. Agreement within one standard deviation of chance counts for nothing; ``full_agreement`` standard
+    deviations beyond that, fully.
+    """
     if input_order == "ranked":
         return 1.0
     if input_order == "unordered":
         return 0.0
-    return float(np.clip(agreement(evidence.log_mass) / full_agreement, 0.0, 1.0))
+    z = agreement(evidence.log_mass) * math.sqrt(max(len(evidence.log_mass) - 1, 0))
+    return float(np.clip((z - 1.0) / full_agreement, 0.0, 1.0))
 
 
 def features(evidence: Evidence, input_order: InputOrder, full_agreement: float) -> np.ndarray:
@@ -127,7 +134,7 @@ class Calibration:
 
     coef: dict[str, float]
     bias: float
-    full_agreement: float  # the input order counts fully under "auto" at this Spearman's rho
+    full_agreement: float  # under "auto" the input order counts fully this many standard deviations past chance + 1
     model: str  # the model's name, for people
     weights: str  # :func:`weights_fingerprint` of the model it was fitted for: what is checked
     layer: int

@@ -38,7 +38,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     path = cal.save(args.out or source)
     coef = ", ".join(f"{k} {v:+.3f}" for k, v in cal.coef.items())
     print(
-        f"{path}: log-odds = {coef}, bias {cal.bias:+.3f} (input order trusted fully at rho {cal.full_agreement}); "
+        f"{path}: log-odds = {coef}, bias {cal.bias:+.3f} (input order trusted fully at z {1 + cal.full_agreement}); "
         f"fitted on {cal.examples} judged documents ({cal.positives} relevant) in {len(rows)} lists"
     )
     return 0

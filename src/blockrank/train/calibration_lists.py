@@ -30,7 +30,7 @@ JUNK_SIZES = (2, 5, 10, 20)
 # (full_agreement, order weight, first-stage weight) candidates for the caller's evidence
 CALLER_GRID = [
     (full, order, first_stage)
-    for full in (0.2, 0.3, 0.4)
+    for full in (1.0, 2.0, 3.0)
     for order in (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
     for first_stage in (0.0, 0.05, 0.1, 0.2)
 ]
