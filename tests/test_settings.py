@@ -84,3 +84,17 @@ def test_the_0_6_spellings_of_the_cli_and_recipes_still_work(tmp_path):
     recipe.write_text("max_doc_tokens: 48\n")
     with pytest.warns(DeprecationWarning, match="block_tokens"):
         assert load_config(recipe).block_tokens == 48
+
+
+def test_a_calibration_must_match_the_layer_the_reranker_reads(tiny_model_dir):
+    from factories import tiny_calibration
+
+    from blockrank import Reranker, load_model
+    from blockrank.errors import InputError
+
+    lm = load_model(tiny_model_dir, device="cpu")
+    cal = tiny_calibration(tiny_model_dir, layer=1)  # the tiny model's default layer is 2
+    with pytest.raises(InputError, match="fitted at layer 1"):
+        Reranker(lm.model, lm.tokenizer, ModelSettings(calibration=cal))
+    settings = ModelSettings(layer=2).replace(layer=1, calibration=cal)  # both given: both kept
+    assert Reranker(lm.model, lm.tokenizer, settings).calibration is cal

@@ -131,7 +131,9 @@ class Reranker:
         self.tokenizer = tokenizer
         layer = default_layer(model.config) if settings.layer is None else settings.layer
         check_layer(model.config, layer)
-        settings = settings.replace(layer=layer)
+        if settings.calibration is not None and settings.calibration.layer != layer:
+            raise InputError(f"the calibration was fitted at layer {settings.calibration.layer}; this reranker scores at {layer}")
+        settings = dataclasses.replace(settings, layer=layer)
         if settings.calibration is not None and score_by != "attention":
             raise InputError(f"the calibration reads attention scores; this reranker scores by {score_by}")
         self.settings = settings

@@ -63,7 +63,8 @@ class ModelSettings:
     def replace(self, **changes: Any) -> ModelSettings:
         """A copy with ``changes`` (None values are ignored, so CLI options can be passed as they come)."""
         given = {k: v for k, v in changes.items() if v is not None}
-        if "layer" in given and self.calibration is not None and self.calibration.layer != given["layer"]:
+        fitted_at = self.calibration.layer if self.calibration is not None else None
+        if "calibration" not in given and given.get("layer", fitted_at) != fitted_at:
             given["calibration"] = None  # fitted at another layer: it means nothing at this one
         return dataclasses.replace(self, **given)
 
