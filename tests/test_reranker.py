@@ -16,7 +16,7 @@ from blockrank.settings import ModelSettings
 
 @pytest.fixture(scope="module")
 def reranker():
-    return Reranker.from_pretrained(device="cpu", dtype="fp32", max_doc_tokens=96)  # exact comparisons below
+    return Reranker.from_pretrained(device="cpu", dtype="fp32", block_tokens=96)  # exact comparisons below
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_truncation_warns_once_per_reranker_then_logs(tiny_model_dir, caplog, re
 
     from blockrank.prompt import TruncationWarning
 
-    reranker = Reranker.from_pretrained(tiny_model_dir, max_doc_tokens=8, split=False)
+    reranker = Reranker.from_pretrained(tiny_model_dir, block_tokens=8, split=False)
     long_doc = "word " * 50
     with caplog.at_level(logging.INFO, logger="blockrank"):
         for _ in range(3):
@@ -165,7 +165,7 @@ def test_truncation_warns_once_per_reranker_then_logs(tiny_model_dir, caplog, re
     assert sum("truncated to 8 tokens" in r.message for r in caplog.records) == 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        Reranker.from_pretrained(tiny_model_dir, max_doc_tokens=8, split=False).rerank_report("q", ["short"])  # silent
+        Reranker.from_pretrained(tiny_model_dir, block_tokens=8, split=False).rerank_report("q", ["short"])  # silent
     with pytest.raises(ValueError, match="over the budget of 8"):
         reranker.rerank_report("q", [long_doc], truncate=False)
 
@@ -251,7 +251,7 @@ def _single_token_words(tokenizer, n: int) -> list[str]:
 
 def test_split_scores_equal_the_passages_scored_as_documents(tiny_model_dir):
     """A long document scores as its best passage, exactly as if its passages had been sent as documents."""
-    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1, max_doc_tokens=16, dtype="fp32")
+    reranker = Reranker.from_pretrained(tiny_model_dir, layer=1, block_tokens=16, dtype="fp32")
     tok = reranker.tokenizer
     long_doc = " ".join(_single_token_words(tok, 40))
     docs = ["a short one", long_doc, "another short one"]

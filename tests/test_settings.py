@@ -98,3 +98,13 @@ def test_a_calibration_must_match_the_layer_the_reranker_reads(tiny_model_dir):
         Reranker(lm.model, lm.tokenizer, ModelSettings(calibration=cal))
     settings = ModelSettings(layer=2).replace(layer=1, calibration=cal)  # both given: both kept
     assert Reranker(lm.model, lm.tokenizer, settings).calibration is cal
+
+
+def test_from_pretrained_reads_the_0_6_block_length_keyword(tiny_model_dir):
+    from blockrank import Reranker
+
+    with warnings.catch_warnings():  # the warning is Reranker(max_doc_tokens=...)'s, given once per process
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old = Reranker.from_pretrained(tiny_model_dir, device="cpu", max_doc_tokens=24, calibrated=False)
+    assert old.block_tokens == 24
+    assert Reranker.from_pretrained(tiny_model_dir, device="cpu", block_tokens=32, calibrated=False).block_tokens == 32

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from blockrank.model import LoadedModel, load_model
     from blockrank.reranker import Reranker, Result
 
-__getattr__, _lazy = surface(__name__, {"reranker": ("Reranker", "Result"), "model": ("LoadedModel", "load_model")})
+__getattr__, _ = surface(__name__, {"reranker": ("Reranker", "Result"), "model": ("LoadedModel", "load_model")})
 
 __all__ = [
     "BASE_MODEL",

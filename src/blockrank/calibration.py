@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from blockrank.defaults import INPUT_ORDERS, InputOrder
-from blockrank.errors import CalibrationError, InputError
+from blockrank.errors import CalibrationError, InputError, warn_once
 from blockrank.files import model_file, write_text_atomic
 
 if TYPE_CHECKING:
@@ -216,13 +215,8 @@ def find_calibration(source: str | None, model: str, layer: int, calibrated: boo
     except CalibrationError as e:
         if calibrated:
             raise
-        if str(e) not in _warned:  # once per process and problem: loading the same model again stays quiet
-            _warned.add(str(e))
-            warnings.warn(str(e), CalibrationWarning, stacklevel=3)
+        warn_once(str(e), CalibrationWarning, stacklevel=3)  # loading the same model again stays quiet
         return None
-
-
-_warned: set[str] = set()
 
 
 class CalibrationWarning(UserWarning):

@@ -1,8 +1,25 @@
-"""BlockRank's exceptions. Everything BlockRank raises about a caller's input, configuration or environment
-derives from :class:`BlockRankError`, so a caller (the CLI, the service) can tell a bad input, reported in
-one line, from a bug, which should surface with its traceback."""
+"""BlockRank's exceptions and warnings. Everything BlockRank raises about a caller's input, configuration or
+environment derives from :class:`BlockRankError`, so a caller (the CLI, the service) can tell a bad input, reported
+in one line, from a bug, which should surface with its traceback. A warning is given once per process
+(:func:`warn_once`): a library warns once, not on every call."""
 
 from __future__ import annotations
+
+import warnings
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str, category: type[Warning], stacklevel: int = 2) -> None:
+    """``warnings.warn(message, category, stacklevel)`` the first time this process sees ``message``."""
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, category, stacklevel=stacklevel + 1)
+
+
+def warn_deprecated(name: str, instead: str, since: str, stacklevel: int = 2) -> None:
+    """Warn once that ``name`` is deprecated since ``since`` and goes in 0.8, and what to use ``instead``."""
+    warn_once(f"{name} is deprecated since {since} and goes in 0.8; use {instead}", DeprecationWarning, stacklevel + 1)
 
 
 class BlockRankError(Exception):

@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 
 from blockrank.calibration import Calibration, Evidence, check_input_order, find_calibration, sigmoid
 from blockrank.defaults import MAX_TOKENS_PER_DOC, MODES, InputOrder, Mode
-from blockrank.errors import DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError
+from blockrank.errors import DocumentTypeError, InputError, PromptTooLongError, QueryTooLongError, warn_deprecated
 from blockrank.fusion import check_first_stage
 from blockrank.kernel.attention import BATCH_TOKENS
 from blockrank.kernel.compiled import compile_layers, eager_on_failure, is_compiled
@@ -64,7 +64,7 @@ class Result:
     @property
     def fused(self) -> float:
         """Deprecated since 0.6 (removed in 0.7): the fused score is ``score`` now."""
-        _deprecated("Result.fused", "Result.score, which now fuses the first stage and the input order")
+        warn_deprecated("Result.fused", "Result.score, which now fuses the first stage and the input order", "0.6")
         return self.score
 
 
@@ -166,13 +166,13 @@ class Reranker:
     @property
     def method(self) -> ScoreBy:
         """Deprecated since 0.7: ``score_by``."""
-        _deprecated("Reranker.method", "Reranker.score_by", since="0.7")
+        warn_deprecated("Reranker.method", "Reranker.score_by", "0.7")
         return self.score_by
 
     @property
     def max_doc_tokens(self) -> int:
         """Deprecated since 0.7: ``block_tokens``."""
-        _deprecated("Reranker.max_doc_tokens", "Reranker.block_tokens", since="0.7")
+        warn_deprecated("Reranker.max_doc_tokens", "Reranker.block_tokens", "0.7")
         return self.block_tokens
 
     @classmethod
@@ -209,10 +209,6 @@ class Reranker:
     ) -> Reranker:
         """Wrap an already loaded model (:func:`~blockrank.model.load_model`, called ``name``) as
         :meth:`from_pretrained` does: its trained settings overridden as given, its calibration as ``calibrated`` says."""
-        if "max_doc_tokens" in kwargs:  # 0.6 spelling
-            _deprecated("max_doc_tokens=...", "block_tokens=...", since="0.7")
-            old = kwargs.pop("max_doc_tokens")
-            block_tokens = old if block_tokens is None else block_tokens
         settings = loaded.settings.replace(layer=layer, block_tokens=block_tokens)
         layer = default_layer(loaded.model.config) if settings.layer is None else settings.layer
         if kwargs.get("score_by", kwargs.get("method", "attention")) != "attention":
@@ -361,7 +357,7 @@ class Reranker:
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
             raise InputError(f"top_k must be a positive integer, got {top_k!r}")
         if first_stage_weight is not None:
-            _deprecated("first_stage_weight", "nothing: the first stage's weight is fitted with the calibration")
+            warn_deprecated("first_stage_weight", "nothing: the first stage's weight is fitted with the calibration", "0.6", 3)
         order_mode = check_input_order(self.input_order if input_order is None else input_order)
         docs = as_documents(documents)
         given = None if first_stage is None else check_first_stage(first_stage, len(docs))
@@ -503,23 +499,18 @@ def pool_passages(scores: torch.Tensor, owner: list[int] | None, n_docs: int) ->
     )
 
 
-_warned_deprecated: set[str] = set()
-
-
-def _deprecated(name: str, instead: str, since: str = "0.6") -> None:
-    """Warn once per process that ``name`` is deprecated."""
-    if name not in _warned_deprecated:
-        _warned_deprecated.add(name)
-        warnings.warn(f"{name} is deprecated since {since} and goes in 0.8; use {instead}", DeprecationWarning, stacklevel=4)
-
-
 def _renamed_arguments(settings: ModelSettings, score_by: ScoreBy, old: dict[str, Any]) -> tuple[ModelSettings, ScoreBy]:
     """Fold 0.6's loose :class:`Reranker` keywords into the settings (each warns once)."""
-    renamed = {"layer": "settings.layer", "max_doc_tokens": "settings.block_tokens", "calibration": "settings.calibration"}
-    if unknown := sorted(set(old) - set(renamed) - {"method"}):
+    renamed = {
+        "layer": "settings.layer",
+        "max_doc_tokens": "settings.block_tokens (from_pretrained: block_tokens=)",
+        "calibration": "settings.calibration",
+        "method": "score_by=",
+    }
+    if unknown := sorted(set(old) - set(renamed)):
         raise TypeError(f"Reranker got unexpected keyword arguments {unknown}")
     for name in old:
-        _deprecated(f"Reranker({name}=...)", "score_by=" if name == "method" else renamed[name], since="0.7")
+        warn_deprecated(f"Reranker({name}=...)", renamed[name], "0.7", 3)
     settings = settings.replace(layer=old.get("layer"), block_tokens=old.get("max_doc_tokens"))
     if "calibration" in old:
         settings = dataclasses.replace(settings, calibration=old["calibration"])

@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from blockrank.calibration import Calibration
 from blockrank.defaults import BLOCK_TOKENS
-from blockrank.errors import ConfigError
+from blockrank.errors import ConfigError, warn_deprecated
 from blockrank.files import model_file, write_text_atomic
 from blockrank.prompt import PROMPT_VERSION
 
@@ -109,17 +108,8 @@ class ModelSettings:
 
     # 0.6 read these settings as a dict; keep that working for one minor version.
     def __getitem__(self, key: str) -> Any:
-        if "getitem" not in _warned:
-            _warned.add("getitem")
-            warnings.warn(
-                "LoadedModel.settings is a ModelSettings now; read its attributes (settings[key] goes in 0.8)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+        warn_deprecated("LoadedModel.settings[key]", "its attributes: LoadedModel.settings is a ModelSettings", "0.7")
         return (self.as_json() | {"source": self.source})[_RENAMED.get(key, key)]
-
-
-_warned: set[str] = set()
 
 
 def _is_int(value: Any) -> bool:

@@ -27,9 +27,9 @@ CONFIGS = ("adapter_config.json", "config.json")
 
 def trained_settings(run_config: dict[str, Any], steps: int, note: str | None = None) -> ModelSettings:
     """The settings of weights trained under ``run_config`` (a run's ``config.json``) for ``steps`` steps."""
-    block = run_config["block_tokens"] if "block_tokens" in run_config else run_config["max_doc_tokens"]  # 0.6 runs
-    provenance: dict[str, Any] = {"steps": steps} | ({"note": note} if note else {})
-    return ModelSettings(layer=run_config["layer"], block_tokens=block, base_model=run_config["model"], provenance=provenance)
+    recipe = {k: v for k, v in run_config.items() if k in ("layer", "block_tokens", "max_doc_tokens")}  # 0.6 runs wrote the last
+    provenance = {"steps": steps} | ({"note": note} if note else {})
+    return ModelSettings.from_json(recipe | {"base_model": run_config["model"]} | provenance, "the run's config.json")
 
 
 def export_checkpoint(checkpoint: Path, out: Path, note: str | None = None) -> Path:

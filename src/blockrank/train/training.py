@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from blockrank.defaults import BLOCK_TOKENS, MODES, Mode
-from blockrank.errors import ConfigError
+from blockrank.errors import ConfigError, warn_deprecated
 from blockrank.files import atomic_directory, write_text_atomic
 from blockrank.kernel.attention import LayerProbe, pack
 from blockrank.kernel.scoring import attention_scores, forward_blocks
@@ -124,7 +124,7 @@ def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -
             target = target[p]
         target[leaf] = yaml.safe_load(value)
     if "max_doc_tokens" in raw:  # the 0.6 spelling
-        warnings.warn(f"{path or 'overrides'}: max_doc_tokens is now block_tokens (the old key goes in 0.8)", DeprecationWarning)
+        warn_deprecated(f"the key max_doc_tokens ({path or 'overrides'})", "block_tokens", "0.7")
         raw.setdefault("block_tokens", raw.pop("max_doc_tokens"))
     _refuse_unknown(raw, TrainConfig, "config key")
     _refuse_unlisted(raw, "attention", MODES)
